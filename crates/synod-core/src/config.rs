@@ -1,0 +1,139 @@
+//! A space's configuration (`docs/PROTOCOL.md` §7).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, Rejection, reject};
+use crate::fixed::{Authority, Ratio, Trust};
+use crate::policy::StakesPolicies;
+
+/// Longest deadline horizon a configuration may allow: one year.
+pub const MAX_DEADLINE_HORIZON_MS: u64 = 366 * 24 * 3600 * 1000;
+
+/// Who may take part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Only an admin grants authorities and roles.
+    Closed,
+    /// Anyone may register; self-declared authority is capped and new
+    /// identities start at low trust.
+    Open,
+}
+
+/// The configuration of a space.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceConfig {
+    /// Closed or open.
+    pub mode: Mode,
+    /// Starting trust of an agent in a domain it has no history in (closed
+    /// spaces, and agents an admin has granted authority in open spaces).
+    pub trust_prior: Trust,
+    /// Highest authority an agent may declare for itself in an open space.
+    pub open_authority_cap: Authority,
+    /// Starting trust of a self-registered identity in an open space.
+    pub open_initial_trust: Trust,
+    /// `η` of the trust rule: how far one outcome moves trust.
+    pub trust_learning_rate: Ratio,
+    /// The default policy for each stakes level.
+    pub policies: StakesPolicies,
+    /// Longest time from a proposal's entry to its deadline.
+    pub max_deadline_ms: u64,
+    /// Messages created longer ago than this (by log time) are refused as
+    /// stale duplicates.
+    pub max_message_age_ms: u64,
+    /// Messages created further ahead of the log time than this are refused.
+    pub max_clock_skew_ms: u64,
+}
+
+impl Default for SpaceConfig {
+    fn default() -> SpaceConfig {
+        SpaceConfig {
+            mode: Mode::Closed,
+            trust_prior: Trust::from_micros(500_000),
+            open_authority_cap: Authority::from_micros(500_000),
+            open_initial_trust: Trust::from_micros(100_000),
+            trust_learning_rate: Ratio::from_micros(50_000),
+            policies: StakesPolicies::default(),
+            max_deadline_ms: 30 * 24 * 3600 * 1000,
+            max_message_age_ms: 10 * 60 * 1000,
+            max_clock_skew_ms: 60 * 1000,
+        }
+    }
+}
+
+impl SpaceConfig {
+    /// Applies a patch; the result is checked as a whole.
+    pub fn patched(&self, patch: &ConfigPatch) -> Result<SpaceConfig, Rejection> {
+        let mut out = self.clone();
+        let p = patch.clone();
+        out.mode = p.mode.unwrap_or(out.mode);
+        out.trust_prior = p.trust_prior.unwrap_or(out.trust_prior);
+        out.open_authority_cap = p.open_authority_cap.unwrap_or(out.open_authority_cap);
+        out.open_initial_trust = p.open_initial_trust.unwrap_or(out.open_initial_trust);
+        out.trust_learning_rate = p.trust_learning_rate.unwrap_or(out.trust_learning_rate);
+        out.policies = p.policies.unwrap_or(out.policies);
+        out.max_deadline_ms = p.max_deadline_ms.unwrap_or(out.max_deadline_ms);
+        out.max_message_age_ms = p.max_message_age_ms.unwrap_or(out.max_message_age_ms);
+        out.max_clock_skew_ms = p.max_clock_skew_ms.unwrap_or(out.max_clock_skew_ms);
+        out.validate()?;
+        Ok(out)
+    }
+
+    /// Checks the fields the types do not bound.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        for stakes in crate::policy::Stakes::ALL {
+            self.policies.get(stakes).validate()?;
+        }
+        for (name, value) in [
+            ("max_deadline_ms", self.max_deadline_ms),
+            ("max_message_age_ms", self.max_message_age_ms),
+            ("max_clock_skew_ms", self.max_clock_skew_ms),
+        ] {
+            if value == 0 || value > MAX_DEADLINE_HORIZON_MS {
+                return reject(
+                    ErrorKind::OutOfRange,
+                    format!("{name} must be in 1..={MAX_DEADLINE_HORIZON_MS}"),
+                );
+            }
+        }
+        if self.trust_learning_rate.micros() == 0 {
+            return reject(
+                ErrorKind::OutOfRange,
+                "trust_learning_rate must be above 0",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Configuration fields to change; absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct ConfigPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_prior: Option<Trust>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_authority_cap: Option<Authority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_initial_trust: Option<Trust>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_learning_rate: Option<Ratio>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<StakesPolicies>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_deadline_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_age_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clock_skew_ms: Option<u64>,
+}
+
+impl ConfigPatch {
+    pub(crate) fn check_shape(&self) -> Result<(), Rejection> {
+        SpaceConfig::default().patched(self).map(|_| ())
+    }
+}

@@ -1,0 +1,1414 @@
+//! The space: a deterministic state machine over the hash-chained log
+//! (`docs/PROTOCOL.md` §4–§10).
+//!
+//! Two ways in:
+//! * [`Space::apply`] applies an entry that some sequencer already ordered
+//!   (a replica, a recovery, an audit). A message the rules refuse is a
+//!   deterministic no-op: every replica refuses it identically.
+//! * [`Space::append`] is the local sequencer's path: it checks a message
+//!   against the state first and only builds and applies an entry when the
+//!   message is accepted, so a refused message changes nothing at all.
+//!
+//! Either way, proposals whose deadline is at or before an entry's log time
+//! are closed before the entry's message is looked at.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Mode, SpaceConfig};
+use crate::domain::{Domain, DomainPattern, most_specific};
+use crate::error::{ErrorKind, Rejection, reject};
+use crate::fixed::{Authority, Confidence, Influence, Score, Trust, format_scaled};
+use crate::identity::AgentId;
+use crate::log::{Entry, GENESIS_PREV, LogIndex, Payload};
+use crate::message::{
+    Body, Change, Configuration, Decision, HumanVerdict, Outcome, Proposal, Registration,
+    Response, Role,
+};
+use crate::policy::{Policy, Stakes};
+use crate::tally::{Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
+use crate::trust;
+use crate::wire::{Digest, Verified};
+
+/// Most agents a space holds.
+pub const MAX_AGENTS: usize = 1_000_000;
+/// Most proposals a space holds open at once.
+pub const MAX_OPEN_PROPOSALS: usize = 100_000;
+
+/// A deterministic hasher for internal indexes: no per-process random keys.
+type Index<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+
+/// Internal handle of an agent: its registration order.
+pub type AgentIdx = u32;
+
+/// A registered agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Agent {
+    /// Its did.
+    pub id: AgentId,
+    /// Display name.
+    pub name: String,
+    /// Vendor label.
+    pub vendor: Option<String>,
+    /// Model label.
+    pub model: Option<String>,
+    /// Authorities it declared for itself.
+    pub declared: BTreeMap<DomainPattern, Authority>,
+    /// Roles it asked for.
+    pub declared_roles: BTreeSet<Role>,
+    /// Authorities an admin granted.
+    pub granted: BTreeMap<DomainPattern, Authority>,
+    /// Roles an admin granted.
+    pub granted_roles: BTreeSet<Role>,
+    /// Sequence number of its latest registration.
+    pub seq: u64,
+    /// Log index of its first registration.
+    pub registered_at: LogIndex,
+    /// Trust per domain it has outcomes in.
+    pub trust: BTreeMap<Domain, Trust>,
+    /// Responses it has given (abstentions included).
+    pub responses: u64,
+    /// Outcomes that scored it.
+    pub outcomes: u64,
+}
+
+/// Where a proposal is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Collecting responses.
+    Open,
+    /// Approved by the rule.
+    Approved,
+    /// Rejected by the rule.
+    Rejected,
+    /// Waiting for human reviewers.
+    Escalated,
+    /// Approved by reviewers after escalation.
+    ApprovedByHuman,
+    /// Rejected by reviewers after escalation.
+    RejectedByHuman,
+    /// Replaced by a newer proposal of the same proposer while open.
+    Superseded,
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Escalated => "escalated",
+            Status::ApprovedByHuman => "approved_by_human",
+            Status::RejectedByHuman => "rejected_by_human",
+            Status::Superseded => "superseded",
+        }
+    }
+
+    /// Every status.
+    pub const ALL: [Status; 7] = [
+        Status::Open,
+        Status::Approved,
+        Status::Rejected,
+        Status::Escalated,
+        Status::ApprovedByHuman,
+        Status::RejectedByHuman,
+        Status::Superseded,
+    ];
+}
+
+/// Why a proposal closed when it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseCause {
+    /// Its deadline passed.
+    Deadline,
+    /// Every electorate member other than the proposer responded.
+    AllResponded,
+    /// No remaining response could change an approve or reject verdict.
+    Early,
+}
+
+/// One electorate member, frozen when the proposal entered the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The agent.
+    pub agent: AgentIdx,
+    /// Its authority in the proposal's domain at that moment.
+    pub authority: Authority,
+    /// Its trust in the proposal's domain at that moment.
+    pub trust: Trust,
+}
+
+impl Member {
+    /// `authority × trust`.
+    pub fn influence(&self) -> Influence {
+        Influence::of(self.authority, self.trust)
+    }
+}
+
+/// A recorded response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseRecord {
+    /// The responder.
+    pub agent: AgentIdx,
+    /// Its stance.
+    pub stance: Stance,
+    /// Its confidence.
+    pub confidence: Confidence,
+    /// Its reasoning.
+    pub reasoning: String,
+    /// Log index of the response.
+    pub index: LogIndex,
+    /// The response message's id.
+    pub message: Digest,
+}
+
+/// A recorded human decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The reviewer.
+    pub reviewer: AgentIdx,
+    /// Approve or reject.
+    pub decision: HumanVerdict,
+    /// The reviewer's note.
+    pub note: String,
+    /// Log index.
+    pub index: LogIndex,
+}
+
+/// A recorded outcome report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// Who reported it.
+    pub reporter: AgentIdx,
+    /// The outcome as a score.
+    pub score: Score,
+    /// Log index.
+    pub index: LogIndex,
+}
+
+/// How and when a proposal closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closure {
+    /// The rule's verdict.
+    pub verdict: Verdict,
+    /// What closed it.
+    pub cause: CloseCause,
+    /// Log index of the closing entry.
+    pub index: LogIndex,
+    /// Log time of the closing entry.
+    pub time: u64,
+}
+
+/// Everything the space keeps about one proposal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProposalRecord {
+    /// The id.
+    pub id: Digest,
+    /// The signed proposal, as it entered the log.
+    #[serde(with = "envelope_serde")]
+    pub message: Verified,
+    /// The proposer.
+    pub proposer: AgentIdx,
+    /// Domain.
+    pub domain: Domain,
+    /// Stakes.
+    pub stakes: Stakes,
+    /// The proposer's confidence.
+    pub confidence: Confidence,
+    /// Deadline (log time, ms).
+    pub deadline: u64,
+    /// The effective policy.
+    pub policy: Policy,
+    /// Log index at which it entered.
+    pub entered_index: LogIndex,
+    /// Log time at which it entered.
+    pub entered_time: u64,
+    /// The frozen electorate.
+    pub electorate: Vec<Member>,
+    /// The live tally.
+    pub tally: Tally,
+    /// `R`: influence of members who may still respond (10⁻¹²).
+    pub remaining: u128,
+    /// Members who may still respond.
+    pub pending: u32,
+    /// Responses in log order.
+    pub responses: Vec<ResponseRecord>,
+    /// Present once closed.
+    pub closure: Option<Closure>,
+    /// The current status.
+    pub status: Status,
+    /// Human decisions, in log order.
+    pub decisions: Vec<DecisionRecord>,
+    /// The outcome report, if any.
+    pub outcome: Option<OutcomeRecord>,
+    /// The proposal this one replaces.
+    pub supersedes: Option<Digest>,
+    /// The proposal that replaced this one.
+    pub superseded_by: Option<Digest>,
+    /// Electorate slot of each member (not part of the state hash: derived).
+    #[serde(skip)]
+    slots: Index<AgentIdx, u32>,
+    /// Which slots have responded (derived from `responses`).
+    #[serde(skip)]
+    responded: Vec<bool>,
+}
+
+mod envelope_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::wire::{SignedMessage, Verified};
+
+    pub fn serialize<S: Serializer>(m: &Verified, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&m.canonical_envelope())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Verified, D::Error> {
+        let bytes = <Vec<u8>>::deserialize(d)?;
+        let message = SignedMessage::parse(&bytes).map_err(serde::de::Error::custom)?;
+        Ok(Verified::from_trusted_storage(message))
+    }
+}
+
+impl ProposalRecord {
+    /// The member slot of `agent`, if it is in the electorate.
+    pub fn member(&self, agent: AgentIdx) -> Option<&Member> {
+        self.slots.get(&agent).map(|&s| &self.electorate[s as usize])
+    }
+
+    /// The decoded proposal body.
+    pub fn body(&self) -> Proposal {
+        match Body::decode(&self.message) {
+            Ok(Body::Proposal(p)) => *p,
+            _ => unreachable!("a recorded proposal decodes"),
+        }
+    }
+
+    fn rebuild_indexes(&mut self) {
+        self.slots = self
+            .electorate
+            .iter()
+            .enumerate()
+            .map(|(slot, m)| (m.agent, slot as u32))
+            .collect();
+        self.responded = vec![false; self.electorate.len()];
+        for r in &self.responses {
+            if let Some(&slot) = self.slots.get(&r.agent) {
+                self.responded[slot as usize] = true;
+            }
+        }
+        if self.policy.proposer_counts
+            && let Some(&slot) = self.slots.get(&self.proposer)
+        {
+            self.responded[slot as usize] = true;
+        }
+    }
+}
+
+/// The head of the log as this state has applied it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Head {
+    /// Index the next entry must have.
+    pub next_index: LogIndex,
+    /// Hash of the last applied entry ([`GENESIS_PREV`] before any).
+    pub last_hash: Digest,
+    /// Log time of the last applied entry.
+    pub last_time: u64,
+}
+
+/// Something applying an entry did. Effects are what the node turns into
+/// events and what `synod audit verify` re-derives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Effect {
+    /// The genesis entry created the space.
+    SpaceCreated {
+        /// The space id.
+        space: String,
+        /// Its first admin.
+        admin: AgentId,
+    },
+    /// An admin changed the configuration.
+    ConfigChanged {
+        /// The configuration's new sequence number.
+        seq: u64,
+    },
+    /// An admin granted an agent authorities and roles.
+    Granted {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// An agent registered or updated its registration.
+    AgentRegistered {
+        /// The agent.
+        agent: AgentId,
+        /// The registration's sequence number.
+        seq: u64,
+    },
+    /// A proposal entered the log and its electorate was frozen.
+    ProposalOpened {
+        /// The proposal.
+        proposal: Digest,
+        /// Its domain.
+        domain: Domain,
+        /// Members in the electorate.
+        electorate: u32,
+        /// Its deadline.
+        deadline: u64,
+    },
+    /// A response was counted. `leaning` is what the rule would say if the
+    /// proposal closed now: tentative, not a decision.
+    ResponseCounted {
+        /// The proposal.
+        proposal: Digest,
+        /// The responder.
+        agent: AgentId,
+        /// Its stance.
+        stance: Stance,
+        /// The tally after it.
+        tally: TallyDecimal,
+        /// The tentative verdict.
+        leaning: Verdict,
+    },
+    /// A proposal closed and the rule gave its verdict.
+    ProposalClosed {
+        /// The proposal.
+        proposal: Digest,
+        /// `approved`, `rejected` or `escalated`.
+        status: Status,
+        /// The escalation rule that fired.
+        reason: Option<Reason>,
+        /// What closed it.
+        cause: CloseCause,
+        /// The final tally.
+        tally: TallyDecimal,
+    },
+    /// A newer proposal replaced an open one.
+    ProposalSuperseded {
+        /// The replaced proposal.
+        proposal: Digest,
+        /// The replacement.
+        by: Digest,
+    },
+    /// A reviewer decided an escalated proposal.
+    HumanDecided {
+        /// The proposal.
+        proposal: Digest,
+        /// The reviewer.
+        reviewer: AgentId,
+        /// Approve or reject.
+        decision: HumanVerdict,
+    },
+    /// Enough reviewers agreed.
+    HumanResolved {
+        /// The proposal.
+        proposal: Digest,
+        /// `approved_by_human` or `rejected_by_human`.
+        status: Status,
+    },
+    /// An outcome was reported.
+    OutcomeRecorded {
+        /// The proposal.
+        proposal: Digest,
+        /// The outcome as a score.
+        score: Score,
+    },
+    /// An agent's trust in a domain moved.
+    TrustUpdated {
+        /// The agent.
+        agent: AgentId,
+        /// The domain.
+        domain: Domain,
+        /// Trust before.
+        before: Trust,
+        /// Trust after.
+        after: Trust,
+    },
+}
+
+/// The log itself is broken: the entry cannot follow the state's head. This is
+/// a fatal error for the caller, unlike a [`Rejection`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// The entry's index is not the next one.
+    #[error("entry {got} does not follow index {}", expected.wrapping_sub(1))]
+    WrongIndex {
+        /// The index the state expected.
+        expected: LogIndex,
+        /// The index the entry has.
+        got: LogIndex,
+    },
+    /// The entry's `prev` is not the hash of the previous entry.
+    #[error("entry {index} does not chain to the previous entry's hash")]
+    BrokenChain {
+        /// The entry.
+        index: LogIndex,
+    },
+    /// The entry's log time is before the previous entry's.
+    #[error("entry {index} goes back in log time")]
+    TimeWentBack {
+        /// The entry.
+        index: LogIndex,
+    },
+    /// The first entry is not a space-creating configuration message.
+    #[error("entry 0 must be the configuration message that creates the space")]
+    NoGenesis,
+}
+
+/// What applying one entry did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Effects, in order: deadline closes first, then the message's.
+    pub effects: Vec<Effect>,
+    /// Set when the rules refused the entry's message (its effects, if any,
+    /// are only deadline closes).
+    pub rejected: Option<Rejection>,
+}
+
+/// The state of one coordination space.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Space {
+    id: String,
+    config: SpaceConfig,
+    config_seq: u64,
+    agents: Vec<Agent>,
+    agent_index: BTreeMap<AgentId, AgentIdx>,
+    proposals: BTreeMap<Digest, ProposalRecord>,
+    deadlines: BTreeSet<(u64, Digest)>,
+    head: Head,
+}
+
+impl Space {
+    /// An empty space that waits for its genesis entry.
+    pub fn new() -> Space {
+        Space::default()
+    }
+
+    /// The space id (empty before genesis).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SpaceConfig {
+        &self.config
+    }
+
+    /// The configuration's sequence number.
+    pub fn config_seq(&self) -> u64 {
+        self.config_seq
+    }
+
+    /// The log head.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Registered agents, in registration order.
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
+    /// An agent by id.
+    pub fn agent(&self, id: &AgentId) -> Option<&Agent> {
+        self.agent_index.get(id).map(|&i| &self.agents[i as usize])
+    }
+
+    /// An agent by handle.
+    pub fn agent_at(&self, idx: AgentIdx) -> &Agent {
+        &self.agents[idx as usize]
+    }
+
+    /// Every proposal, by id.
+    pub fn proposals(&self) -> &BTreeMap<Digest, ProposalRecord> {
+        &self.proposals
+    }
+
+    /// One proposal.
+    pub fn proposal(&self, id: &Digest) -> Option<&ProposalRecord> {
+        self.proposals.get(id)
+    }
+
+    /// The earliest deadline of an open proposal: when a sequencer should
+    /// append a tick.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// The effective roles of an agent.
+    pub fn roles(&self, agent: &Agent) -> BTreeSet<Role> {
+        let mut roles = agent.granted_roles.clone();
+        if self.config.mode == Mode::Open {
+            roles.insert(Role::Agent);
+        }
+        roles
+    }
+
+    /// The authority an agent has in `domain`: the most specific matching
+    /// pattern. In a closed space only grants count; in an open space a grant
+    /// beats a declaration of the same pattern, and declarations are capped.
+    pub fn authority(&self, agent: &Agent, domain: &Domain) -> Authority {
+        let granted = most_specific(agent.granted.iter().map(|(p, a)| (p, *a)), domain);
+        let effective = match self.config.mode {
+            Mode::Closed => granted,
+            Mode::Open => {
+                let cap = self.config.open_authority_cap;
+                let declared = agent
+                    .declared
+                    .iter()
+                    .filter(|(p, _)| !agent.granted.contains_key(*p))
+                    .map(|(p, a)| (p, (*a).min(cap)));
+                most_specific(
+                    agent.granted.iter().map(|(p, a)| (p, *a)).chain(declared),
+                    domain,
+                )
+            }
+        };
+        effective.unwrap_or(Authority::ZERO)
+    }
+
+    /// An agent's trust in `domain` now.
+    pub fn trust(&self, agent: &Agent, domain: &Domain) -> Trust {
+        agent
+            .trust
+            .get(domain)
+            .copied()
+            .unwrap_or_else(|| self.trust_prior(agent))
+    }
+
+    fn trust_prior(&self, agent: &Agent) -> Trust {
+        if self.config.mode == Mode::Open && agent.granted.is_empty() {
+            self.config.open_initial_trust
+        } else {
+            self.config.trust_prior
+        }
+    }
+
+    /// SHA-256 over a canonical binary encoding of the whole state, head
+    /// included. Equal logs give equal hashes on every platform.
+    pub fn state_hash(&self) -> Digest {
+        let bytes = postcard::to_allocvec(self).expect("the state serializes");
+        Digest::of(&bytes)
+    }
+
+    /// Encodes the state for a snapshot.
+    pub fn to_snapshot(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("the state serializes")
+    }
+
+    /// Decodes a snapshot made by [`Space::to_snapshot`].
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Space, postcard::Error> {
+        let mut space: Space = postcard::from_bytes(bytes)?;
+        for record in space.proposals.values_mut() {
+            record.rebuild_indexes();
+        }
+        Ok(space)
+    }
+
+    /// Applies an entry a sequencer ordered. A refused message changes nothing
+    /// but the head (and whatever deadlines the entry's time passes).
+    pub fn apply(&mut self, entry: &Entry) -> Result<Applied, ChainError> {
+        self.check_chain(entry)?;
+        if entry.index == 0 && !self.is_genesis(entry) {
+            return Err(ChainError::NoGenesis);
+        }
+        self.head = Head {
+            next_index: entry.index + 1,
+            last_hash: entry.hash(),
+            last_time: entry.time,
+        };
+        let mut effects = self.close_expired(entry.index, entry.time);
+        let rejected = match &entry.payload {
+            Payload::Tick => None,
+            Payload::Message(message) => {
+                match self.check_message_at(message, entry.index, entry.time) {
+                    Ok(plan) => {
+                        effects.extend(self.execute(plan, message, entry.index, entry.time));
+                        None
+                    }
+                    Err(rejection) => Some(rejection),
+                }
+            }
+        };
+        #[cfg(debug_assertions)]
+        self.validate();
+        Ok(Applied { effects, rejected })
+    }
+
+    /// The local sequencer's path: checks `message` at log time `time` and,
+    /// only if the rules accept it, appends it as the next entry and applies
+    /// it. On refusal nothing changes. `time` is raised to the head's time if
+    /// it is behind, so log time never decreases.
+    pub fn append(
+        &mut self,
+        message: Verified,
+        time: u64,
+    ) -> Result<(Entry, Vec<Effect>), Rejection> {
+        let time = time.max(self.head.last_time);
+        let entry = Entry {
+            index: self.head.next_index,
+            time,
+            prev: self.head.last_hash,
+            payload: Payload::Message(message),
+        };
+        let Payload::Message(message) = &entry.payload else {
+            unreachable!()
+        };
+        if entry.index == 0 && !self.is_genesis(&entry) {
+            return reject(
+                ErrorKind::InvalidState,
+                "the space does not exist yet: the first message must be the configuration with seq 0",
+            );
+        }
+        // Checking against a copy of the deadlines would cost as much as the
+        // apply; instead the check treats proposals past their deadline as
+        // closed, exactly as the apply will have closed them.
+        self.check_message_at(message, entry.index, time)?;
+        let applied = self.apply(&entry).expect("the entry follows the head");
+        debug_assert!(applied.rejected.is_none(), "append checked the message first");
+        Ok((entry, applied.effects))
+    }
+
+    /// Appends a tick at `time`, closing every proposal whose deadline has
+    /// passed.
+    pub fn tick(&mut self, time: u64) -> (Entry, Vec<Effect>) {
+        let entry = Entry {
+            index: self.head.next_index,
+            time: time.max(self.head.last_time),
+            prev: self.head.last_hash,
+            payload: Payload::Tick,
+        };
+        assert!(entry.index > 0, "a tick cannot create the space");
+        let applied = self.apply(&entry).expect("the entry follows the head");
+        (entry, applied.effects)
+    }
+
+    fn check_chain(&self, entry: &Entry) -> Result<(), ChainError> {
+        if entry.index != self.head.next_index {
+            return Err(ChainError::WrongIndex {
+                expected: self.head.next_index,
+                got: entry.index,
+            });
+        }
+        let expected_prev = if entry.index == 0 {
+            GENESIS_PREV
+        } else {
+            self.head.last_hash
+        };
+        if entry.prev != expected_prev {
+            return Err(ChainError::BrokenChain { index: entry.index });
+        }
+        if entry.time < self.head.last_time {
+            return Err(ChainError::TimeWentBack { index: entry.index });
+        }
+        Ok(())
+    }
+
+    fn is_genesis(&self, entry: &Entry) -> bool {
+        match &entry.payload {
+            Payload::Message(m) => matches!(
+                Body::decode(m),
+                Ok(Body::Configuration(Configuration { seq: 0, change: Change::Set(_), .. }))
+            ),
+            Payload::Tick => false,
+        }
+    }
+
+    fn close_expired(&mut self, index: LogIndex, time: u64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > time {
+                break;
+            }
+            effects.push(self.close(&id, CloseCause::Deadline, index, time));
+        }
+        effects
+    }
+
+    fn close(&mut self, id: &Digest, cause: CloseCause, index: LogIndex, time: u64) -> Effect {
+        let record = self.proposals.get_mut(id).expect("closing a known proposal");
+        assert_eq!(record.status, Status::Open, "closing a proposal that is not open");
+        let verdict = resolve(&record.policy, &record.tally);
+        if cause == CloseCause::Early {
+            assert!(
+                matches!(verdict, Verdict::Approved | Verdict::Rejected),
+                "early close must approve or reject"
+            );
+        }
+        record.status = match verdict {
+            Verdict::Approved => Status::Approved,
+            Verdict::Rejected => Status::Rejected,
+            Verdict::Escalated(_) => Status::Escalated,
+        };
+        record.closure = Some(Closure {
+            verdict,
+            cause,
+            index,
+            time,
+        });
+        let removed = self.deadlines.remove(&(record.deadline, *id));
+        assert!(removed, "an open proposal has a deadline");
+        Effect::ProposalClosed {
+            proposal: *id,
+            status: record.status,
+            reason: verdict.reason(),
+            cause,
+            tally: record.tally.to_decimal(),
+        }
+    }
+
+    /// Whether `record` is open at log time `time` (its deadline not passed).
+    fn is_open_at(record: &ProposalRecord, time: u64) -> bool {
+        record.status == Status::Open && record.deadline > time
+    }
+
+    /// The status `record` has once every deadline up to `time` has closed:
+    /// lets [`Space::append`] check a message before the entry that closes
+    /// expired proposals is applied, and agree with [`Space::apply`].
+    fn status_at(record: &ProposalRecord, time: u64) -> Status {
+        if record.status == Status::Open && record.deadline <= time {
+            match resolve(&record.policy, &record.tally) {
+                Verdict::Approved => Status::Approved,
+                Verdict::Rejected => Status::Rejected,
+                Verdict::Escalated(_) => Status::Escalated,
+            }
+        } else {
+            record.status
+        }
+    }
+
+    fn check_message_at(
+        &self,
+        message: &Verified,
+        index: LogIndex,
+        time: u64,
+    ) -> Result<Plan, Rejection> {
+        let body = Body::decode(message)?;
+        if index == 0 || self.id.is_empty() {
+            return match body {
+                Body::Configuration(c) if c.seq == 0 => match &c.change {
+                    Change::Set(patch) => {
+                        let config = SpaceConfig::default().patched(patch)?;
+                        Ok(Plan::Genesis(c.space.clone(), Box::new(config)))
+                    }
+                    Change::Grant(_) => {
+                        reject(ErrorKind::Malformed, "the genesis configuration must be a set")
+                    }
+                },
+                _ => reject(
+                    ErrorKind::InvalidState,
+                    "the space does not exist yet: the first message must be the configuration with seq 0",
+                ),
+            };
+        }
+        if body.space() != self.id {
+            return reject(
+                ErrorKind::WrongSpace,
+                format!("message is for space {:?}, this is {:?}", body.space(), self.id),
+            );
+        }
+        let created = body.created_at();
+        if created.saturating_add(self.config.max_message_age_ms) < time {
+            return reject(
+                ErrorKind::Duplicate,
+                format!(
+                    "stale: created {} ms before log time; the replay window is {} ms",
+                    time - created,
+                    self.config.max_message_age_ms
+                ),
+            );
+        }
+        if created > time.saturating_add(self.config.max_clock_skew_ms) {
+            return reject(
+                ErrorKind::ClockSkew,
+                format!(
+                    "created {} ms after log time; at most {} ms is allowed",
+                    created - time,
+                    self.config.max_clock_skew_ms
+                ),
+            );
+        }
+        let signer = message.signer();
+        match body {
+            Body::Registration(r) => self.check_registration(signer, r),
+            Body::Configuration(c) => self.check_configuration(signer, c),
+            Body::Proposal(p) => self.check_proposal(message, *p, time),
+            Body::Response(r) => self.check_response(signer, r, time),
+            Body::Decision(d) => self.check_decision(signer, d, time),
+            Body::Outcome(o) => self.check_outcome(signer, o, time),
+        }
+    }
+
+    fn signer_idx(&self, signer: &AgentId) -> Result<AgentIdx, Rejection> {
+        self.agent_index.get(signer).copied().ok_or_else(|| {
+            Rejection::new(
+                ErrorKind::UnknownAgent,
+                format!("{signer} is not registered in this space"),
+            )
+        })
+    }
+
+    fn require_role(&self, idx: AgentIdx, any_of: &[Role]) -> Result<(), Rejection> {
+        let roles = self.roles(&self.agents[idx as usize]);
+        if any_of.iter().any(|r| roles.contains(r)) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = any_of
+                .iter()
+                .map(|r| match r {
+                    Role::Agent => "agent",
+                    Role::Reviewer => "reviewer",
+                    Role::Oracle => "oracle",
+                    Role::Admin => "admin",
+                })
+                .collect();
+            reject(
+                ErrorKind::WrongRole,
+                format!("this needs the role {}", names.join(" or ")),
+            )
+        }
+    }
+
+    fn record(&self, id: &Digest) -> Result<&ProposalRecord, Rejection> {
+        self.proposals.get(id).ok_or_else(|| {
+            Rejection::new(ErrorKind::UnknownProposal, format!("no proposal {id}"))
+        })
+    }
+
+    fn check_registration(&self, signer: &AgentId, r: Registration) -> Result<Plan, Rejection> {
+        match self.agent_index.get(signer) {
+            Some(&idx) => {
+                let previous = self.agents[idx as usize].seq;
+                if r.seq <= previous {
+                    return reject(
+                        ErrorKind::Duplicate,
+                        format!("registration seq {} is not above {previous}", r.seq),
+                    );
+                }
+            }
+            None if self.agents.len() >= MAX_AGENTS => {
+                return reject(
+                    ErrorKind::TooLarge,
+                    format!("the space holds its limit of {MAX_AGENTS} agents"),
+                );
+            }
+            None => {}
+        }
+        Ok(Plan::Register(r))
+    }
+
+    fn check_configuration(&self, signer: &AgentId, c: Configuration) -> Result<Plan, Rejection> {
+        let idx = self.signer_idx(signer)?;
+        self.require_role(idx, &[Role::Admin])?;
+        if c.seq <= self.config_seq {
+            return reject(
+                ErrorKind::Duplicate,
+                format!("configuration seq {} is not above {}", c.seq, self.config_seq),
+            );
+        }
+        match c.change {
+            Change::Set(patch) => {
+                let config = self.config.patched(&patch)?;
+                Ok(Plan::Configure(c.seq, Box::new(config)))
+            }
+            Change::Grant(grant) => {
+                let target = self.signer_idx(&grant.agent)?;
+                let keeps_admin = grant.roles.contains(&Role::Admin)
+                    || self.agents.iter().enumerate().any(|(i, a)| {
+                        i as AgentIdx != target && a.granted_roles.contains(&Role::Admin)
+                    });
+                if !keeps_admin {
+                    return reject(
+                        ErrorKind::InvalidState,
+                        "this grant would leave the space without an admin",
+                    );
+                }
+                Ok(Plan::Grant(c.seq, target, grant.authorities, grant.roles))
+            }
+        }
+    }
+
+    fn check_proposal(&self, message: &Verified, p: Proposal, time: u64) -> Result<Plan, Rejection> {
+        let proposer = self.signer_idx(message.signer())?;
+        self.require_role(proposer, &[Role::Agent])?;
+        let id = message.id();
+        if self.proposals.contains_key(&id) {
+            return reject(ErrorKind::Duplicate, format!("proposal {id} is already in the log"));
+        }
+        if p.deadline <= time {
+            return reject(
+                ErrorKind::BadDeadline,
+                format!("deadline {} is not after log time {time}", p.deadline),
+            );
+        }
+        if p.deadline - time > self.config.max_deadline_ms {
+            return reject(
+                ErrorKind::BadDeadline,
+                format!(
+                    "deadline is {} ms away; the space allows at most {} ms",
+                    p.deadline - time,
+                    self.config.max_deadline_ms
+                ),
+            );
+        }
+        let base = self.config.policies.get(p.stakes);
+        let policy = match &p.policy {
+            Some(overrides) => base.tightened(overrides)?,
+            None => base,
+        };
+        if let Some(old) = &p.supersedes {
+            let old_record = self.record(old)?;
+            if old_record.proposer != proposer {
+                return reject(
+                    ErrorKind::NotEligible,
+                    "only a proposal's own proposer may supersede it",
+                );
+            }
+            if old_record.superseded_by.is_some() {
+                return reject(
+                    ErrorKind::Duplicate,
+                    format!("proposal {old} is already superseded"),
+                );
+            }
+        }
+        let open = self.deadlines.len();
+        if open >= MAX_OPEN_PROPOSALS {
+            return reject(
+                ErrorKind::TooLarge,
+                format!("the space holds its limit of {MAX_OPEN_PROPOSALS} open proposals"),
+            );
+        }
+        Ok(Plan::Propose(Box::new(ProposePlan {
+            id,
+            proposer,
+            policy,
+            proposal: p,
+        })))
+    }
+
+    fn check_response(&self, signer: &AgentId, r: Response, time: u64) -> Result<Plan, Rejection> {
+        let idx = self.signer_idx(signer)?;
+        let record = self.record(&r.proposal)?;
+        if !Self::is_open_at(record, time) {
+            return reject(
+                ErrorKind::ProposalClosed,
+                format!("proposal {} is closed", r.proposal),
+            );
+        }
+        if record.proposer == idx {
+            return reject(
+                ErrorKind::NotEligible,
+                "the proposer does not respond to its own proposal",
+            );
+        }
+        let Some(&slot) = record.slots.get(&idx) else {
+            return reject(
+                ErrorKind::NotEligible,
+                format!("{signer} is not in the electorate frozen for this proposal"),
+            );
+        };
+        if record.responded[slot as usize] {
+            return reject(
+                ErrorKind::Duplicate,
+                format!("{signer} has already responded to this proposal"),
+            );
+        }
+        Ok(Plan::Respond(idx, slot, r))
+    }
+
+    fn check_decision(&self, signer: &AgentId, d: Decision, time: u64) -> Result<Plan, Rejection> {
+        let idx = self.signer_idx(signer)?;
+        self.require_role(idx, &[Role::Reviewer])?;
+        let record = self.record(&d.proposal)?;
+        let status = Self::status_at(record, time);
+        if status != Status::Escalated {
+            return reject(
+                ErrorKind::InvalidState,
+                format!(
+                    "proposal {} is {}, not escalated",
+                    d.proposal,
+                    status.as_str()
+                ),
+            );
+        }
+        if record.proposer == idx {
+            return reject(
+                ErrorKind::NotEligible,
+                "a reviewer may not decide its own proposal",
+            );
+        }
+        if record.decisions.iter().any(|x| x.reviewer == idx) {
+            return reject(
+                ErrorKind::Duplicate,
+                "this reviewer has already decided this proposal",
+            );
+        }
+        Ok(Plan::Decide(idx, d))
+    }
+
+    fn check_outcome(&self, signer: &AgentId, o: Outcome, time: u64) -> Result<Plan, Rejection> {
+        let idx = self.signer_idx(signer)?;
+        self.require_role(idx, &[Role::Oracle, Role::Reviewer])?;
+        let record = self.record(&o.proposal)?;
+        let status = Self::status_at(record, time);
+        if matches!(status, Status::Open | Status::Superseded) {
+            return reject(
+                ErrorKind::InvalidState,
+                format!(
+                    "proposal {} is {}; outcomes are for closed proposals",
+                    o.proposal,
+                    status.as_str()
+                ),
+            );
+        }
+        if record.outcome.is_some() {
+            return reject(
+                ErrorKind::Duplicate,
+                format!("proposal {} already has an outcome", o.proposal),
+            );
+        }
+        Ok(Plan::Outcome(idx, o))
+    }
+
+    fn execute(&mut self, plan: Plan, message: &Verified, index: LogIndex, time: u64) -> Vec<Effect> {
+        let signer = message.signer();
+        match plan {
+            Plan::Genesis(space, config) => {
+                self.id = space.clone();
+                self.config = *config;
+                let idx = self.insert_agent(signer, "admin".into(), 0, index);
+                self.agents[idx as usize].granted_roles.insert(Role::Admin);
+                vec![Effect::SpaceCreated {
+                    space,
+                    admin: signer.clone(),
+                }]
+            }
+            Plan::Configure(seq, config) => {
+                self.config_seq = seq;
+                self.config = *config;
+                vec![Effect::ConfigChanged { seq }]
+            }
+            Plan::Grant(seq, target, authorities, roles) => {
+                self.config_seq = seq;
+                let agent = &mut self.agents[target as usize];
+                agent.granted = authorities;
+                agent.granted_roles = roles;
+                vec![Effect::Granted {
+                    agent: agent.id.clone(),
+                }]
+            }
+            Plan::Register(r) => {
+                let idx = match self.agent_index.get(signer) {
+                    Some(&idx) => idx,
+                    None => self.insert_agent(signer, r.name.clone(), r.seq, index),
+                };
+                let agent = &mut self.agents[idx as usize];
+                agent.name = r.name;
+                agent.vendor = r.vendor;
+                agent.model = r.model;
+                agent.declared = r.authorities;
+                agent.declared_roles = r.roles;
+                agent.seq = r.seq;
+                vec![Effect::AgentRegistered {
+                    agent: signer.clone(),
+                    seq: r.seq,
+                }]
+            }
+            Plan::Propose(plan) => self.open_proposal(*plan, message, index, time),
+            Plan::Respond(idx, slot, r) => self.count_response(idx, slot, r, message, index, time),
+            Plan::Decide(idx, d) => self.record_decision(idx, d, index),
+            Plan::Outcome(idx, o) => self.record_outcome(idx, o, index),
+        }
+    }
+
+    fn insert_agent(&mut self, id: &AgentId, name: String, seq: u64, index: LogIndex) -> AgentIdx {
+        let idx = self.agents.len() as AgentIdx;
+        self.agents.push(Agent {
+            id: id.clone(),
+            name,
+            vendor: None,
+            model: None,
+            declared: BTreeMap::new(),
+            declared_roles: BTreeSet::new(),
+            granted: BTreeMap::new(),
+            granted_roles: BTreeSet::new(),
+            seq,
+            registered_at: index,
+            trust: BTreeMap::new(),
+            responses: 0,
+            outcomes: 0,
+        });
+        self.agent_index.insert(id.clone(), idx);
+        idx
+    }
+
+    /// The electorate of `domain` as of now: every agent with the `agent`
+    /// role and authority above zero, with its authority and trust frozen.
+    fn freeze_electorate(&self, domain: &Domain) -> Vec<Member> {
+        self.agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| self.roles(a).contains(&Role::Agent))
+            .filter_map(|(i, a)| {
+                let authority = self.authority(a, domain);
+                (!authority.0.is_zero()).then(|| Member {
+                    agent: i as AgentIdx,
+                    authority,
+                    trust: self.trust(a, domain),
+                })
+            })
+            .collect()
+    }
+
+    fn open_proposal(
+        &mut self,
+        plan: ProposePlan,
+        message: &Verified,
+        index: LogIndex,
+        time: u64,
+    ) -> Vec<Effect> {
+        let ProposePlan {
+            id,
+            proposer,
+            policy,
+            proposal: p,
+        } = plan;
+        let electorate = self.freeze_electorate(&p.domain);
+        let potential: u128 = electorate.iter().map(|m| u128::from(m.influence().0)).sum();
+        let mut record = ProposalRecord {
+            id,
+            message: message.clone(),
+            proposer,
+            domain: p.domain.clone(),
+            stakes: p.stakes,
+            confidence: p.confidence,
+            deadline: p.deadline,
+            policy,
+            entered_index: index,
+            entered_time: time,
+            electorate,
+            tally: Tally::new(potential),
+            remaining: potential,
+            pending: 0,
+            responses: Vec::new(),
+            closure: None,
+            status: Status::Open,
+            decisions: Vec::new(),
+            outcome: None,
+            supersedes: p.supersedes,
+            superseded_by: None,
+            slots: Index::default(),
+            responded: Vec::new(),
+        };
+        record.rebuild_indexes();
+        record.pending = record.electorate.len() as u32;
+        if let Some(member) = record.member(proposer).copied() {
+            // The proposer never responds, so it is never waited for.
+            record.pending -= 1;
+            record.remaining -= u128::from(member.influence().0);
+            if policy.proposer_counts {
+                record.tally.add(Stance::Endorse, member.influence(), p.confidence);
+            }
+        }
+        let mut effects = Vec::new();
+        if let Some(old) = p.supersedes {
+            let old_record = self.proposals.get_mut(&old).expect("checked");
+            old_record.superseded_by = Some(id);
+            if old_record.status == Status::Open {
+                old_record.status = Status::Superseded;
+                let removed = self.deadlines.remove(&(old_record.deadline, old));
+                assert!(removed);
+                effects.push(Effect::ProposalSuperseded {
+                    proposal: old,
+                    by: id,
+                });
+            }
+        }
+        effects.push(Effect::ProposalOpened {
+            proposal: id,
+            domain: p.domain,
+            electorate: record.electorate.len() as u32,
+            deadline: p.deadline,
+        });
+        self.deadlines.insert((record.deadline, id));
+        self.proposals.insert(id, record);
+        if let Some(closed) = self.close_if_final(&id, index, time) {
+            effects.push(closed);
+        }
+        effects
+    }
+
+    fn close_if_final(&mut self, id: &Digest, index: LogIndex, time: u64) -> Option<Effect> {
+        let record = &self.proposals[id];
+        if record.pending == 0 {
+            return Some(self.close(id, CloseCause::AllResponded, index, time));
+        }
+        early_verdict(&record.policy, &record.tally, record.remaining)
+            .map(|_| self.close(id, CloseCause::Early, index, time))
+    }
+
+    fn count_response(
+        &mut self,
+        idx: AgentIdx,
+        slot: u32,
+        r: Response,
+        message: &Verified,
+        index: LogIndex,
+        time: u64,
+    ) -> Vec<Effect> {
+        let record = self.proposals.get_mut(&r.proposal).expect("checked");
+        let member = record.electorate[slot as usize];
+        record.responded[slot as usize] = true;
+        record.pending -= 1;
+        record.remaining -= u128::from(member.influence().0);
+        record.tally.add(r.stance, member.influence(), r.confidence);
+        record.responses.push(ResponseRecord {
+            agent: idx,
+            stance: r.stance,
+            confidence: r.confidence,
+            reasoning: r.reasoning,
+            index,
+            message: message.id(),
+        });
+        let effect = Effect::ResponseCounted {
+            proposal: r.proposal,
+            agent: message.signer().clone(),
+            stance: r.stance,
+            tally: record.tally.to_decimal(),
+            leaning: resolve(&record.policy, &record.tally),
+        };
+        self.agents[idx as usize].responses += 1;
+        let mut effects = vec![effect];
+        effects.extend(self.close_if_final(&r.proposal, index, time));
+        effects
+    }
+
+    fn record_decision(&mut self, idx: AgentIdx, d: Decision, index: LogIndex) -> Vec<Effect> {
+        let reviewer = self.agents[idx as usize].id.clone();
+        let record = self.proposals.get_mut(&d.proposal).expect("checked");
+        record.decisions.push(DecisionRecord {
+            reviewer: idx,
+            decision: d.decision,
+            note: d.note,
+            index,
+        });
+        let mut effects = vec![Effect::HumanDecided {
+            proposal: d.proposal,
+            reviewer,
+            decision: d.decision,
+        }];
+        let agreeing = record
+            .decisions
+            .iter()
+            .filter(|x| x.decision == d.decision)
+            .count() as u32;
+        if agreeing >= record.policy.reviewers_required {
+            record.status = match d.decision {
+                HumanVerdict::Approve => Status::ApprovedByHuman,
+                HumanVerdict::Reject => Status::RejectedByHuman,
+            };
+            effects.push(Effect::HumanResolved {
+                proposal: d.proposal,
+                status: record.status,
+            });
+        }
+        effects
+    }
+
+    fn record_outcome(&mut self, idx: AgentIdx, o: Outcome, index: LogIndex) -> Vec<Effect> {
+        let score = o.value();
+        let rate = self.config.trust_learning_rate;
+        let record = self.proposals.get_mut(&o.proposal).expect("checked");
+        record.outcome = Some(OutcomeRecord {
+            reporter: idx,
+            score,
+            index,
+        });
+        let domain = record.domain.clone();
+        // The proposer is scored as an endorsement at its stated confidence,
+        // then every responder that took a side. Abstentions are not scored.
+        let forecasts: Vec<(AgentIdx, u32)> = std::iter::once((
+            record.proposer,
+            trust::forecast(Stance::Endorse, record.confidence),
+        ))
+        .chain(
+            record
+                .responses
+                .iter()
+                .map(|r| (r.agent, trust::forecast(r.stance, r.confidence))),
+        )
+        .filter_map(|(agent, f)| f.map(|f| (agent, f)))
+        .collect();
+        let mut effects = vec![Effect::OutcomeRecorded {
+            proposal: o.proposal,
+            score,
+        }];
+        for (agent_idx, forecast) in forecasts {
+            let before = self.trust(&self.agents[agent_idx as usize], &domain);
+            let after = trust::update(before, forecast, score, rate);
+            let agent = &mut self.agents[agent_idx as usize];
+            agent.trust.insert(domain.clone(), after);
+            agent.outcomes += 1;
+            effects.push(Effect::TrustUpdated {
+                agent: agent.id.clone(),
+                domain: domain.clone(),
+                before,
+                after,
+            });
+        }
+        effects
+    }
+
+    /// Checks the state's internal invariants; run after every apply in debug
+    /// builds.
+    pub fn validate(&self) {
+        assert_eq!(self.agents.len(), self.agent_index.len());
+        for (id, &idx) in &self.agent_index {
+            assert_eq!(&self.agents[idx as usize].id, id);
+        }
+        let open: BTreeSet<(u64, Digest)> = self
+            .proposals
+            .values()
+            .filter(|r| r.status == Status::Open)
+            .map(|r| (r.deadline, r.id))
+            .collect();
+        assert_eq!(open, self.deadlines, "deadlines index only the open proposals");
+        for (deadline, _) in &self.deadlines {
+            assert!(*deadline > self.head.last_time, "an open proposal is past its deadline");
+        }
+    }
+
+    /// An exact decimal of a 10⁻¹⁸ weight, for display.
+    pub fn weight_decimal(w: u128) -> String {
+        format_scaled(w, crate::fixed::Weight::DECIMALS)
+    }
+}
+
+/// What an accepted message will do, computed before anything changes.
+enum Plan {
+    Genesis(String, Box<SpaceConfig>),
+    Configure(u64, Box<SpaceConfig>),
+    Grant(
+        u64,
+        AgentIdx,
+        BTreeMap<DomainPattern, Authority>,
+        BTreeSet<Role>,
+    ),
+    Register(Registration),
+    Propose(Box<ProposePlan>),
+    Respond(AgentIdx, u32, Response),
+    Decide(AgentIdx, Decision),
+    Outcome(AgentIdx, Outcome),
+}
+
+struct ProposePlan {
+    id: Digest,
+    proposer: AgentIdx,
+    policy: Policy,
+    proposal: Proposal,
+}
