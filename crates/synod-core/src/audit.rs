@@ -143,7 +143,11 @@ pub fn verify<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<AuditSumma
     }
     summary.space = space.id().to_string();
     for status in Status::ALL {
-        let count = space.proposals().values().filter(|p| p.status == status).count() as u64;
+        let count = space
+            .proposals()
+            .values()
+            .filter(|p| p.status == status)
+            .count() as u64;
         if count > 0 {
             summary.proposals.insert(status.as_str(), count);
         }

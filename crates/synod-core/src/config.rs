@@ -98,10 +98,7 @@ impl SpaceConfig {
             }
         }
         if self.trust_learning_rate.micros() == 0 {
-            return reject(
-                ErrorKind::OutOfRange,
-                "trust_learning_rate must be above 0",
-            );
+            return reject(ErrorKind::OutOfRange, "trust_learning_rate must be above 0");
         }
         Ok(())
     }

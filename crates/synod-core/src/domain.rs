@@ -12,7 +12,9 @@ pub const MAX_SEGMENT_CHARS: usize = 32;
 
 /// Why a domain or pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid domain {0:?}: use dot-separated lowercase segments such as fraud.detection (each [a-z][a-z0-9_-]*, at most 32 characters, at most 8 segments)")]
+#[error(
+    "invalid domain {0:?}: use dot-separated lowercase segments such as fraud.detection (each [a-z][a-z0-9_-]*, at most 32 characters, at most 8 segments)"
+)]
 pub struct DomainError(pub String);
 
 /// A domain: dot-separated lowercase segments, e.g. `credit.risk`.
@@ -184,11 +186,24 @@ mod tests {
 
     #[test]
     fn domains_are_dotted_lowercase() {
-        for ok in ["fraud", "fraud.detection", "credit.risk.retail_loans", "a1.b-2"] {
+        for ok in [
+            "fraud",
+            "fraud.detection",
+            "credit.risk.retail_loans",
+            "a1.b-2",
+        ] {
             assert!(Domain::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "Fraud", "fraud.", ".fraud", "fraud..x", "1fraud", "fraud.*", "*", "a b",
+            "",
+            "Fraud",
+            "fraud.",
+            ".fraud",
+            "fraud..x",
+            "1fraud",
+            "fraud.*",
+            "*",
+            "a b",
             "a.b.c.d.e.f.g.h.i",
         ] {
             assert!(Domain::parse(bad).is_err(), "{bad:?}");
@@ -211,7 +226,12 @@ mod tests {
 
     #[test]
     fn most_specific_pattern_wins_whatever_the_order() {
-        let patterns = [p("*"), p("fraud.*"), p("fraud.detection.*"), p("fraud.detection")];
+        let patterns = [
+            p("*"),
+            p("fraud.*"),
+            p("fraud.detection.*"),
+            p("fraud.detection"),
+        ];
         let values = [1, 2, 3, 4];
         let pick = |domain: &str, order: &[usize]| {
             most_specific(order.iter().map(|&i| (&patterns[i], values[i])), &d(domain))

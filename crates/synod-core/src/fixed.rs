@@ -135,7 +135,11 @@ impl Unit {
 
     /// From millionths; `None` above one.
     pub const fn from_micros(micros: u32) -> Option<Unit> {
-        if micros <= ONE { Some(Unit(micros)) } else { None }
+        if micros <= ONE {
+            Some(Unit(micros))
+        } else {
+            None
+        }
     }
 
     /// The value in millionths.
@@ -236,7 +240,9 @@ unit_newtype!(
 );
 
 /// `authority × trust`, exact, in units of 10⁻¹².
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Influence(pub u64);
 
 impl Influence {
@@ -260,7 +266,9 @@ impl Influence {
 }
 
 /// `authority × confidence × trust`, exact, in units of 10⁻¹⁸.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Weight(pub u64);
 
 impl Weight {
@@ -308,8 +316,21 @@ mod tests {
     #[test]
     fn refuses_inexact_or_odd_decimals() {
         for text in [
-            "", ".5", "5.", "0.1234567", "1e-3", "+1", "01", "0x1", " 1", "1 ", "--1", "NaN",
-            "inf", "0,5", "１",
+            "",
+            ".5",
+            "5.",
+            "0.1234567",
+            "1e-3",
+            "+1",
+            "01",
+            "0x1",
+            " 1",
+            "1 ",
+            "--1",
+            "NaN",
+            "inf",
+            "0,5",
+            "１",
         ] {
             assert!(
                 matches!(Decimal::parse(text), Err(DecimalError::Malformed(_))),

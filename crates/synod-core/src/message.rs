@@ -318,7 +318,9 @@ impl Body {
                 {
                     return reject(
                         ErrorKind::Malformed,
-                        format!("action.kind must be 1-{MAX_ACTION_KIND_BYTES} characters of [a-z0-9_.-]"),
+                        format!(
+                            "action.kind must be 1-{MAX_ACTION_KIND_BYTES} characters of [a-z0-9_.-]"
+                        ),
                     );
                 }
                 check_line("action.summary", &p.action.summary, MAX_SUMMARY_CHARS, true)?;
@@ -326,7 +328,9 @@ impl Body {
                 if payload_bytes > MAX_PAYLOAD_BYTES {
                     return reject(
                         ErrorKind::TooLarge,
-                        format!("action.payload is {payload_bytes} bytes; the limit is {MAX_PAYLOAD_BYTES}"),
+                        format!(
+                            "action.payload is {payload_bytes} bytes; the limit is {MAX_PAYLOAD_BYTES}"
+                        ),
                     );
                 }
                 if p.confidence.micros() == 0 {

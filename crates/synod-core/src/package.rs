@@ -217,4 +217,3 @@ impl DecisionPackage {
 fn weight(w: Weight) -> String {
     format_scaled(u128::from(w.0), Weight::DECIMALS)
 }
-

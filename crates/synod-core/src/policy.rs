@@ -118,13 +118,21 @@ impl Policy {
             ("quorum", out.quorum < self.quorum),
             ("min_confidence", out.min_confidence < self.min_confidence),
             ("human_required", self.human_required && !out.human_required),
-            ("proposer_counts", !self.proposer_counts && out.proposer_counts),
-            ("reviewers_required", out.reviewers_required < self.reviewers_required),
+            (
+                "proposer_counts",
+                !self.proposer_counts && out.proposer_counts,
+            ),
+            (
+                "reviewers_required",
+                out.reviewers_required < self.reviewers_required,
+            ),
         ];
         if let Some((field, _)) = loosened.iter().find(|(_, worse)| *worse) {
             return reject(
                 ErrorKind::PolicyViolation,
-                format!("override of {field} loosens the space's policy; overrides may only make it more cautious"),
+                format!(
+                    "override of {field} loosens the space's policy; overrides may only make it more cautious"
+                ),
             );
         }
         Ok(out)
@@ -238,17 +246,26 @@ mod tests {
             approve_margin: Some(Ratio::parse("0.1").unwrap()),
             ..Default::default()
         };
-        assert_eq!(base.tightened(&looser).unwrap_err().kind, ErrorKind::PolicyViolation);
+        assert_eq!(
+            base.tightened(&looser).unwrap_err().kind,
+            ErrorKind::PolicyViolation
+        );
         let crit = Policy::default_for(Stakes::Critical);
         let no_human = PolicyOverrides {
             human_required: Some(false),
             ..Default::default()
         };
-        assert_eq!(crit.tightened(&no_human).unwrap_err().kind, ErrorKind::PolicyViolation);
+        assert_eq!(
+            crit.tightened(&no_human).unwrap_err().kind,
+            ErrorKind::PolicyViolation
+        );
         let zero_reviewers = PolicyOverrides {
             reviewers_required: Some(0),
             ..Default::default()
         };
-        assert_eq!(base.tightened(&zero_reviewers).unwrap_err().kind, ErrorKind::OutOfRange);
+        assert_eq!(
+            base.tightened(&zero_reviewers).unwrap_err().kind,
+            ErrorKind::OutOfRange
+        );
     }
 }

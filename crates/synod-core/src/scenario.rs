@@ -111,7 +111,8 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let mut overrides = PolicyOverrides::default();
     if let Some(p) = &raw.policy {
         let ratio = |name: &str, v: Option<&RawValue>| -> Result<Option<Ratio>, Rejection> {
-            v.map(|v| unit(&format!("policy.{name}"), v).map(Ratio)).transpose()
+            v.map(|v| unit(&format!("policy.{name}"), v).map(Ratio))
+                .transpose()
         };
         overrides.approve_margin = ratio("approve_margin", p.approve_margin)?;
         overrides.reject_margin = ratio("reject_margin", p.reject_margin)?;
@@ -177,7 +178,9 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         }
         tally.add(r.stance, influence, confidence);
     }
-    let waiting = members.iter().filter(|(agent, _)| !responded.contains(*agent));
+    let waiting = members
+        .iter()
+        .filter(|(agent, _)| !responded.contains(*agent));
     let remaining: u128 = waiting.clone().map(|(_, i)| u128::from(i.0)).sum();
     let everyone_answered = waiting.count() == 0;
 

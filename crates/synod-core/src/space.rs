@@ -25,8 +25,8 @@ use crate::fixed::{Authority, Confidence, Influence, Score, Trust, format_scaled
 use crate::identity::AgentId;
 use crate::log::{Entry, GENESIS_PREV, LogIndex, Payload};
 use crate::message::{
-    Body, Change, Configuration, Decision, HumanVerdict, Outcome, Proposal, Registration,
-    Response, Role,
+    Body, Change, Configuration, Decision, HumanVerdict, Outcome, Proposal, Registration, Response,
+    Role,
 };
 use crate::policy::{Policy, Stakes};
 use crate::tally::{Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
@@ -278,7 +278,9 @@ mod envelope_serde {
 impl ProposalRecord {
     /// The member slot of `agent`, if it is in the electorate.
     pub fn member(&self, agent: AgentIdx) -> Option<&Member> {
-        self.slots.get(&agent).map(|&s| &self.electorate[s as usize])
+        self.slots
+            .get(&agent)
+            .map(|&s| &self.electorate[s as usize])
     }
 
     /// The decoded proposal body.
@@ -670,7 +672,10 @@ impl Space {
         // closed, exactly as the apply will have closed them.
         self.check_message_at(message, entry.index, time)?;
         let applied = self.apply(&entry).expect("the entry follows the head");
-        debug_assert!(applied.rejected.is_none(), "append checked the message first");
+        debug_assert!(
+            applied.rejected.is_none(),
+            "append checked the message first"
+        );
         Ok((entry, applied.effects))
     }
 
@@ -713,7 +718,11 @@ impl Space {
         match &entry.payload {
             Payload::Message(m) => matches!(
                 Body::decode(m),
-                Ok(Body::Configuration(Configuration { seq: 0, change: Change::Set(_), .. }))
+                Ok(Body::Configuration(Configuration {
+                    seq: 0,
+                    change: Change::Set(_),
+                    ..
+                }))
             ),
             Payload::Tick => false,
         }
@@ -731,8 +740,15 @@ impl Space {
     }
 
     fn close(&mut self, id: &Digest, cause: CloseCause, index: LogIndex, time: u64) -> Effect {
-        let record = self.proposals.get_mut(id).expect("closing a known proposal");
-        assert_eq!(record.status, Status::Open, "closing a proposal that is not open");
+        let record = self
+            .proposals
+            .get_mut(id)
+            .expect("closing a known proposal");
+        assert_eq!(
+            record.status,
+            Status::Open,
+            "closing a proposal that is not open"
+        );
         let verdict = resolve(&record.policy, &record.tally);
         if cause == CloseCause::Early {
             assert!(
@@ -796,9 +812,10 @@ impl Space {
                         let config = SpaceConfig::default().patched(patch)?;
                         Ok(Plan::Genesis(c.space.clone(), Box::new(config)))
                     }
-                    Change::Grant(_) => {
-                        reject(ErrorKind::Malformed, "the genesis configuration must be a set")
-                    }
+                    Change::Grant(_) => reject(
+                        ErrorKind::Malformed,
+                        "the genesis configuration must be a set",
+                    ),
                 },
                 _ => reject(
                     ErrorKind::InvalidState,
@@ -809,7 +826,11 @@ impl Space {
         if body.space() != self.id {
             return reject(
                 ErrorKind::WrongSpace,
-                format!("message is for space {:?}, this is {:?}", body.space(), self.id),
+                format!(
+                    "message is for space {:?}, this is {:?}",
+                    body.space(),
+                    self.id
+                ),
             );
         }
         let created = body.created_at();
@@ -875,9 +896,9 @@ impl Space {
     }
 
     fn record(&self, id: &Digest) -> Result<&ProposalRecord, Rejection> {
-        self.proposals.get(id).ok_or_else(|| {
-            Rejection::new(ErrorKind::UnknownProposal, format!("no proposal {id}"))
-        })
+        self.proposals
+            .get(id)
+            .ok_or_else(|| Rejection::new(ErrorKind::UnknownProposal, format!("no proposal {id}")))
     }
 
     fn check_registration(&self, signer: &AgentId, r: Registration) -> Result<Plan, Rejection> {
@@ -908,7 +929,10 @@ impl Space {
         if c.seq <= self.config_seq {
             return reject(
                 ErrorKind::Duplicate,
-                format!("configuration seq {} is not above {}", c.seq, self.config_seq),
+                format!(
+                    "configuration seq {} is not above {}",
+                    c.seq, self.config_seq
+                ),
             );
         }
         match c.change {
@@ -933,12 +957,20 @@ impl Space {
         }
     }
 
-    fn check_proposal(&self, message: &Verified, p: Proposal, time: u64) -> Result<Plan, Rejection> {
+    fn check_proposal(
+        &self,
+        message: &Verified,
+        p: Proposal,
+        time: u64,
+    ) -> Result<Plan, Rejection> {
         let proposer = self.signer_idx(message.signer())?;
         self.require_role(proposer, &[Role::Agent])?;
         let id = message.id();
         if self.proposals.contains_key(&id) {
-            return reject(ErrorKind::Duplicate, format!("proposal {id} is already in the log"));
+            return reject(
+                ErrorKind::Duplicate,
+                format!("proposal {id} is already in the log"),
+            );
         }
         if p.deadline <= time {
             return reject(
@@ -1075,7 +1107,13 @@ impl Space {
         Ok(Plan::Outcome(idx, o))
     }
 
-    fn execute(&mut self, plan: Plan, message: &Verified, index: LogIndex, time: u64) -> Vec<Effect> {
+    fn execute(
+        &mut self,
+        plan: Plan,
+        message: &Verified,
+        index: LogIndex,
+        time: u64,
+    ) -> Vec<Effect> {
         let signer = message.signer();
         match plan {
             Plan::Genesis(space, config) => {
@@ -1212,7 +1250,9 @@ impl Space {
             record.pending -= 1;
             record.remaining -= u128::from(member.influence().0);
             if policy.proposer_counts {
-                record.tally.add(Stance::Endorse, member.influence(), p.confidence);
+                record
+                    .tally
+                    .add(Stance::Endorse, member.influence(), p.confidence);
             }
         }
         let mut effects = Vec::new();
@@ -1377,9 +1417,15 @@ impl Space {
             .filter(|r| r.status == Status::Open)
             .map(|r| (r.deadline, r.id))
             .collect();
-        assert_eq!(open, self.deadlines, "deadlines index only the open proposals");
+        assert_eq!(
+            open, self.deadlines,
+            "deadlines index only the open proposals"
+        );
         for (deadline, _) in &self.deadlines {
-            assert!(*deadline > self.head.last_time, "an open proposal is past its deadline");
+            assert!(
+                *deadline > self.head.last_time,
+                "an open proposal is past its deadline"
+            );
         }
     }
 

@@ -210,7 +210,10 @@ mod tests {
         let tally = Tally::new(10u128.pow(12));
         assert_eq!(resolve(&policy, &tally), Verdict::Escalated(Reason::Stakes));
         policy.human_required = false;
-        assert_eq!(resolve(&policy, &tally), Verdict::Escalated(Reason::NoQuorum));
+        assert_eq!(
+            resolve(&policy, &tally),
+            Verdict::Escalated(Reason::NoQuorum)
+        );
     }
 
     #[test]
@@ -225,7 +228,10 @@ mod tests {
         let mut tally = Tally::new(2 * 10u128.pow(12));
         tally.add(Stance::Endorse, infl("1", "1"), conf("0.549999"));
         tally.add(Stance::Challenge, infl("1", "1"), conf("0.45"));
-        assert_eq!(resolve(&policy, &tally), Verdict::Escalated(Reason::Contested));
+        assert_eq!(
+            resolve(&policy, &tally),
+            Verdict::Escalated(Reason::Contested)
+        );
     }
 
     #[test]

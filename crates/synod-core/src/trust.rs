@@ -153,11 +153,17 @@ mod tests {
         let bound = ((0.25 - g) / (1.0 - g)).ln() / 0.95f64.ln();
         let bound = bound.ceil() as usize + 1;
         assert_eq!(bound, 12);
-        let counts: Vec<usize> = [0, 10, 100, 1_000, 10_000].iter().map(|&h| defect_count(h)).collect();
+        let counts: Vec<usize> = [0, 10, 100, 1_000, 10_000]
+            .iter()
+            .map(|&h| defect_count(h))
+            .collect();
         for (&count, h) in counts.iter().zip([0, 10, 100, 1_000, 10_000]) {
             assert!(count <= bound, "history {h}: {count} outcomes");
         }
-        assert_eq!(counts[3], counts[4], "the bound grew with history: {counts:?}");
+        assert_eq!(
+            counts[3], counts[4],
+            "the bound grew with history: {counts:?}"
+        );
     }
 
     #[test]

@@ -261,7 +261,11 @@ impl SignedMessage {
     /// small-order keys) and returns the message as [`Verified`].
     pub fn verify(self) -> Result<Verified, Rejection> {
         let signature = Signature::from_bytes(&self.signature);
-        match self.signer.key().verify_strict(&self.signed_bytes, &signature) {
+        match self
+            .signer
+            .key()
+            .verify_strict(&self.signed_bytes, &signature)
+        {
             Ok(()) => Ok(Verified(self)),
             Err(_) => reject(
                 ErrorKind::BadSignature,
@@ -423,11 +427,7 @@ mod tests {
 
     #[test]
     fn signs_and_verifies_round_trip() {
-        let msg = SignedMessage::sign(
-            MessageType::Response,
-            json!({"b": 1, "a": "x"}),
-            &key(),
-        );
+        let msg = SignedMessage::sign(MessageType::Response, json!({"b": 1, "a": "x"}), &key());
         msg.clone().verify().unwrap();
         let text = serde_json::to_vec(&msg.to_value()).unwrap();
         let parsed = SignedMessage::parse(&text).unwrap();
@@ -438,9 +438,16 @@ mod tests {
 
     #[test]
     fn canonical_bytes_sort_keys() {
-        let msg = SignedMessage::sign(MessageType::Outcome, json!({"b": 1, "a": [true, null]}), &key());
+        let msg = SignedMessage::sign(
+            MessageType::Outcome,
+            json!({"b": 1, "a": [true, null]}),
+            &key(),
+        );
         let text = String::from_utf8(msg.signed_bytes().to_vec()).unwrap();
-        assert!(text.starts_with(r#"{"body":{"a":[true,null],"b":1},"signer":"did:key:z6Mk"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"body":{"a":[true,null],"b":1},"signer":"did:key:z6Mk"#),
+            "{text}"
+        );
         assert!(text.ends_with(r#","type":"outcome"}"#), "{text}");
     }
 
@@ -459,13 +466,62 @@ mod tests {
         let good = msg.to_value();
         let cases: Vec<(Value, ErrorKind)> = vec![
             (json!([]), ErrorKind::Malformed),
-            ({ let mut v = good.clone(); v["extra"] = json!(1); v }, ErrorKind::Malformed),
-            ({ let mut v = good.clone(); v.as_object_mut().unwrap().remove("signer"); v }, ErrorKind::Malformed),
-            ({ let mut v = good.clone(); v["type"] = json!("vote"); v }, ErrorKind::Malformed),
-            ({ let mut v = good.clone(); v["body"] = json!([1]); v }, ErrorKind::Malformed),
-            ({ let mut v = good.clone(); v["signer"] = json!("did:key:zzz"); v }, ErrorKind::BadSignature),
-            ({ let mut v = good.clone(); v["signature"] = json!("AAAA"); v }, ErrorKind::Malformed),
-            ({ let mut v = good.clone(); v["body"]["n"] = json!(1u64 << 53); v }, ErrorKind::Malformed),
+            (
+                {
+                    let mut v = good.clone();
+                    v["extra"] = json!(1);
+                    v
+                },
+                ErrorKind::Malformed,
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v.as_object_mut().unwrap().remove("signer");
+                    v
+                },
+                ErrorKind::Malformed,
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v["type"] = json!("vote");
+                    v
+                },
+                ErrorKind::Malformed,
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v["body"] = json!([1]);
+                    v
+                },
+                ErrorKind::Malformed,
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v["signer"] = json!("did:key:zzz");
+                    v
+                },
+                ErrorKind::BadSignature,
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v["signature"] = json!("AAAA");
+                    v
+                },
+                ErrorKind::Malformed,
+            ),
+            (
+                {
+                    let mut v = good.clone();
+                    v["body"]["n"] = json!(1u64 << 53);
+                    v
+                },
+                ErrorKind::Malformed,
+            ),
         ];
         for (value, kind) in cases {
             let err = SignedMessage::from_value(value.clone()).unwrap_err();
@@ -476,7 +532,10 @@ mod tests {
     #[test]
     fn oversized_and_deep_messages_are_refused() {
         let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
-        assert_eq!(SignedMessage::parse(&big).unwrap_err().kind, ErrorKind::TooLarge);
+        assert_eq!(
+            SignedMessage::parse(&big).unwrap_err().kind,
+            ErrorKind::TooLarge
+        );
         let mut deep = json!(1);
         for _ in 0..=MAX_JSON_DEPTH {
             deep = json!([deep]);
