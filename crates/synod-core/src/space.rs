@@ -619,12 +619,7 @@ impl Space {
         if entry.index == 0 && !self.is_genesis(entry) {
             return Err(ChainError::NoGenesis);
         }
-        self.head = Head {
-            next_index: entry.index + 1,
-            last_hash: entry.hash(),
-            last_time: entry.time,
-        };
-        let mut effects = self.close_expired(entry.index, entry.time);
+        let mut effects = self.enter(entry);
         let rejected = match &entry.payload {
             Payload::Tick => None,
             Payload::Message(message) => {
@@ -642,41 +637,47 @@ impl Space {
         Ok(Applied { effects, rejected })
     }
 
+    /// Moves the head to `entry` and closes every proposal whose deadline its
+    /// log time has reached.
+    fn enter(&mut self, entry: &Entry) -> Vec<Effect> {
+        self.head = Head {
+            next_index: entry.index + 1,
+            last_hash: entry.hash(),
+            last_time: entry.time,
+        };
+        self.close_expired(entry.index, entry.time)
+    }
+
     /// The local sequencer's path: checks `message` at log time `time` and,
     /// only if the rules accept it, appends it as the next entry and applies
     /// it. On refusal nothing changes. `time` is raised to the head's time if
     /// it is behind, so log time never decreases.
+    ///
+    /// The check runs before the entry closes expired proposals; it treats a
+    /// proposal past its deadline as already closed, with the status closing
+    /// will give it, so it accepts exactly what [`Space::apply`] would.
     pub fn append(
         &mut self,
         message: Verified,
         time: u64,
     ) -> Result<(Entry, Vec<Effect>), Rejection> {
         let time = time.max(self.head.last_time);
+        let index = self.head.next_index;
+        let plan = self.check_message_at(&message, index, time)?;
         let entry = Entry {
-            index: self.head.next_index,
+            index,
             time,
             prev: self.head.last_hash,
             payload: Payload::Message(message),
         };
+        let mut effects = self.enter(&entry);
         let Payload::Message(message) = &entry.payload else {
-            unreachable!()
+            unreachable!("built as a message above")
         };
-        if entry.index == 0 && !self.is_genesis(&entry) {
-            return reject(
-                ErrorKind::InvalidState,
-                "the space does not exist yet: the first message must be the configuration with seq 0",
-            );
-        }
-        // Checking against a copy of the deadlines would cost as much as the
-        // apply; instead the check treats proposals past their deadline as
-        // closed, exactly as the apply will have closed them.
-        self.check_message_at(message, entry.index, time)?;
-        let applied = self.apply(&entry).expect("the entry follows the head");
-        debug_assert!(
-            applied.rejected.is_none(),
-            "append checked the message first"
-        );
-        Ok((entry, applied.effects))
+        effects.extend(self.execute(plan, message, index, time));
+        #[cfg(debug_assertions)]
+        self.validate();
+        Ok((entry, effects))
     }
 
     /// Appends a tick at `time`, closing every proposal whose deadline has

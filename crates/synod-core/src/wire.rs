@@ -260,18 +260,22 @@ impl SignedMessage {
     /// Checks the signature (strict RFC 8032 verification: canonical `S`, no
     /// small-order keys) and returns the message as [`Verified`].
     pub fn verify(self) -> Result<Verified, Rejection> {
+        self.check_signature()?;
+        Ok(Verified(self))
+    }
+
+    /// Checks the signature without consuming the message.
+    pub fn check_signature(&self) -> Result<(), Rejection> {
         let signature = Signature::from_bytes(&self.signature);
-        match self
-            .signer
+        self.signer
             .key()
             .verify_strict(&self.signed_bytes, &signature)
-        {
-            Ok(()) => Ok(Verified(self)),
-            Err(_) => reject(
-                ErrorKind::BadSignature,
-                format!("signature does not verify for {}", self.signer),
-            ),
-        }
+            .map_err(|_| {
+                Rejection::new(
+                    ErrorKind::BadSignature,
+                    format!("signature does not verify for {}", self.signer),
+                )
+            })
     }
 
     /// The message type.

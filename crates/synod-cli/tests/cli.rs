@@ -1,0 +1,224 @@
+//! The offline tools as a new user runs them: `synod resolve`, `synod audit
+//! verify` and `synod keygen`, through the real binary.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+fn synod() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_synod"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = synod()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("synod-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[derive(serde::Deserialize)]
+struct ResolveFile<'a> {
+    #[serde(borrow)]
+    cases: Vec<ResolveCase<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ResolveCase<'a> {
+    name: String,
+    #[serde(borrow)]
+    scenario: &'a serde_json::value::RawValue,
+    expected: Option<Value>,
+    error: Option<String>,
+}
+
+#[test]
+fn resolve_reproduces_every_vector_from_stdin() {
+    let raw = std::fs::read_to_string(repo().join("vectors/resolve.json")).unwrap();
+    let file: ResolveFile<'_> = serde_json::from_str(&raw).unwrap();
+    for case in &file.cases {
+        let out = run_with_stdin(&["resolve"], case.scenario.get());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match (&case.expected, &case.error) {
+            (Some(expected), None) => {
+                assert!(out.status.success(), "{}: {stderr}", case.name);
+                let got: Value = serde_json::from_str(&stdout).unwrap();
+                assert_eq!(&got, expected, "{}", case.name);
+            }
+            (None, Some(kind)) => {
+                assert_eq!(out.status.code(), Some(1), "{}", case.name);
+                assert!(stdout.is_empty(), "{}: printed a result", case.name);
+                assert!(
+                    stderr.starts_with(&format!("{kind}: ")),
+                    "{}: {stderr}",
+                    case.name
+                );
+            }
+            _ => panic!("{}: a case has expected or error", case.name),
+        }
+    }
+}
+
+#[test]
+fn resolve_reads_a_file_argument() {
+    let dir = temp_dir("resolve");
+    let path = dir.join("scenario.json");
+    let scenario = json!({
+        "stakes": "high",
+        "electorate": [{"agent": "risk", "authority": 0.9, "trust": 0.8}, {"agent": "compliance", "authority": "0.7", "trust": "0.5"}],
+        "proposer": "risk",
+        "proposer_confidence": 0.8,
+        "responses": [{"agent": "compliance", "stance": "challenge", "confidence": 0.9}],
+        "deadline_passed": false
+    });
+    std::fs::write(&path, scenario.to_string()).unwrap();
+    let out = synod().arg("resolve").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // E = 0.9·0.8·0.8 = 0.576, C = 0.7·0.9·0.5 = 0.315: E − C = 0.261 < 0.4 × 0.891.
+    assert_eq!(got["status"], "escalated");
+    assert_eq!(got["reason"], "contested");
+    assert_eq!(got["tally"]["endorse"], "0.576");
+    assert_eq!(got["tally"]["challenge"], "0.315");
+    let missing = synod()
+        .arg("resolve")
+        .arg(dir.join("nope.json"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resolve_refuses_malformed_json() {
+    let out = run_with_stdin(&["resolve"], "{\"stakes\": ");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("malformed: "));
+}
+
+#[test]
+fn audit_verify_passes_the_sample_and_names_a_tampered_entry() {
+    let sample = repo().join("vectors/log/sample.jsonl");
+    let out = synod()
+        .args(["audit", "verify"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("audit passed: 25 entries verified"),
+        "{text}"
+    );
+
+    let out = synod()
+        .args(["audit", "verify", "--json"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["entries"], 25);
+    assert_eq!(summary["proposals"]["rejected"], 1);
+
+    // Change the confidence of the first response in the log.
+    let mut lines: Vec<String> = std::fs::read_to_string(&sample)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let idx = lines
+        .iter()
+        .position(|l| l.contains("\"type\":\"response\""))
+        .unwrap();
+    let mut line: Value = serde_json::from_str(&lines[idx]).unwrap();
+    line["message"]["body"]["confidence"] = json!("0.99");
+    lines[idx] = line.to_string();
+    let out = run_with_stdin(&["audit", "verify", "-"], &lines.join("\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("entry {idx}: ")), "{stderr}");
+    assert!(stderr.contains("bad_signature"), "{stderr}");
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_prints_its_did() {
+    let dir = temp_dir("keygen");
+    let out = synod()
+        .arg("keygen")
+        .env("SYNOD_CONFIG_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let did = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(did.starts_with("did:key:z6Mk"), "{did}");
+    let path = dir.join("keys/default.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = synod()
+        .arg("keygen")
+        .env("SYNOD_CONFIG_DIR", &dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "overwrote a key without --force"
+    );
+    let shown = synod()
+        .arg("did")
+        .env("SYNOD_CONFIG_DIR", &dir)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(shown.stdout).unwrap().trim(), did);
+
+    let other = dir.join("other.json");
+    let out = synod()
+        .args(["keygen", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let other_did = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_ne!(other_did, did, "two keys came out the same");
+    let shown = synod().args(["did", "--key"]).arg(&other).output().unwrap();
+    assert_eq!(String::from_utf8(shown.stdout).unwrap().trim(), other_did);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
