@@ -98,9 +98,15 @@ pub fn verify<'a>(lines: impl IntoIterator<Item = &'a str>) -> Result<AuditSumma
         if summary.entries == 0 && index != 0 {
             return Err(AuditError::NotFromGenesis(index));
         }
-        let entry = parsed.to_entry().map_err(|e| AuditError::BadSignature {
-            index,
-            message: e.to_string(),
+        let entry = parsed.to_entry().map_err(|e| match e.kind {
+            crate::ErrorKind::BadSignature => AuditError::BadSignature {
+                index,
+                message: e.to_string(),
+            },
+            _ => AuditError::Unreadable {
+                line: n + 1,
+                message: format!("entry {index}: {e}"),
+            },
         })?;
         let computed = entry.hash();
         if computed != parsed.hash {

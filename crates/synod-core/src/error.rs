@@ -1,8 +1,11 @@
 //! Why a message is refused.
 //!
-//! A refused message never changes the space: the state and its hash stay as
-//! they were. Every refusal names one [`ErrorKind`]; the kinds and their wire
-//! names are part of the protocol (`docs/PROTOCOL.md` §9).
+//! Every refusal names one [`ErrorKind`]; the kinds and their wire names are
+//! part of the protocol (`docs/PROTOCOL.md` §9). On the sequencer's path a
+//! refused message changes nothing at all: the state and its hash stay as they
+//! were and nothing is logged. When a replica applies an ordered entry whose
+//! message the rules refuse, only the log head moves (and deadlines the entry's
+//! time passes close, as they would for a tick).
 
 use std::fmt;
 
@@ -16,10 +19,13 @@ pub enum ErrorKind {
     Malformed,
     /// The signer is not a valid did:key, or the signature does not verify.
     BadSignature,
-    /// The signer (or an agent the message names) is not registered.
+    /// The signer is not registered (in a closed space: not admitted by an
+    /// admin's grant).
     UnknownAgent,
     /// The responder is not in the proposal's frozen electorate, or is its
-    /// proposer.
+    /// proposer; a proposal supersedes another proposer's; a reviewer decides
+    /// its own proposal; an agent that proposed or responded reports the
+    /// outcome.
     NotEligible,
     /// A replay, a second response, a sequence number that is not newer, or a
     /// message older than the space's replay window.
@@ -42,8 +48,10 @@ pub enum ErrorKind {
     ClockSkew,
     /// The message names another space.
     WrongSpace,
-    /// The proposal is not in a state that accepts this message: an outcome for
-    /// an open proposal, a decision for one that is not escalated.
+    /// The proposal or space is not in a state that accepts this message: an
+    /// outcome for an open or superseded proposal, a decision for one that is
+    /// not escalated, a grant that would leave no admin, any message but the
+    /// genesis configuration before the space exists.
     InvalidState,
 }
 

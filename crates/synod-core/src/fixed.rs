@@ -29,7 +29,7 @@ pub enum DecimalError {
     #[error("not a decimal with at most 6 fractional digits: {0:?}")]
     Malformed(String),
     /// A well-formed decimal outside the range the field allows.
-    #[error("out of range: {value} is outside [{min}, {max}]")]
+    #[error("{value} is outside [{min}, {max}]")]
     OutOfRange {
         /// The value as given.
         value: String,
@@ -173,8 +173,27 @@ impl Serialize for Unit {
 impl<'de> Deserialize<'de> for Unit {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Unit, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Unit::parse(&text).map_err(serde::de::Error::custom)
+        Unit::parse(&text).map_err(|e| {
+            if matches!(e, DecimalError::OutOfRange { .. }) {
+                OUT_OF_RANGE_SEEN.set(true);
+            }
+            serde::de::Error::custom(e)
+        })
     }
+}
+
+thread_local! {
+    /// Set when a [`Unit`] is refused as out of range while deserializing, so
+    /// that the caller can report `out_of_range` rather than `malformed`
+    /// without reading the error's text (which may contain the sender's words).
+    static OUT_OF_RANGE_SEEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `decode` and reports whether a decimal in it was out of range.
+pub(crate) fn watch_out_of_range<T>(decode: impl FnOnce() -> T) -> (T, bool) {
+    OUT_OF_RANGE_SEEN.set(false);
+    let out = decode();
+    (out, OUT_OF_RANGE_SEEN.replace(false))
 }
 
 macro_rules! unit_newtype {

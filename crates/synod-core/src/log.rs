@@ -81,7 +81,9 @@ pub struct ExportLine {
     pub prev: Digest,
     /// This entry's hash.
     pub hash: Digest,
-    /// The signed envelope, or `null` for a tick.
+    /// The signed envelope, or `null` for a tick. Parsed strictly: a
+    /// duplicate key makes the line unreadable.
+    #[serde(deserialize_with = "crate::wire::strict_value")]
     pub message: Option<Value>,
     /// Effects of applying the entry, in order.
     #[serde(default)]

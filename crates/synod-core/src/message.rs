@@ -66,8 +66,9 @@ pub struct Registration {
     /// Declared authority per domain pattern.
     #[serde(default)]
     pub authorities: BTreeMap<DomainPattern, Authority>,
-    /// Roles asked for. Only `agent` is self-granted, and only in an open
-    /// space; others need an admin's grant.
+    /// Roles asked for. They are recorded but grant nothing: in an open space
+    /// every registered agent has the `agent` role, and every other role (and
+    /// `agent` in a closed space) comes only from an admin's grant.
     #[serde(default)]
     pub roles: BTreeSet<Role>,
 }
@@ -368,14 +369,14 @@ impl Body {
 }
 
 fn typed<T: DeserializeOwned>(body: &Value) -> Result<T, Rejection> {
-    T::deserialize(body).map_err(|e| {
-        let text = e.to_string();
-        let kind = if text.contains("out of range: ") {
+    let (decoded, out_of_range) = crate::fixed::watch_out_of_range(|| T::deserialize(body));
+    decoded.map_err(|e| {
+        let kind = if out_of_range {
             ErrorKind::OutOfRange
         } else {
             ErrorKind::Malformed
         };
-        Rejection::new(kind, format!("body: {text}"))
+        Rejection::new(kind, format!("body: {e}"))
     })
 }
 

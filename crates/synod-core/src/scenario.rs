@@ -91,11 +91,9 @@ fn unit(field: &str, raw: &RawValue) -> Result<Unit, Rejection> {
     } else {
         text.to_string()
     };
-    let decimal = Decimal::parse(&literal)
-        .map_err(|e| Rejection::new(ErrorKind::Malformed, format!("{field}: {e}")))?;
-    decimal
-        .unit(&literal)
-        .map_err(|e| Rejection::new(ErrorKind::OutOfRange, format!("{field}: {e}")))
+    let prefix = |r: Rejection| Rejection::new(r.kind, format!("{field}: {}", r.message));
+    let decimal = Decimal::parse(&literal).map_err(|e| prefix(e.into()))?;
+    decimal.unit(&literal).map_err(|e| prefix(e.into()))
 }
 
 /// Resolves a scenario given as JSON text.

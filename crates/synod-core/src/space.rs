@@ -63,9 +63,11 @@ pub struct Agent {
     pub granted: BTreeMap<DomainPattern, Authority>,
     /// Roles an admin granted.
     pub granted_roles: BTreeSet<Role>,
-    /// Sequence number of its latest registration.
+    /// Sequence number of its latest registration; 0 while an agent an admin
+    /// admitted has not registered yet.
     pub seq: u64,
-    /// Log index of its first registration.
+    /// Log index at which the space first knew it (its registration, or the
+    /// grant that admitted it).
     pub registered_at: LogIndex,
     /// Trust per domain it has outcomes in.
     pub trust: BTreeMap<Domain, Trust>,
@@ -913,6 +915,14 @@ impl Space {
                     );
                 }
             }
+            None if self.config.mode == Mode::Closed => {
+                return reject(
+                    ErrorKind::UnknownAgent,
+                    format!(
+                        "this space is closed: an admin must grant {signer} before it registers"
+                    ),
+                );
+            }
             None if self.agents.len() >= MAX_AGENTS => {
                 return reject(
                     ErrorKind::TooLarge,
@@ -942,10 +952,16 @@ impl Space {
                 Ok(Plan::Configure(c.seq, Box::new(config)))
             }
             Change::Grant(grant) => {
-                let target = self.signer_idx(&grant.agent)?;
+                let target = self.agent_index.get(&grant.agent).copied();
+                if target.is_none() && self.agents.len() >= MAX_AGENTS {
+                    return reject(
+                        ErrorKind::TooLarge,
+                        format!("the space holds its limit of {MAX_AGENTS} agents"),
+                    );
+                }
                 let keeps_admin = grant.roles.contains(&Role::Admin)
                     || self.agents.iter().enumerate().any(|(i, a)| {
-                        i as AgentIdx != target && a.granted_roles.contains(&Role::Admin)
+                        Some(i as AgentIdx) != target && a.granted_roles.contains(&Role::Admin)
                     });
                 if !keeps_admin {
                     return reject(
@@ -953,7 +969,7 @@ impl Space {
                         "this grant would leave the space without an admin",
                     );
                 }
-                Ok(Plan::Grant(c.seq, target, grant.authorities, grant.roles))
+                Ok(Plan::Grant(c.seq, Box::new(grant)))
             }
         }
     }
@@ -1009,8 +1025,10 @@ impl Space {
                 );
             }
         }
-        let open = self.deadlines.len();
-        if open >= MAX_OPEN_PROPOSALS {
+        // Proposals past their deadline at `time` are closed by this entry
+        // before the proposal opens, so they do not count.
+        let expired = self.deadlines.range(..=(time, Digest([0xff; 32]))).count();
+        if self.deadlines.len() - expired >= MAX_OPEN_PROPOSALS {
             return reject(
                 ErrorKind::TooLarge,
                 format!("the space holds its limit of {MAX_OPEN_PROPOSALS} open proposals"),
@@ -1105,6 +1123,14 @@ impl Space {
                 format!("proposal {} already has an outcome", o.proposal),
             );
         }
+        // The outcome sets the trust of everyone who took a position; none of
+        // them may be the one who reports it.
+        if record.proposer == idx || record.responses.iter().any(|r| r.agent == idx) {
+            return reject(
+                ErrorKind::NotEligible,
+                "an agent that proposed or responded may not report the outcome",
+            );
+        }
         Ok(Plan::Outcome(idx, o))
     }
 
@@ -1132,11 +1158,17 @@ impl Space {
                 self.config = *config;
                 vec![Effect::ConfigChanged { seq }]
             }
-            Plan::Grant(seq, target, authorities, roles) => {
+            Plan::Grant(seq, grant) => {
                 self.config_seq = seq;
+                // A grant may admit an agent that has not registered yet (how a
+                // closed space admits anyone); its registration follows.
+                let target = match self.agent_index.get(&grant.agent) {
+                    Some(&idx) => idx,
+                    None => self.insert_agent(&grant.agent, String::new(), 0, index),
+                };
                 let agent = &mut self.agents[target as usize];
-                agent.granted = authorities;
-                agent.granted_roles = roles;
+                agent.granted = grant.authorities;
+                agent.granted_roles = grant.roles;
                 vec![Effect::Granted {
                     agent: agent.id.clone(),
                 }]
@@ -1440,12 +1472,7 @@ impl Space {
 enum Plan {
     Genesis(String, Box<SpaceConfig>),
     Configure(u64, Box<SpaceConfig>),
-    Grant(
-        u64,
-        AgentIdx,
-        BTreeMap<DomainPattern, Authority>,
-        BTreeSet<Role>,
-    ),
+    Grant(u64, Box<crate::message::Grant>),
     Register(Registration),
     Propose(Box<ProposePlan>),
     Respond(AgentIdx, u32, Response),

@@ -9,6 +9,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::Signature;
+use serde::de::DeserializeSeed as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
@@ -183,9 +184,7 @@ impl SignedMessage {
                 ),
             );
         }
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| Rejection::new(ErrorKind::Malformed, format!("invalid JSON: {e}")))?;
-        SignedMessage::from_value(value)
+        SignedMessage::from_value(parse_strict(bytes)?)
     }
 
     /// Builds an envelope from an already parsed JSON value.
@@ -322,8 +321,8 @@ impl SignedMessage {
         Value::Object(object)
     }
 
-    /// The canonical (JCS) bytes of the whole envelope, signature included.
-    /// Log entries commit to the SHA-256 of these bytes.
+    /// The canonical (JCS) bytes of the whole envelope, signature included:
+    /// the form in which the node stores and exports a message.
     pub fn canonical_envelope(&self) -> Vec<u8> {
         canonicalize(&self.to_value())
     }
@@ -391,8 +390,8 @@ pub fn canonicalize(value: &Value) -> Vec<u8> {
     serde_json_canonicalizer::to_vec(value).expect("a serde_json::Value always canonicalizes")
 }
 
-/// Refuses nesting deeper than [`MAX_JSON_DEPTH`] and integers that an IEEE
-/// double cannot hold exactly.
+/// Refuses nesting deeper than [`MAX_JSON_DEPTH`] and numbers of magnitude
+/// 2⁵³ or more, which not every implementation's JSON reads exactly.
 fn check_json(value: &Value, depth: usize) -> Result<(), Rejection> {
     if depth > MAX_JSON_DEPTH {
         return reject(
@@ -402,14 +401,17 @@ fn check_json(value: &Value, depth: usize) -> Result<(), Rejection> {
     }
     match value {
         Value::Number(n) => {
-            let exact = n
-                .as_u64()
-                .map(|u| u <= MAX_SAFE_INTEGER)
-                .or_else(|| n.as_i64().map(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER));
-            if exact == Some(false) {
+            let in_range = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => u <= MAX_SAFE_INTEGER,
+                (None, Some(i)) => i.unsigned_abs() <= MAX_SAFE_INTEGER,
+                // A payload may carry floats; only their size is checked here,
+                // nothing is decided with them.
+                (None, None) => float_in_range(n),
+            };
+            if !in_range {
                 return reject(
                     ErrorKind::Malformed,
-                    format!("integer {n} is beyond ±(2^53 - 1)"),
+                    format!("number {n} is beyond ±(2^53 - 1)"),
                 );
             }
             Ok(())
@@ -417,6 +419,123 @@ fn check_json(value: &Value, depth: usize) -> Result<(), Rejection> {
         Value::Array(items) => items.iter().try_for_each(|v| check_json(v, depth + 1)),
         Value::Object(map) => map.values().try_for_each(|v| check_json(v, depth + 1)),
         Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+/// Whether a non-integer JSON number has magnitude below 2⁵³.
+// tidy: float-ok
+fn float_in_range(n: &serde_json::Number) -> bool {
+    let bound = MAX_SAFE_INTEGER as f64; // tidy: float-ok
+    n.as_f64().is_some_and(|x| x.abs() < bound) // tidy: float-ok
+}
+
+/// Parses JSON text from outside strictly: an object with the same key twice
+/// is refused (parsers disagree on which one wins), and nesting is bounded
+/// while parsing rather than after.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = StrictSeed { depth: 0 }
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| Rejection::new(ErrorKind::Malformed, format!("invalid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// `deserialize_with` helper: a JSON value parsed by the rules of
+/// [`parse_strict`].
+pub fn strict_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    let value = StrictSeed { depth: 0 }.deserialize(d)?;
+    Ok(match value {
+        Value::Null => None,
+        other => Some(other),
+    })
+}
+
+struct StrictSeed {
+    depth: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.depth > MAX_JSON_DEPTH + 1 {
+            return Err(serde::de::Error::custom(format!(
+                "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StrictSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    // Payload floats are kept as JSON numbers, never computed with.
+    // tidy: float-ok
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        let number = serde_json::Number::from_f64(v); // tidy: float-ok
+        number
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number must be finite"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(StrictSeed {
+            depth: self.depth + 1,
+        })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {key:?} in an object"
+                )));
+            }
+            let value = map.next_value_seed(StrictSeed {
+                depth: self.depth + 1,
+            })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -549,6 +668,50 @@ mod tests {
             SignedMessage::from_value(msg.to_value()).unwrap_err().kind,
             ErrorKind::Malformed
         );
+    }
+
+    #[test]
+    fn strict_parsing_refuses_duplicate_keys_and_huge_numbers() {
+        let msg = SignedMessage::sign(MessageType::Response, json!({"x": 1}), &key());
+        let text = serde_json::to_string(&msg.to_value()).unwrap();
+        // The same key twice, at the top and inside the body.
+        let twice = text.replacen("{\"body\"", "{\"type\":\"response\",\"body\"", 1);
+        assert_eq!(
+            SignedMessage::parse(twice.as_bytes()).unwrap_err().kind,
+            ErrorKind::Malformed
+        );
+        let inner = text.replacen("{\"x\":1}", "{\"x\":1,\"x\":2}", 1);
+        let err = SignedMessage::parse(inner.as_bytes()).unwrap_err();
+        assert!(err.message.contains("duplicate key"), "{}", err.message);
+        // serde_json's private raw-value key is an ordinary key here.
+        let raw = text.replacen(
+            "{\"x\":1}",
+            "{\"$serde_json::private::RawValue\":\"[1]\"}",
+            1,
+        );
+        let parsed = SignedMessage::parse(raw.as_bytes()).unwrap();
+        assert!(
+            parsed
+                .body()
+                .get("$serde_json::private::RawValue")
+                .is_some()
+        );
+        for number in [
+            "18446744073709551616",
+            "9007199254740992",
+            "1e300",
+            "-9007199254740992",
+        ] {
+            let huge = text.replacen("{\"x\":1}", &format!("{{\"x\":{number}}}"), 1);
+            assert_eq!(
+                SignedMessage::parse(huge.as_bytes()).unwrap_err().kind,
+                ErrorKind::Malformed,
+                "{number}"
+            );
+        }
+        let fine = text.replacen("{\"x\":1}", "{\"x\":9007199254740991}", 1);
+        assert!(SignedMessage::parse(fine.as_bytes()).is_ok());
+        assert!(SignedMessage::parse(b"{} trailing").is_err());
     }
 
     #[test]

@@ -345,6 +345,7 @@ fn open_spaces_cap_declared_authority_and_start_newcomers_low() {
     // starts at open_initial_trust; privileged roles still need a grant.
     let mut h = Harness::open();
     h.register_declaring("mallory", &[("*", "1")]).unwrap();
+    assert_eq!(h.space.agents().len(), 2);
     h.send(
         "mallory",
         MessageType::Registration,
@@ -713,6 +714,70 @@ fn audit_verifies_an_export_and_names_the_entry_that_breaks_it() {
         audit::verify(h.lines[1..].iter().map(String::as_str)),
         Err(AuditError::NotFromGenesis(1))
     ));
+}
+
+#[test]
+fn a_closed_space_admits_only_agents_an_admin_granted() {
+    let mut h = Harness::closed();
+    let err = h.register_declaring("stranger", &[("*", "1")]).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::UnknownAgent);
+    assert!(err.message.contains("closed"), "{}", err.message);
+    // Once granted, it registers; the declared authority is only a label.
+    h.grant("stranger", &[("ops.*", "0.3")], &["agent"]);
+    h.register_declaring("stranger", &[("*", "1")]).unwrap();
+    let agent = h.space.agent(&h.id("stranger")).unwrap();
+    let ops = synod_core::domain::Domain::parse("ops.deploy").unwrap();
+    assert_eq!(h.space.authority(agent, &ops).to_string(), "0.3");
+    let other = synod_core::domain::Domain::parse("credit").unwrap();
+    assert_eq!(h.space.authority(agent, &other).to_string(), "0");
+}
+
+#[test]
+fn nobody_reports_the_outcome_of_a_vote_it_took_part_in() {
+    let mut h = fraud_team();
+    h.person("alice-oracle", &["oracle"]);
+    h.grant("alice", &[("fraud.*", "1")], &["agent", "oracle"]);
+    let p = h.propose("alice", "fraud.detection", "low", "0.9").unwrap();
+    h.respond("bob", p, "endorse", "0.9").unwrap();
+    assert_eq!(h.status(&p), "approved");
+    assert_eq!(
+        h.outcome("alice", p, "success").unwrap_err().kind,
+        ErrorKind::NotEligible
+    );
+    h.outcome("alice-oracle", p, "success").unwrap();
+}
+
+#[test]
+fn a_malformed_body_is_never_reported_as_out_of_range() {
+    // The kind must not depend on text the sender controls.
+    let mut h = fraud_team();
+    let p = h
+        .propose("alice", "fraud.detection", "high", "0.6")
+        .unwrap();
+    let err = h
+        .send(
+            "bob",
+            MessageType::Response,
+            json!({"proposal": p, "stance": "endorse", "confidence": "0.5", "out of range: ": 1}),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    let err = h
+        .send(
+            "bob",
+            MessageType::Response,
+            json!({"proposal": p, "stance": "out of range: ", "confidence": "0.5"}),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    let err = h
+        .send(
+            "bob",
+            MessageType::Response,
+            json!({"proposal": p, "stance": "endorse", "confidence": "1.000001"}),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::OutOfRange);
 }
 
 #[test]

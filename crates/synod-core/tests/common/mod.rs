@@ -146,18 +146,20 @@ impl Harness {
 
     /// Registers `name` and, in a closed space, grants it the authorities and
     /// the agent role.
+    /// Admits `name` (in a closed space, an admin grants the authorities and
+    /// the agent role first) and registers it.
     pub fn agent(&mut self, name: &str, authorities: &[(&str, &str)]) {
-        self.register_declaring(name, authorities)
-            .expect("registration");
         if self.space.config().mode == synod_core::config::Mode::Closed {
             self.grant(name, authorities, &["agent"]);
         }
+        self.register_declaring(name, authorities)
+            .expect("registration");
     }
 
-    /// Registers `name` with the given roles only.
+    /// Admits `name` with the given roles only, and registers it.
     pub fn person(&mut self, name: &str, roles: &[&str]) {
-        self.register_declaring(name, &[]).expect("registration");
         self.grant(name, &[], roles);
+        self.register_declaring(name, &[]).expect("registration");
     }
 
     pub fn proposal_body(&self, domain: &str, stakes: &str, confidence: &str) -> Value {
