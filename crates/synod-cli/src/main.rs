@@ -1,13 +1,18 @@
 //! `synod`: the command-line front end.
 
-mod keys;
+mod client;
+mod commands;
+mod demo;
+mod serve;
+mod table;
 
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use synod_node::keys;
 
 #[derive(Parser)]
 #[command(
@@ -20,8 +25,74 @@ struct Cli {
     command: Command,
 }
 
+/// How to reach a node and whose key to sign with.
+#[derive(Args, Clone, Debug)]
+pub struct Conn {
+    /// The node's URL.
+    #[arg(
+        long,
+        env = "SYNOD_NODE",
+        default_value = "http://127.0.0.1:7420",
+        global = true
+    )]
+    pub node: String,
+    /// Sign with this key file.
+    #[arg(long, env = "SYNOD_KEY", value_name = "FILE", global = true)]
+    pub key: Option<PathBuf>,
+    /// Sign with this named key from the config directory.
+    #[arg(
+        long = "as",
+        value_name = "NAME",
+        default_value = "default",
+        global = true
+    )]
+    pub key_name: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Conn {
+    pub fn keypair(&self) -> Result<synod_core::Keypair> {
+        let path = match &self.key {
+            Some(path) => path.clone(),
+            None => keys::named_key_path(&self.key_name)?,
+        };
+        keys::read(&path).map_err(|e| anyhow::anyhow!("{e} (create one with `synod keygen`)"))
+    }
+
+    pub fn client(&self) -> client::Client {
+        client::Client::new(&self.node)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run a node: the HTTP API, events, inbox and metrics on the embedded store.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SYNOD_LISTEN")]
+        listen: Option<String>,
+        /// Data directory (log, snapshots, admin key).
+        #[arg(long, env = "SYNOD_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Create the space open (anyone may register; authority capped). Only
+        /// matters on first start.
+        #[arg(long)]
+        open: bool,
+        /// A JSON config file with `listen`, `data_dir` and `open`.
+        #[arg(long, env = "SYNOD_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Start a node in a temporary directory and play the example scenarios.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7420")]
+        listen: String,
+        /// Stop after the scenarios instead of serving until Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+    },
     /// Create a new agent key and print its did.
     Keygen {
         /// Name of the key under the config directory's keys/ folder.
@@ -52,6 +123,106 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Agents.
+    Agent {
+        #[command(subcommand)]
+        command: commands::AgentCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Propose an action.
+    Propose {
+        #[command(flatten)]
+        args: commands::ProposeArgs,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Endorse, challenge or abstain on a proposal.
+    Respond {
+        #[command(flatten)]
+        args: commands::RespondArgs,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show a proposal: tally, responses, closure, decision package.
+    Status {
+        /// The proposal id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List proposals.
+    Proposals {
+        /// Only this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only domains matching this pattern (`fraud.*`).
+        #[arg(long)]
+        domain: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Follow the space's events live, resuming where the last watch stopped.
+    Watch {
+        /// Start at this log index instead of where the last watch stopped.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Report how a decided action turned out (oracle or reviewer key).
+    Outcome {
+        /// The proposal id.
+        id: String,
+        /// `success`, `failure`, or a score in [0, 1].
+        result: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List escalated proposals waiting for reviewers.
+    Escalations {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Decide an escalated proposal as a reviewer.
+    Review {
+        /// The proposal id.
+        id: String,
+        /// `approve` or `reject`.
+        decision: String,
+        /// Why; kept in the audit log.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Decide with this reviewer token instead of a key.
+        #[arg(long, env = "SYNOD_REVIEWER_TOKEN")]
+        token: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Reviewers.
+    Reviewer {
+        #[command(subcommand)]
+        command: commands::ReviewerCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// The audit log.
+    Log {
+        #[command(subcommand)]
+        command: commands::LogCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Change the space's configuration and grant authorities and roles.
+    Admin {
+        #[command(subcommand)]
+        command: commands::AdminCommand,
+        #[command(flatten)]
+        conn: Conn,
     },
 }
 
@@ -89,6 +260,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            if let Some(api) = e.downcast_ref::<client::ApiError>() {
+                eprintln!("error: {api}");
+                return ExitCode::FAILURE;
+            }
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
@@ -97,6 +272,37 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Serve {
+            listen,
+            data_dir,
+            open,
+            config,
+        } => {
+            let file = match config {
+                Some(path) => serve::ConfigFile::read(&path)?,
+                None => serve::ConfigFile::default(),
+            };
+            let listen = listen
+                .or(file.listen)
+                .unwrap_or_else(|| synod_node::DEFAULT_LISTEN.to_string());
+            let data_dir = data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(synod_node::DEFAULT_DATA_DIR));
+            let open = open || file.open.unwrap_or(false);
+            serve::serve(
+                &listen,
+                synod_node::NodeConfig {
+                    data_dir,
+                    open,
+                    space_id: None,
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { listen, exit } => {
+            demo::run(&listen, exit)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keygen { name, out, force } => {
             let path = match out {
                 Some(path) => path,
@@ -157,5 +363,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Agent { command, conn } => commands::agent(command, &conn),
+        Command::Propose { args, conn } => commands::propose(args, &conn),
+        Command::Respond { args, conn } => commands::respond(args, &conn),
+        Command::Status { id, conn } => commands::status(&id, &conn),
+        Command::Proposals {
+            status,
+            domain,
+            conn,
+        } => commands::proposals(status, domain, &conn),
+        Command::Watch { from, count, conn } => commands::watch(from, count, &conn),
+        Command::Outcome { id, result, conn } => commands::outcome(&id, &result, &conn),
+        Command::Escalations { conn } => commands::escalations(&conn),
+        Command::Review {
+            id,
+            decision,
+            note,
+            token,
+            conn,
+        } => commands::review(&id, &decision, &note, token.as_deref(), &conn),
+        Command::Reviewer { command, conn } => commands::reviewer(command, &conn),
+        Command::Log { command, conn } => commands::log(command, &conn),
+        Command::Admin { command, conn } => commands::admin(command, &conn),
     }
 }

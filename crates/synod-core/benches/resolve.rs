@@ -110,7 +110,7 @@ fn space_with_votes(n: usize) -> (Space, Vec<Verified>, u64) {
     let mut rng = XorShift(42);
     let votes = (1..=n)
         .map(|i| {
-            let stance = if rng.next() % 2 == 0 {
+            let stance = if rng.next().is_multiple_of(2) {
                 "endorse"
             } else {
                 "challenge"

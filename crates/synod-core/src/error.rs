@@ -19,8 +19,8 @@ pub enum ErrorKind {
     Malformed,
     /// The signer is not a valid did:key, or the signature does not verify.
     BadSignature,
-    /// The signer is not registered (in a closed space: not admitted by an
-    /// admin's grant).
+    /// The space does not know the signer: it has neither registered (in an
+    /// open space) nor been admitted by an admin's grant.
     UnknownAgent,
     /// The responder is not in the proposal's frozen electorate, or is its
     /// proposer; a proposal supersedes another proposer's; a reviewer decides

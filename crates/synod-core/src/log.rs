@@ -83,7 +83,7 @@ pub struct ExportLine {
     pub hash: Digest,
     /// The signed envelope, or `null` for a tick. Parsed strictly: a
     /// duplicate key makes the line unreadable.
-    #[serde(deserialize_with = "crate::wire::strict_value")]
+    #[serde(default, deserialize_with = "crate::wire::strict_value")]
     pub message: Option<Value>,
     /// Effects of applying the entry, in order.
     #[serde(default)]

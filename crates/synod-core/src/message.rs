@@ -67,8 +67,8 @@ pub struct Registration {
     #[serde(default)]
     pub authorities: BTreeMap<DomainPattern, Authority>,
     /// Roles asked for. They are recorded but grant nothing: in an open space
-    /// every registered agent has the `agent` role, and every other role (and
-    /// `agent` in a closed space) comes only from an admin's grant.
+    /// every agent the space knows has the `agent` role, and every other role
+    /// (and `agent` in a closed space) comes only from an admin's grant.
     #[serde(default)]
     pub roles: BTreeSet<Role>,
 }
@@ -81,8 +81,10 @@ pub struct Action {
     pub kind: String,
     /// One line for a person.
     pub summary: String,
-    /// Free JSON for the agents, up to [`MAX_PAYLOAD_BYTES`].
-    #[serde(default)]
+    /// Free JSON for the agents, up to [`MAX_PAYLOAD_BYTES`]. Decoded by the
+    /// strict rules of [`crate::wire::parse_strict`], so no key has a special
+    /// meaning.
+    #[serde(default, deserialize_with = "crate::wire::strict_json")]
     pub payload: Value,
 }
 

@@ -585,7 +585,8 @@ impl Space {
             .unwrap_or_else(|| self.trust_prior(agent))
     }
 
-    fn trust_prior(&self, agent: &Agent) -> Trust {
+    /// The trust an agent starts with in a domain it has no outcomes in.
+    pub fn trust_prior(&self, agent: &Agent) -> Trust {
         if self.config.mode == Mode::Open && agent.granted.is_empty() {
             self.config.open_initial_trust
         } else {

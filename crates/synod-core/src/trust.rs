@@ -15,11 +15,12 @@
 //! the Brier score, an agent maximises its expected trust by stating its true
 //! belief; because `t'` forgets at rate `η`, old evidence fades, so an agent
 //! that turns bad loses its influence within a number of outcomes that depends
-//! on `η` alone, never on how long it behaved. Trust moves toward the score of
-//! what the agent itself said against what happened — never toward agreement
-//! with other agents — and at any confidence a right call scores above a wrong
-//! one. Confidence is the agent's probability that its stance is right: 0.5 is
-//! a coin flip (score 0.5 either way) and abstaining is how to say nothing.
+//! on `η` and its new scores, never on how long it behaved. Trust moves toward
+//! the score of what the agent itself said against what happened — never toward
+//! agreement with other agents — and at any confidence above one half a right
+//! call scores above a wrong one. Confidence is the agent's probability that
+//! its stance is right: 0.5 is a coin flip (scoring 0.5 on a plain success or
+//! failure either way) and abstaining is how to say nothing.
 //!
 //! Fixed point: `f`, `y`, `t`, `η` are millionths; `g` is computed exactly in
 //! 10⁻¹², `t + η (g − t)` exactly in 10⁻¹⁸, then floored to millionths.

@@ -441,8 +441,14 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, Rejection> {
     Ok(value)
 }
 
-/// `deserialize_with` helper: a JSON value parsed by the rules of
+/// `deserialize_with` helper: any JSON value, by the rules of
 /// [`parse_strict`].
+pub fn strict_json<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    StrictSeed { depth: 0 }.deserialize(d)
+}
+
+/// `deserialize_with` helper: a JSON value parsed by the rules of
+/// [`parse_strict`], `null` read as `None`.
 pub fn strict_value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     let value = StrictSeed { depth: 0 }.deserialize(d)?;
     Ok(match value {

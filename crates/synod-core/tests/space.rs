@@ -801,3 +801,15 @@ fn the_genesis_signer_is_the_only_admin_until_it_grants_another() {
         ErrorKind::InvalidState
     );
 }
+
+#[test]
+fn a_payload_key_has_no_special_meaning() {
+    // serde_json gives one private key a meaning when its raw-value feature is
+    // on; a payload must decode to exactly what was signed.
+    let mut h = fraud_team();
+    let mut body = h.proposal_body("fraud.detection", "high", "0.6");
+    body["action"]["payload"] = json!({"$serde_json::private::RawValue": "[1, 2]"});
+    let p = h.propose_with("alice", body).unwrap();
+    let payload = h.space.proposal(&p).unwrap().body().action.payload;
+    assert_eq!(payload, json!({"$serde_json::private::RawValue": "[1, 2]"}));
+}

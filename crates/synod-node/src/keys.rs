@@ -1,14 +1,51 @@
-//! Agent key files: `{"did": "...", "seed": "<base64url 32 bytes>"}`, mode 0600.
+//! Agent key files (`{"did": "...", "seed": "<base64url 32 bytes>"}`, mode
+//! 0600) and reviewer tokens.
 
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use synod_core::Keypair;
+use synod_core::wire::Digest;
+
+/// Why a key could not be read, written or made.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(pub String);
+
+type Result<T> = std::result::Result<T, KeyError>;
+
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(KeyError(format!($($arg)*))) };
+}
+
+trait Context<T> {
+    fn context(self, what: &str) -> Result<T>;
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: &str) -> Result<T> {
+        self.map_err(|e| KeyError(format!("{what}: {e}")))
+    }
+
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| KeyError(format!("{}: {e}", what())))
+    }
+}
+
+impl<T> Context<T> for Option<T> {
+    fn context(self, what: &str) -> Result<T> {
+        self.ok_or_else(|| KeyError(what.to_string()))
+    }
+
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.ok_or_else(|| KeyError(what()))
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +87,7 @@ pub fn named_key_path(name: &str) -> Result<PathBuf> {
 /// A fresh key from the operating system's random source.
 pub fn generate() -> Result<Keypair> {
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+    getrandom::fill(&mut seed).context("no randomness available")?;
     Ok(Keypair::from_seed(&seed))
 }
 
@@ -79,10 +116,11 @@ pub fn write(path: &Path, key: &Keypair, force: bool) -> Result<()> {
     let mut out = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    let text = serde_json::to_string_pretty(&file)?;
-    out.write_all(text.as_bytes())?;
-    out.write_all(b"\n")?;
-    out.sync_all()?;
+    let text = serde_json::to_string_pretty(&file).context("encoding the key")?;
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -109,9 +147,52 @@ pub fn read(path: &Path) -> Result<Keypair> {
     Ok(key)
 }
 
+/// Prefix of every reviewer token.
+pub const REVIEWER_TOKEN_PREFIX: &str = "synod_rt_";
+
+/// A new reviewer token: the prefix and 32 random bytes in base64url.
+pub fn new_reviewer_token() -> Result<String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).context("no randomness available")?;
+    Ok(format!(
+        "{REVIEWER_TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(secret)
+    ))
+}
+
+/// The signing key a reviewer token stands for:
+/// `seed = SHA-256("synod/reviewer/v1" ‖ token)`. The node keeps no copy of
+/// tokens or reviewer keys; whoever presents the token signs as that reviewer,
+/// and revoking the reviewer role revokes the token.
+pub fn reviewer_key(token: &str) -> Result<Keypair> {
+    let secret = token
+        .strip_prefix(REVIEWER_TOKEN_PREFIX)
+        .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+        .filter(|b| b.len() == 32);
+    if secret.is_none() {
+        bail!("not a reviewer token");
+    }
+    let mut material = b"synod/reviewer/v1".to_vec();
+    material.extend_from_slice(token.as_bytes());
+    Ok(Keypair::from_seed(&Digest::of(&material).0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reviewer_tokens_stand_for_one_key() {
+        let token = new_reviewer_token().unwrap();
+        let a = reviewer_key(&token).unwrap();
+        assert_eq!(a.id(), reviewer_key(&token).unwrap().id());
+        assert_ne!(
+            a.id(),
+            reviewer_key(&new_reviewer_token().unwrap()).unwrap().id()
+        );
+        assert!(reviewer_key("synod_rt_short").is_err());
+        assert!(reviewer_key(&token.replace(REVIEWER_TOKEN_PREFIX, "x")).is_err());
+    }
 
     #[test]
     fn key_file_round_trips_and_refuses_overwrite() {

@@ -1,0 +1,852 @@
+//! The client commands: they sign messages with the user's key and talk to a
+//! node over HTTP.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use synod_core::wire::MessageType;
+use synod_node::keys;
+
+use crate::Conn;
+use crate::client::Client;
+use crate::table;
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Register (or update) the key's agent in the space.
+    Register {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Vendor label, e.g. anthropic.
+        #[arg(long)]
+        vendor: Option<String>,
+        /// Model label.
+        #[arg(long)]
+        model: Option<String>,
+        /// Declared authority, `PATTERN=VALUE` (repeatable): `fraud.*=0.9`.
+        #[arg(long = "authority", value_name = "PATTERN=VALUE")]
+        authorities: Vec<String>,
+        /// Role asked for (repeatable); only an admin's grant gives one.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// List agents.
+    List,
+    /// Show one agent (default: the key's own).
+    Show {
+        /// The agent's did.
+        did: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct ProposeArgs {
+    /// Domain, e.g. credit.loans.
+    #[arg(long)]
+    domain: String,
+    /// Action kind, e.g. approve_loan.
+    #[arg(long)]
+    kind: String,
+    /// One-line summary for people.
+    #[arg(long)]
+    summary: String,
+    /// JSON payload for the agents.
+    #[arg(long)]
+    payload: Option<String>,
+    /// Your confidence, in (0, 1].
+    #[arg(long)]
+    confidence: String,
+    /// low, medium, high or critical.
+    #[arg(long, default_value = "medium")]
+    stakes: String,
+    /// How long the vote stays open: 90s, 10m, 2h, 1d.
+    #[arg(long, default_value = "10m")]
+    deadline: String,
+    /// A proposal of yours this one replaces.
+    #[arg(long)]
+    supersedes: Option<String>,
+    /// Policy override, `FIELD=VALUE` (repeatable); may only tighten.
+    #[arg(long = "policy", value_name = "FIELD=VALUE")]
+    policy: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RespondArgs {
+    /// The proposal id.
+    id: String,
+    /// endorse, challenge or abstain.
+    stance: String,
+    /// Your probability that your stance is right, in [0, 1].
+    confidence: String,
+    /// Why; kept in the audit log.
+    #[arg(long, default_value = "")]
+    reasoning: String,
+}
+
+#[derive(Subcommand)]
+pub enum ReviewerCommand {
+    /// Admit a human reviewer and print the token they sign in with.
+    Add {
+        /// The reviewer's name.
+        name: String,
+        /// The space's admin key.
+        #[arg(long, env = "SYNOD_ADMIN_KEY", default_value = "synod-data/admin.key")]
+        admin_key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LogCommand {
+    /// Write the audit export (JSON lines) to stdout or a file.
+    Export {
+        /// First entry.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Grant an agent authorities and roles (replacing earlier grants).
+    Grant {
+        /// The agent's did.
+        did: String,
+        /// `PATTERN=VALUE` (repeatable).
+        #[arg(long = "authority", value_name = "PATTERN=VALUE")]
+        authorities: Vec<String>,
+        /// agent, reviewer, oracle or admin (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// The space's admin key.
+        #[arg(long, env = "SYNOD_ADMIN_KEY", default_value = "synod-data/admin.key")]
+        admin_key: PathBuf,
+    },
+    /// Set configuration fields, `FIELD=VALUE` (mode=open, trust_prior=0.5, …).
+    Set {
+        /// `FIELD=VALUE` pairs.
+        #[arg(required = true)]
+        fields: Vec<String>,
+        /// The space's admin key.
+        #[arg(long, env = "SYNOD_ADMIN_KEY", default_value = "synod-data/admin.key")]
+        admin_key: PathBuf,
+    },
+    /// Show the space's configuration.
+    Show,
+}
+
+fn pairs(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|item| {
+            item.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| anyhow!("{what} {item:?} is not KEY=VALUE"))
+        })
+        .collect()
+}
+
+fn print_json(value: &Value) -> Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `90s`, `10m`, `2h`, `1d` in milliseconds.
+pub fn duration_ms(text: &str) -> Result<u64> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("{text:?} is not a duration like 90s, 10m, 2h, 1d"))?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => bail!("{text:?} is not a duration like 90s, 10m, 2h, 1d"),
+    };
+    Ok(n * scale)
+}
+
+pub fn agent(command: AgentCommand, conn: &Conn) -> Result<ExitCode> {
+    let client = conn.client();
+    match command {
+        AgentCommand::Register {
+            name,
+            vendor,
+            model,
+            authorities,
+            roles,
+        } => {
+            let key = conn.keypair()?;
+            let seq = match client.get(&format!("/v1/agents/{}", key.id())) {
+                Ok(agent) => agent["seq"].as_u64().unwrap_or(0) + 1,
+                Err(_) => 1,
+            };
+            let mut body = json!({"seq": seq, "name": name, "authorities": pairs(&authorities, "authority")?, "roles": roles});
+            if let Some(v) = vendor {
+                body["vendor"] = json!(v);
+            }
+            if let Some(m) = model {
+                body["model"] = json!(m);
+            }
+            let answer = client.send("/v1/agents", MessageType::Registration, body, &key)?;
+            if conn.json {
+                return print_json(&answer);
+            }
+            println!(
+                "registered {} (seq {seq}) at log index {}",
+                key.id(),
+                answer["index"]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::List => {
+            let answer = client.get("/v1/agents?limit=500")?;
+            if conn.json {
+                return print_json(&answer);
+            }
+            let rows: Vec<Vec<String>> = answer["agents"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    vec![
+                        a["name"].as_str().unwrap_or("").to_string(),
+                        a["vendor"].as_str().unwrap_or("").to_string(),
+                        a["id"].as_str().unwrap_or("").to_string(),
+                        roles_text(&a["roles"]),
+                        authorities_text(&a["granted_authorities"], &a["declared_authorities"]),
+                    ]
+                })
+                .collect();
+            table::print(&["NAME", "VENDOR", "ID", "ROLES", "AUTHORITY"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::Show { did } => {
+            let did = match did {
+                Some(d) => d,
+                None => conn.keypair()?.id().to_string(),
+            };
+            let a = client.get(&format!("/v1/agents/{did}"))?;
+            if conn.json {
+                return print_json(&a);
+            }
+            println!("{}  ({})", a["name"].as_str().unwrap_or(""), did);
+            println!("  roles       {}", roles_text(&a["roles"]));
+            println!(
+                "  authority   {}",
+                authorities_text(&a["granted_authorities"], &a["declared_authorities"])
+            );
+            println!(
+                "  responses   {}   scored outcomes {}",
+                a["responses"], a["outcomes"]
+            );
+            println!("  trust prior {}", a["trust_prior"].as_str().unwrap_or(""));
+            let rows: Vec<Vec<String>> = a["trust"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(d, t)| vec![d.clone(), t.as_str().unwrap_or("").to_string()])
+                .collect();
+            if !rows.is_empty() {
+                table::print(&["DOMAIN", "TRUST"], &rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn roles_text(roles: &Value) -> String {
+    roles
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+fn authorities_text(granted: &Value, declared: &Value) -> String {
+    let source = if granted.as_object().is_some_and(|o| !o.is_empty()) {
+        granted
+    } else {
+        declared
+    };
+    source
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(p, a)| format!("{p}={}", a.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
+    let client = conn.client();
+    let key = conn.keypair()?;
+    let (_, now) = client.space()?;
+    let deadline = now + duration_ms(&args.deadline)?;
+    let payload: Value = match &args.payload {
+        Some(text) => serde_json::from_str(text).context("--payload is not JSON")?,
+        None => Value::Null,
+    };
+    let mut action = json!({"kind": args.kind, "summary": args.summary});
+    if !payload.is_null() {
+        action["payload"] = payload;
+    }
+    let mut body = json!({"domain": args.domain, "action": action, "confidence": args.confidence,
+                          "stakes": args.stakes, "deadline": deadline});
+    if let Some(s) = args.supersedes {
+        body["supersedes"] = json!(s);
+    }
+    if !args.policy.is_empty() {
+        let mut policy = serde_json::Map::new();
+        for (field, value) in pairs(&args.policy, "policy")? {
+            let v = match value.as_str() {
+                "true" => json!(true),
+                "false" => json!(false),
+                _ if field == "reviewers_required" => json!(
+                    value
+                        .parse::<u32>()
+                        .context("reviewers_required is a count")?
+                ),
+                _ => json!(value),
+            };
+            policy.insert(field, v);
+        }
+        body["policy"] = Value::Object(policy);
+    }
+    let answer = client.send("/v1/proposals", MessageType::Proposal, body, &key)?;
+    if conn.json {
+        return print_json(&answer);
+    }
+    println!("{}", answer["id"].as_str().unwrap_or(""));
+    eprintln!(
+        "proposed at log index {}; status {}",
+        answer["index"],
+        answer["status"].as_str().unwrap_or("?")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
+    let client = conn.client();
+    let key = conn.keypair()?;
+    let body = json!({"proposal": args.id, "stance": args.stance, "confidence": args.confidence, "reasoning": args.reasoning});
+    let answer = client.send(
+        &format!("/v1/proposals/{}/responses", args.id),
+        MessageType::Response,
+        body,
+        &key,
+    )?;
+    if conn.json {
+        return print_json(&answer);
+    }
+    let t = &answer["tally"];
+    println!(
+        "counted at log index {}; proposal {} (E {} C {} V {} P {})",
+        answer["index"],
+        answer["status"].as_str().unwrap_or("?"),
+        t["endorse"].as_str().unwrap_or(""),
+        t["challenge"].as_str().unwrap_or(""),
+        t["voted"].as_str().unwrap_or(""),
+        t["potential"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(id: &str, conn: &Conn) -> Result<ExitCode> {
+    let p = conn.client().get(&format!("/v1/proposals/{id}"))?;
+    if conn.json {
+        return print_json(&p);
+    }
+    print!("{}", describe_proposal(&p));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A proposal as text: what, status, tally, responses.
+pub fn describe_proposal(p: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let mut out = String::new();
+    out.push_str(&format!("{}\n", s(&p["summary"])));
+    out.push_str(&format!("  id        {}\n", s(&p["id"])));
+    out.push_str(&format!(
+        "  action    {} in {} ({} stakes)\n",
+        s(&p["kind"]),
+        s(&p["domain"]),
+        s(&p["stakes"])
+    ));
+    let mut status = s(&p["status"]);
+    if let Some(reason) = p["reason"].as_str() {
+        status.push_str(&format!(" ({reason})"));
+    }
+    if let Some(cause) = p["closure"]["cause"].as_str() {
+        status.push_str(&format!(", closed: {cause}"));
+    }
+    if let Some(leaning) = p["leaning"]["verdict"]
+        .as_str()
+        .or_else(|| p["leaning"]["verdict"]["escalated"].as_str())
+    {
+        status.push_str(&format!(", leaning {leaning} (tentative)"));
+    }
+    out.push_str(&format!("  status    {status}\n"));
+    let t = &p["tally"];
+    out.push_str(&format!(
+        "  tally     E {}  C {}  V {}  P {}\n",
+        s(&t["endorse"]),
+        s(&t["challenge"]),
+        s(&t["voted"]),
+        s(&t["potential"])
+    ));
+    let rows: Vec<Vec<String>> = p["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            vec![
+                s(&r["name"]),
+                s(&r["stance"]),
+                s(&r["confidence"]),
+                s(&r["reasoning"]),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push_str(&table::render(
+            &["AGENT", "STANCE", "CONFIDENCE", "REASONING"],
+            &rows,
+        ));
+    }
+    out
+}
+
+pub fn proposals(status: Option<String>, domain: Option<String>, conn: &Conn) -> Result<ExitCode> {
+    let mut query = vec!["limit=500".to_string()];
+    if let Some(s) = status {
+        query.push(format!("status={s}"));
+    }
+    if let Some(d) = domain {
+        query.push(format!("domain={d}"));
+    }
+    let answer = conn
+        .client()
+        .get(&format!("/v1/proposals?{}", query.join("&")))?;
+    if conn.json {
+        return print_json(&answer);
+    }
+    let rows: Vec<Vec<String>> = answer["proposals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                table::short(p["id"].as_str().unwrap_or("")),
+                p["status"].as_str().unwrap_or("").to_string(),
+                p["domain"].as_str().unwrap_or("").to_string(),
+                p["summary"].as_str().unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    table::print(&["ID", "STATUS", "DOMAIN", "SUMMARY"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cursor_path(space: &str) -> Result<PathBuf> {
+    let keys = keys::key_dir()?;
+    let dir = keys
+        .parent()
+        .map(|p| p.join("watch"))
+        .unwrap_or_else(|| PathBuf::from("watch"));
+    Ok(dir.join(format!("{space}.cursor")))
+}
+
+/// One event as a line for people.
+pub fn describe_event(name: &str, data: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let short = |v: &Value| table::short(v.as_str().unwrap_or(""));
+    match name {
+        "proposal_opened" => format!(
+            "opened     {} in {} ({} in the electorate)",
+            short(&data["proposal"]),
+            s(&data["domain"]),
+            data["electorate"]
+        ),
+        "response_counted" => {
+            let leaning = data["leaning"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    format!(
+                        "escalated: {}",
+                        data["leaning"]["escalated"].as_str().unwrap_or("?")
+                    )
+                });
+            format!(
+                "response   {} {} {}: E {} C {}, leaning {leaning} (tentative)",
+                short(&data["proposal"]),
+                short(&data["agent"]),
+                s(&data["stance"]),
+                s(&data["tally"]["endorse"]),
+                s(&data["tally"]["challenge"])
+            )
+        }
+        "proposal_closed" => {
+            let reason = data["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            format!(
+                "DECIDED    {} {}{reason} [{}] (final)",
+                short(&data["proposal"]),
+                s(&data["status"]),
+                s(&data["cause"])
+            )
+        }
+        "human_decided" => format!(
+            "reviewer   {} {} by {}",
+            short(&data["proposal"]),
+            s(&data["decision"]),
+            short(&data["reviewer"])
+        ),
+        "human_resolved" => format!(
+            "DECIDED    {} {} (final)",
+            short(&data["proposal"]),
+            s(&data["status"])
+        ),
+        "outcome_recorded" => format!(
+            "outcome    {} score {}",
+            short(&data["proposal"]),
+            s(&data["score"])
+        ),
+        "trust_updated" => format!(
+            "trust      {} in {}: {} -> {}",
+            short(&data["agent"]),
+            s(&data["domain"]),
+            s(&data["before"]),
+            s(&data["after"])
+        ),
+        "agent_registered" => format!(
+            "agent      {} registered (seq {})",
+            short(&data["agent"]),
+            data["seq"]
+        ),
+        "proposal_superseded" => format!(
+            "superseded {} by {}",
+            short(&data["proposal"]),
+            short(&data["by"])
+        ),
+        other => format!("{other:<10} {data}"),
+    }
+}
+
+pub fn watch(from: Option<u64>, count: Option<u64>, conn: &Conn) -> Result<ExitCode> {
+    let client = conn.client();
+    let (space, _) = client.space()?;
+    let cursor = cursor_path(&space)?;
+    let saved = std::fs::read_to_string(&cursor)
+        .ok()
+        .map(|s| s.trim().to_string());
+    let (path, last_id) = match from {
+        Some(index) => (format!("/v1/events?from={index}"), None),
+        None => ("/v1/events?from=0".to_string(), saved),
+    };
+    if let Some(dir) = cursor.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    let mut seen = 0u64;
+    let stdout = std::io::stdout();
+    client.events(&path, last_id.as_deref(), |id, name, data| {
+        let mut out = stdout.lock();
+        if conn.json {
+            writeln!(out, "{}", json!({"id": id, "event": name, "data": data}))?;
+        } else {
+            writeln!(out, "{id:>8}  {}", describe_event(name, data))?;
+        }
+        out.flush()?;
+        std::fs::write(&cursor, id).ok();
+        seen += 1;
+        Ok(count.is_none_or(|c| seen < c))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn outcome(id: &str, result: &str, conn: &Conn) -> Result<ExitCode> {
+    let client = conn.client();
+    let key = conn.keypair()?;
+    let mut body = json!({"proposal": id});
+    match result {
+        "success" | "failure" => body["result"] = json!(result),
+        score => body["score"] = json!(score),
+    }
+    let answer = client.send(
+        &format!("/v1/proposals/{id}/outcome"),
+        MessageType::Outcome,
+        body,
+        &key,
+    )?;
+    if conn.json {
+        return print_json(&answer);
+    }
+    println!("outcome recorded at log index {}", answer["index"]);
+    for effect in answer["effects"].as_array().into_iter().flatten() {
+        if effect["type"] == "trust_updated" {
+            println!("  {}", describe_event("trust_updated", effect));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn escalations(conn: &Conn) -> Result<ExitCode> {
+    let answer = conn.client().get("/v1/escalations")?;
+    if conn.json {
+        return print_json(&answer);
+    }
+    let rows: Vec<Vec<String>> = answer["escalations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                p["id"].as_str().unwrap_or("").to_string(),
+                p["reason"].as_str().unwrap_or("").to_string(),
+                p["domain"].as_str().unwrap_or("").to_string(),
+                p["summary"].as_str().unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    table::print(&["ID", "REASON", "DOMAIN", "SUMMARY"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn review(
+    id: &str,
+    decision: &str,
+    note: &str,
+    token: Option<&str>,
+    conn: &Conn,
+) -> Result<ExitCode> {
+    let client = conn.client();
+    let path = format!("/v1/escalations/{id}/decisions");
+    let answer = match token {
+        Some(token) => client.post(
+            &path,
+            &json!({"decision": decision, "note": note}),
+            Some(token),
+        )?,
+        None => {
+            let key = conn.keypair()?;
+            client.send(
+                &path,
+                MessageType::Decision,
+                json!({"proposal": id, "decision": decision, "note": note}),
+                &key,
+            )?
+        }
+    };
+    if conn.json {
+        return print_json(&answer);
+    }
+    println!(
+        "decision recorded at log index {}; proposal {}",
+        answer["index"],
+        answer["status"].as_str().unwrap_or("?")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Admits a reviewer: the admin grants the role to the key the new token
+/// stands for, and that key registers. Returns (token, did).
+pub fn add_reviewer(
+    client: &Client,
+    admin: &synod_core::Keypair,
+    name: &str,
+) -> Result<(String, String)> {
+    let token = keys::new_reviewer_token()?;
+    let reviewer = keys::reviewer_key(&token)?;
+    grant(
+        client,
+        admin,
+        reviewer.id().as_str(),
+        BTreeMap::new(),
+        vec!["reviewer".into()],
+    )?;
+    client.send(
+        "/v1/agents",
+        MessageType::Registration,
+        json!({"seq": 1, "name": name, "roles": ["reviewer"]}),
+        &reviewer,
+    )?;
+    Ok((token, reviewer.id().to_string()))
+}
+
+/// Sends an admin configuration change with the next sequence number.
+pub fn configure(client: &Client, admin: &synod_core::Keypair, change: Value) -> Result<Value> {
+    let mut last = None;
+    for _ in 0..3 {
+        let seq = client.get("/v1/space")?["config_seq"].as_u64().unwrap_or(0) + 1;
+        match client.send(
+            "/v1/config",
+            MessageType::Configuration,
+            json!({"seq": seq, "change": change}),
+            admin,
+        ) {
+            Ok(answer) => return Ok(answer),
+            // Another admin took this sequence number first: try the next.
+            Err(e)
+                if e.downcast_ref::<crate::client::ApiError>()
+                    .is_some_and(|a| a.kind == "duplicate") =>
+            {
+                last = Some(e)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("three attempts"))
+}
+
+pub fn grant(
+    client: &Client,
+    admin: &synod_core::Keypair,
+    did: &str,
+    authorities: BTreeMap<String, String>,
+    roles: Vec<String>,
+) -> Result<Value> {
+    configure(
+        client,
+        admin,
+        json!({"grant": {"agent": did, "authorities": authorities, "roles": roles}}),
+    )
+}
+
+fn admin_key(path: &std::path::Path) -> Result<synod_core::Keypair> {
+    keys::read(path).map_err(|e| {
+        anyhow!("{e} (the admin key is in the node's data directory; pass --admin-key)")
+    })
+}
+
+pub fn reviewer(command: ReviewerCommand, conn: &Conn) -> Result<ExitCode> {
+    match command {
+        ReviewerCommand::Add {
+            name,
+            admin_key: path,
+        } => {
+            let admin = admin_key(&path)?;
+            let (token, did) = add_reviewer(&conn.client(), &admin, &name)?;
+            if conn.json {
+                return print_json(&json!({"name": name, "did": did, "token": token}));
+            }
+            println!("{token}");
+            eprintln!(
+                "reviewer {name} ({did}) admitted; sign in to the inbox at {}/ with the token above",
+                conn.node
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn log(command: LogCommand, conn: &Conn) -> Result<ExitCode> {
+    match command {
+        LogCommand::Export { from, out } => {
+            let text = conn.client().get_text(&format!("/v1/log?from={from}"))?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "{} entries written to {}",
+                        text.lines().count(),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn admin(command: AdminCommand, conn: &Conn) -> Result<ExitCode> {
+    let client = conn.client();
+    match command {
+        AdminCommand::Grant {
+            did,
+            authorities,
+            roles,
+            admin_key: path,
+        } => {
+            let admin = admin_key(&path)?;
+            let answer = grant(
+                &client,
+                &admin,
+                &did,
+                pairs(&authorities, "authority")?,
+                roles,
+            )?;
+            if conn.json {
+                return print_json(&answer);
+            }
+            println!("granted at log index {}", answer["index"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::Set {
+            fields,
+            admin_key: path,
+        } => {
+            let admin = admin_key(&path)?;
+            let mut patch = serde_json::Map::new();
+            for (field, value) in pairs(&fields, "field")? {
+                let v = match value.parse::<u64>() {
+                    Ok(n) if field.ends_with("_ms") => json!(n),
+                    _ if field == "policies" => {
+                        serde_json::from_str(&value).context("policies is JSON")?
+                    }
+                    _ => json!(value),
+                };
+                patch.insert(field, v);
+            }
+            let answer = configure(&client, &admin, json!({"set": patch}))?;
+            if conn.json {
+                return print_json(&answer);
+            }
+            println!("configuration changed at log index {}", answer["index"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::Show => {
+            let space = client.get("/v1/space")?;
+            print_json(&space)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(duration_ms("90s").unwrap(), 90_000);
+        assert_eq!(duration_ms("10m").unwrap(), 600_000);
+        assert_eq!(duration_ms("2h").unwrap(), 7_200_000);
+        assert_eq!(duration_ms("1d").unwrap(), 86_400_000);
+        assert!(duration_ms("10").is_err());
+        assert!(duration_ms("m").is_err());
+        assert!(duration_ms("5w").is_err());
+    }
+}

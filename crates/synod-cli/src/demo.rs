@@ -1,0 +1,376 @@
+//! `synod demo`: an embedded node in a temporary directory, agents from
+//! different vendors, and the scenarios of the problem statement played over
+//! the real HTTP API.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use synod_core::Keypair;
+use synod_core::wire::MessageType;
+use synod_node::{Node, NodeConfig, keys};
+
+use crate::client::Client;
+use crate::commands::{add_reviewer, grant};
+use crate::{serve, table};
+
+struct DemoAgent {
+    name: &'static str,
+    vendor: &'static str,
+    model: &'static str,
+    authorities: &'static [(&'static str, &'static str)],
+    roles: &'static [&'static str],
+}
+
+const AGENTS: &[DemoAgent] = &[
+    DemoAgent {
+        name: "Credit Risk",
+        vendor: "anthropic",
+        model: "claude",
+        authorities: &[("credit.*", "0.9")],
+        roles: &["agent"],
+    },
+    DemoAgent {
+        name: "Compliance",
+        vendor: "openai",
+        model: "gpt",
+        authorities: &[("credit.*", "0.8"), ("payments.*", "0.7")],
+        roles: &["agent"],
+    },
+    DemoAgent {
+        name: "Fraud Sentinel",
+        vendor: "google",
+        model: "gemini",
+        authorities: &[("payments.*", "0.9"), ("credit.*", "0.3")],
+        roles: &["agent"],
+    },
+    DemoAgent {
+        name: "Customer Care",
+        vendor: "mistral",
+        model: "mistral-large",
+        authorities: &[("payments.*", "0.4"), ("credit.*", "0.3")],
+        roles: &["agent"],
+    },
+    DemoAgent {
+        name: "Ledger",
+        vendor: "in-house",
+        model: "rules",
+        authorities: &[],
+        roles: &["oracle"],
+    },
+];
+
+/// One response in a scenario: who, stance, confidence, why.
+type Vote = (&'static str, &'static str, &'static str, &'static str);
+
+struct Scenario {
+    title: &'static str,
+    proposer: &'static str,
+    domain: &'static str,
+    kind: &'static str,
+    summary: &'static str,
+    payload: fn() -> Value,
+    confidence: &'static str,
+    stakes: &'static str,
+    votes: &'static [Vote],
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        title: "A loan decision that is approved",
+        proposer: "Credit Risk",
+        domain: "credit.loans",
+        kind: "approve_loan",
+        summary: "Approve a 25,000 EUR personal loan for applicant #4411",
+        payload: || json!({"applicant": 4411, "amount_eur": 25000, "term_months": 48, "debt_to_income": "0.31"}),
+        confidence: "0.85",
+        stakes: "medium",
+        votes: &[
+            (
+                "Compliance",
+                "endorse",
+                "0.8",
+                "KYC complete; debt-to-income 0.31 is under the 0.45 cap.",
+            ),
+            (
+                "Fraud Sentinel",
+                "endorse",
+                "0.7",
+                "No fraud signals on the application or device.",
+            ),
+        ],
+    },
+    Scenario {
+        title: "A transaction block that is rejected",
+        proposer: "Fraud Sentinel",
+        domain: "payments.transactions",
+        kind: "block_transaction",
+        summary: "Block card payment #88120 of 3,200 EUR abroad",
+        payload: || json!({"transaction": 88120, "amount_eur": 3200, "country": "PT", "score": "0.62"}),
+        confidence: "0.6",
+        stakes: "high",
+        votes: &[
+            (
+                "Compliance",
+                "challenge",
+                "0.9",
+                "The customer pre-announced this trip; the merchant is verified.",
+            ),
+            (
+                "Customer Care",
+                "challenge",
+                "0.95",
+                "Customer confirmed the purchase by phone ten minutes ago.",
+            ),
+        ],
+    },
+    Scenario {
+        title: "A contested decision that escalates to the inbox",
+        proposer: "Credit Risk",
+        domain: "credit.limits",
+        kind: "raise_credit_limit",
+        summary: "Raise the credit limit of account #5127 from 5,000 to 12,000 EUR",
+        payload: || json!({"account": 5127, "from_eur": 5000, "to_eur": 12000}),
+        confidence: "0.7",
+        stakes: "medium",
+        votes: &[
+            (
+                "Fraud Sentinel",
+                "challenge",
+                "0.8",
+                "Three new devices logged in this month.",
+            ),
+            (
+                "Compliance",
+                "challenge",
+                "0.7",
+                "Income documents are eleven months old.",
+            ),
+            (
+                "Customer Care",
+                "endorse",
+                "0.5",
+                "Long-standing customer, no complaints.",
+            ),
+        ],
+    },
+];
+
+fn demo_dir() -> Result<PathBuf> {
+    let mut suffix = [0u8; 4];
+    getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let dir = std::env::temp_dir().join(format!(
+        "synod-demo-{}",
+        synod_core::wire::hex_encode(&suffix)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+pub fn run(listen: &str, exit: bool) -> Result<()> {
+    let dir = demo_dir()?;
+    let rt = serve::runtime()?;
+    rt.block_on(async {
+        let node = Node::open(&NodeConfig {
+            data_dir: dir.join("data"),
+            open: false,
+            space_id: Some("demo".into()),
+        })?;
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            // The default port is taken (another synod?): any free port will do.
+            Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding a port")?,
+        };
+        let addr = listener.local_addr()?;
+        let base = format!("http://{addr}");
+        println!("synod demo: a node in {} serving {base}\n", dir.display());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve::run(node.clone(), listener, async move {
+            let _ = stop_rx.await;
+        }));
+        let admin = keys::read(&node.admin_key_path())?;
+        let play_base = base.clone();
+        let key_dir = dir.join("keys");
+        let token = tokio::task::spawn_blocking(move || play(&play_base, &admin, &key_dir)).await??;
+        println!("\nThe inbox: {base}/");
+        println!("Sign in with the reviewer token:\n\n  {token}\n");
+        println!("Open the escalated proposal, approve or reject it, and watch trust move with `synod agent show`.");
+        if exit {
+            let _ = stop_tx.send(());
+        } else {
+            println!("Serving until Ctrl-C.");
+            serve::ctrl_c().await;
+            let _ = stop_tx.send(());
+        }
+        server.await??;
+        Ok::<(), anyhow::Error>(())
+    })?;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// Plays the scenarios; returns the reviewer token.
+fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String> {
+    let client = Client::new(base);
+    let mut agents: BTreeMap<&str, Keypair> = BTreeMap::new();
+    for a in AGENTS {
+        let key = keys::generate()?;
+        keys::write(
+            &key_dir.join(format!("{}.json", a.name.to_lowercase().replace(' ', "-"))),
+            &key,
+            true,
+        )?;
+        let authorities: BTreeMap<String, String> = a
+            .authorities
+            .iter()
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect();
+        grant(
+            &client,
+            admin,
+            key.id().as_str(),
+            authorities.clone(),
+            a.roles.iter().map(|r| r.to_string()).collect(),
+        )?;
+        client.send(
+            "/v1/agents",
+            MessageType::Registration,
+            json!({"seq": 1, "name": a.name, "vendor": a.vendor, "model": a.model, "authorities": authorities}),
+            &key,
+        )?;
+        agents.insert(a.name, key);
+    }
+    let rows: Vec<Vec<String>> = AGENTS
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.to_string(),
+                a.vendor.to_string(),
+                a.authorities
+                    .iter()
+                    .map(|(p, v)| format!("{p}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                a.roles.join(","),
+            ]
+        })
+        .collect();
+    println!("Agents (closed space, granted by the admin; trust starts at 0.5):");
+    table::print(&["AGENT", "VENDOR", "AUTHORITY", "ROLE"], &rows);
+
+    let (token, _) = add_reviewer(&client, admin, "Avery (risk officer)")?;
+    let mut ids = Vec::new();
+    let mut decisions = Vec::new();
+    for s in SCENARIOS {
+        println!("\n▶ {}", s.title);
+        let (_, now) = client.space()?;
+        let proposal = client.send(
+            "/v1/proposals",
+            MessageType::Proposal,
+            json!({"domain": s.domain, "action": {"kind": s.kind, "summary": s.summary, "payload": (s.payload)()},
+                   "confidence": s.confidence, "stakes": s.stakes, "deadline": now + 10 * 60_000}),
+            &agents[s.proposer],
+        )?;
+        let id = proposal["id"].as_str().context("proposal id")?.to_string();
+        println!(
+            "  {} proposes: {} (confidence {}, {} stakes)",
+            s.proposer, s.summary, s.confidence, s.stakes
+        );
+        for (who, stance, confidence, why) in s.votes {
+            let current = client.get(&format!("/v1/proposals/{id}"))?;
+            if current["status"] != "open" {
+                println!("  {who} does not need to answer: the result was already final");
+                continue;
+            }
+            client.send(
+                &format!("/v1/proposals/{id}/responses"),
+                MessageType::Response,
+                json!({"proposal": id, "stance": stance, "confidence": confidence, "reasoning": why}),
+                &agents[who],
+            )?;
+            println!("  {who} {stance}s at {confidence}: {why}");
+        }
+        let p = client.get(&format!("/v1/proposals/{id}"))?;
+        let status = p["status"].as_str().unwrap_or("?").to_string();
+        let how = p["closure"]["cause"]
+            .as_str()
+            .unwrap_or("")
+            .replace('_', " ");
+        let reason = p["reason"].as_str().unwrap_or("");
+        println!(
+            "  → {status}{} ({how})",
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        );
+        decisions.push(vec![
+            s.title.to_string(),
+            status,
+            reason.to_string(),
+            p["tally"]["endorse"].as_str().unwrap_or("").to_string(),
+            p["tally"]["challenge"].as_str().unwrap_or("").to_string(),
+            how,
+        ]);
+        ids.push(id);
+    }
+    println!("\nDecisions:");
+    table::print(
+        &["SCENARIO", "STATUS", "REASON", "E", "C", "CLOSED"],
+        &decisions,
+    );
+
+    // Outcomes arrive: the loan was repaid on schedule; the blocked payment
+    // was legitimate, so blocking it would have been wrong.
+    println!("\n▶ Outcomes move trust");
+    let before: BTreeMap<String, Value> = trust_by_agent(&client, &agents)?;
+    client.send(
+        &format!("/v1/proposals/{}/outcome", ids[0]),
+        MessageType::Outcome,
+        json!({"proposal": ids[0], "result": "success"}),
+        &agents["Ledger"],
+    )?;
+    println!("  Ledger: the loan is being repaid on schedule (success)");
+    client.send(
+        &format!("/v1/proposals/{}/outcome", ids[1]),
+        MessageType::Outcome,
+        json!({"proposal": ids[1], "result": "failure"}),
+        &agents["Ledger"],
+    )?;
+    println!(
+        "  Ledger: the payment was the customer's own; blocking it would have failed (failure)"
+    );
+    let after = trust_by_agent(&client, &agents)?;
+    let mut rows = Vec::new();
+    for (name, trust) in &after {
+        for (domain, value) in trust.as_object().into_iter().flatten() {
+            let old = before
+                .get(name)
+                .and_then(|t| t[domain].as_str())
+                .unwrap_or("0.5");
+            rows.push(vec![
+                name.clone(),
+                domain.clone(),
+                old.to_string(),
+                value.as_str().unwrap_or("").to_string(),
+            ]);
+        }
+    }
+    println!("\nTrust after outcomes (confident and right gains, confident and wrong loses):");
+    table::print(&["AGENT", "DOMAIN", "BEFORE", "AFTER"], &rows);
+    Ok(token)
+}
+
+fn trust_by_agent(
+    client: &Client,
+    agents: &BTreeMap<&str, Keypair>,
+) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    for (name, key) in agents {
+        let a = client.get(&format!("/v1/agents/{}", key.id()))?;
+        out.insert(name.to_string(), a["trust"].clone());
+    }
+    Ok(out)
+}

@@ -1,0 +1,678 @@
+//! The HTTP API under `/v1`, plus `/healthz`, `/metrics` and
+//! `/openapi.json`. Requests carry the signed messages of `docs/PROTOCOL.md`;
+//! every refusal comes back as `{"error": kind, "message": …}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use synod_core::message::{Body as MessageBody, Role};
+use synod_core::package::DecisionPackage;
+use synod_core::space::{ProposalRecord, Space, Status};
+use synod_core::tally::resolve;
+use synod_core::wire::{Digest, MAX_MESSAGE_BYTES, MessageType, SignedMessage, Verified};
+use synod_core::{AgentId, ErrorKind, Rejection};
+
+use crate::{Node, SubmitError, keys, now_ms};
+
+/// Most items one list request returns.
+pub const MAX_PAGE: usize = 500;
+
+/// An API error: an HTTP status and the JSON body `{"error", "message"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+}
+
+/// The HTTP status of each protocol error kind.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Malformed | ErrorKind::WrongSpace => StatusCode::BAD_REQUEST,
+        ErrorKind::BadSignature => StatusCode::UNAUTHORIZED,
+        ErrorKind::UnknownAgent | ErrorKind::NotEligible | ErrorKind::WrongRole => {
+            StatusCode::FORBIDDEN
+        }
+        ErrorKind::UnknownProposal => StatusCode::NOT_FOUND,
+        ErrorKind::Duplicate | ErrorKind::ProposalClosed | ErrorKind::InvalidState => {
+            StatusCode::CONFLICT
+        }
+        ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::OutOfRange
+        | ErrorKind::PolicyViolation
+        | ErrorKind::BadDeadline
+        | ErrorKind::ClockSkew => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(r: Rejection) -> ApiError {
+        ApiError::new(status_of(r.kind), r.kind.as_str(), r.message)
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> ApiError {
+        match e {
+            SubmitError::Rejected(r) => r.into(),
+            SubmitError::Unavailable(why) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.kind, "message": self.message});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The whole router: API, events, inbox pages, metrics.
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/space", get(space_info))
+        .route("/v1/agents", post(register).get(list_agents))
+        .route("/v1/agents/{id}", get(get_agent))
+        .route("/v1/config", post(configure))
+        .route("/v1/proposals", post(propose).get(list_proposals))
+        .route("/v1/proposals/{id}", get(get_proposal))
+        .route("/v1/proposals/{id}/responses", post(respond))
+        .route("/v1/proposals/{id}/outcome", post(outcome))
+        .route("/v1/escalations", get(list_escalations))
+        .route("/v1/escalations/{id}/decisions", post(decide))
+        .route("/v1/events", get(crate::events::stream))
+        .route("/v1/log", get(export_log))
+        .merge(crate::inbox::routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(node)
+}
+
+/// Reads a request body of at most [`MAX_MESSAGE_BYTES`].
+async fn limited_body(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than {MAX_MESSAGE_BYTES} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_MESSAGE_BYTES) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, MAX_MESSAGE_BYTES)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// Parses and verifies a signed message of type `expected`.
+async fn signed(
+    node: &Node,
+    headers: &HeaderMap,
+    body: Body,
+    expected: MessageType,
+) -> ApiResult<Verified> {
+    let bytes = limited_body(headers, body).await?;
+    let result = SignedMessage::parse(&bytes).and_then(|m| {
+        if m.kind() != expected {
+            return Err(Rejection::new(
+                ErrorKind::Malformed,
+                format!(
+                    "this endpoint takes a {} message, not a {}",
+                    expected.as_str(),
+                    m.kind().as_str()
+                ),
+            ));
+        }
+        m.verify()
+    });
+    result.map_err(|r| {
+        node.metrics().rejected(r.kind);
+        ApiError::from(r)
+    })
+}
+
+fn parse_id(text: &str) -> ApiResult<Digest> {
+    Digest::from_hex(text).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "a proposal id is 64 lowercase hex characters",
+        )
+    })
+}
+
+fn receipt_json(receipt: &crate::Receipt) -> Value {
+    json!({"index": receipt.index, "time": receipt.time, "effects": receipt.effects})
+}
+
+async fn healthz(State(node): State<Arc<Node>>) -> Response {
+    match node.fatal() {
+        None => (
+            StatusCode::OK,
+            axum::Json(json!({"status": "ok", "durable_next": node.durable_next()})),
+        )
+            .into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "failed", "reason": why})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let text = node.read(|s| node.metrics().render(s, node.queued()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+async fn space_info(State(node): State<Arc<Node>>) -> axum::Json<Value> {
+    axum::Json(node.read(|s| {
+        json!({
+            "space": s.id(),
+            "config": s.config(),
+            "config_seq": s.config_seq(),
+            "head": {"next_index": s.head().next_index, "last_hash": s.head().last_hash, "last_time": s.head().last_time},
+            "time": now_ms(),
+            "agents": s.agents().len(),
+            "proposals": s.proposals().len(),
+        })
+    }))
+}
+
+async fn register(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let message = signed(&node, &headers, body, MessageType::Registration).await?;
+    let agent = message.signer().clone();
+    let receipt = node.submit(message).await?;
+    let mut out = receipt_json(&receipt);
+    out["agent"] = json!(agent);
+    Ok((StatusCode::OK, axum::Json(out)).into_response())
+}
+
+async fn configure(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let message = signed(&node, &headers, body, MessageType::Configuration).await?;
+    let receipt = node.submit(message).await?;
+    Ok((StatusCode::OK, axum::Json(receipt_json(&receipt))).into_response())
+}
+
+async fn propose(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let message = signed(&node, &headers, body, MessageType::Proposal).await?;
+    let id = message.id();
+    let receipt = node.submit(message).await?;
+    let status = node.read(|s| s.proposal(&id).map(|p| p.status.as_str()));
+    let mut out = receipt_json(&receipt);
+    out["id"] = json!(id);
+    out["status"] = json!(status);
+    Ok((StatusCode::CREATED, axum::Json(out)).into_response())
+}
+
+fn body_proposal(message: &Verified) -> ApiResult<Option<Digest>> {
+    Ok(match MessageBody::decode(message)? {
+        MessageBody::Response(r) => Some(r.proposal),
+        MessageBody::Outcome(o) => Some(o.proposal),
+        MessageBody::Decision(d) => Some(d.proposal),
+        _ => None,
+    })
+}
+
+fn check_path_matches(message: &Verified, id: &Digest) -> ApiResult<()> {
+    if body_proposal(message)? != Some(*id) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "the message's proposal is not the one in the path",
+        ));
+    }
+    Ok(())
+}
+
+async fn respond(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let message = signed(&node, &headers, body, MessageType::Response).await?;
+    check_path_matches(&message, &id)?;
+    let receipt = node.submit(message).await?;
+    let state = node.read(|s| {
+        s.proposal(&id)
+            .map(|p| (p.status.as_str(), p.tally.to_decimal()))
+    });
+    let mut out = receipt_json(&receipt);
+    if let Some((status, tally)) = state {
+        out["status"] = json!(status);
+        out["tally"] = json!(tally);
+    }
+    Ok((StatusCode::OK, axum::Json(out)).into_response())
+}
+
+async fn outcome(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let message = signed(&node, &headers, body, MessageType::Outcome).await?;
+    check_path_matches(&message, &id)?;
+    let receipt = node.submit(message).await?;
+    Ok((StatusCode::OK, axum::Json(receipt_json(&receipt))).into_response())
+}
+
+/// A reviewer's decision as the inbox and token holders send it: the
+/// reviewer's identity comes from the token, never from this body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenDecision {
+    decision: synod_core::message::HumanVerdict,
+    #[serde(default)]
+    note: String,
+}
+
+/// The reviewer key a bearer token stands for, checked against the space.
+pub(crate) fn reviewer_from_token(node: &Node, token: &str) -> ApiResult<synod_core::Keypair> {
+    let key =
+        keys::reviewer_key(token).map_err(|_| ApiError::unauthorized("not a reviewer token"))?;
+    let is_reviewer = node.read(|s| {
+        s.agent(key.id())
+            .is_some_and(|a| s.roles(a).contains(&Role::Reviewer))
+    });
+    if !is_reviewer {
+        return Err(ApiError::unauthorized(
+            "this token's reviewer is not registered or has lost the reviewer role",
+        ));
+    }
+    Ok(key)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Signs and submits a decision for the reviewer `key`.
+pub(crate) async fn decide_as(
+    node: &Node,
+    key: &synod_core::Keypair,
+    id: Digest,
+    decision: synod_core::message::HumanVerdict,
+    note: &str,
+) -> ApiResult<crate::Receipt> {
+    let space = node.read(|s| s.id().to_string());
+    let body = json!({"space": space, "created_at": now_ms(), "proposal": id, "decision": decision, "note": note});
+    let message = Verified::sign(MessageType::Decision, body, key);
+    // A note that breaks a limit is refused like any other message.
+    MessageBody::decode(&message)?;
+    Ok(node.submit(message).await?)
+}
+
+async fn decide(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let receipt = match bearer(&headers) {
+        Some(token) => {
+            let key = reviewer_from_token(&node, token)?;
+            let bytes = limited_body(&headers, body).await?;
+            let request: TokenDecision = serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    format!("decision: {e}"),
+                )
+            })?;
+            decide_as(&node, &key, id, request.decision, &request.note).await?
+        }
+        None => {
+            let message = signed(&node, &headers, body, MessageType::Decision).await?;
+            check_path_matches(&message, &id)?;
+            node.submit(message).await?
+        }
+    };
+    let status = node.read(|s| s.proposal(&id).map(|p| p.status.as_str()));
+    let mut out = receipt_json(&receipt);
+    out["status"] = json!(status);
+    Ok((StatusCode::OK, axum::Json(out)).into_response())
+}
+
+pub(crate) fn agent_json(space: &Space, agent: &synod_core::space::Agent, detail: bool) -> Value {
+    let roles: Vec<Role> = space.roles(agent).into_iter().collect();
+    let mut out = json!({
+        "id": agent.id,
+        "name": agent.name,
+        "vendor": agent.vendor,
+        "model": agent.model,
+        "registered": agent.seq > 0,
+        "seq": agent.seq,
+        "roles": roles,
+        "declared_authorities": agent.declared,
+        "granted_authorities": agent.granted,
+        "responses": agent.responses,
+        "outcomes": agent.outcomes,
+    });
+    if detail {
+        out["trust"] = json!(agent.trust);
+        out["trust_prior"] = json!(space.trust_prior(agent));
+    }
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    after: Option<usize>,
+}
+
+async fn list_agents(State(node): State<Arc<Node>>, Query(page): Query<Page>) -> axum::Json<Value> {
+    let limit = page.limit.unwrap_or(100).min(MAX_PAGE);
+    let after = page.after.unwrap_or(0);
+    axum::Json(node.read(|s| {
+        let agents: Vec<Value> = s
+            .agents()
+            .iter()
+            .skip(after)
+            .take(limit)
+            .map(|a| agent_json(s, a, false))
+            .collect();
+        json!({"agents": agents, "total": s.agents().len()})
+    }))
+}
+
+async fn get_agent(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let agent_id = AgentId::parse(&id)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
+    let mut out = node
+        .read(|s| s.agent(&agent_id).map(|a| agent_json(s, a, true)))
+        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
+    let history: Vec<Value> = node
+        .trust_history(&id)
+        .into_iter()
+        .map(|p| json!({"time": p.time, "index": p.index, "domain": p.domain, "trust": p.trust}))
+        .collect();
+    out["trust_history"] = json!(history);
+    Ok(axum::Json(out))
+}
+
+/// The summary of a proposal in lists.
+pub(crate) fn proposal_summary(space: &Space, p: &ProposalRecord) -> Value {
+    let body = p.body();
+    json!({
+        "id": p.id,
+        "status": p.status,
+        "domain": p.domain,
+        "stakes": p.stakes,
+        "proposer": space.agent_at(p.proposer).id,
+        "kind": body.action.kind,
+        "summary": body.action.summary,
+        "deadline": p.deadline,
+        "entered_index": p.entered_index,
+        "tally": p.tally.to_decimal(),
+        "reason": p.closure.and_then(|c| c.verdict.reason()),
+    })
+}
+
+/// A proposal with everything about it.
+pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
+    let mut out = proposal_summary(space, p);
+    let responses: Vec<Value> = p
+        .responses
+        .iter()
+        .map(|r| {
+            let agent = space.agent_at(r.agent);
+            json!({"agent": agent.id, "name": agent.name, "stance": r.stance, "confidence": r.confidence,
+                   "reasoning": r.reasoning, "index": r.index})
+        })
+        .collect();
+    out["message"] = p.message.to_value();
+    out["action"] = json!(p.body().action);
+    out["confidence"] = json!(p.confidence);
+    out["policy"] = json!(p.policy);
+    out["entered_time"] = json!(p.entered_time);
+    out["electorate"] = json!({"members": p.electorate.len(), "pending": p.pending});
+    out["responses"] = json!(responses);
+    out["closure"] = json!(p.closure);
+    out["supersedes"] = json!(p.supersedes);
+    out["superseded_by"] = json!(p.superseded_by);
+    out["outcome"] = json!(p.outcome.as_ref().map(|o| json!({
+        "score": o.score, "reporter": space.agent_at(o.reporter).id, "index": o.index
+    })));
+    if p.status == Status::Open {
+        // What the rule would say if the proposal closed now: not a decision.
+        out["leaning"] = json!({"verdict": resolve(&p.policy, &p.tally), "final": false});
+    }
+    if matches!(
+        p.status,
+        Status::Escalated | Status::ApprovedByHuman | Status::RejectedByHuman
+    ) {
+        out["package"] = json!(DecisionPackage::build(space, p));
+    }
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposalFilter {
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+    /// Only proposals that entered the log after this index.
+    #[serde(default)]
+    after: Option<u64>,
+}
+
+async fn list_proposals(
+    State(node): State<Arc<Node>>,
+    Query(filter): Query<ProposalFilter>,
+) -> ApiResult<axum::Json<Value>> {
+    let pattern = filter
+        .domain
+        .as_deref()
+        .map(synod_core::domain::DomainPattern::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.to_string()))?;
+    let limit = filter.limit.unwrap_or(100).min(MAX_PAGE);
+    Ok(axum::Json(node.read(|s| {
+        let mut matching: Vec<&ProposalRecord> = s
+            .proposals()
+            .values()
+            .filter(|p| filter.status.is_none_or(|st| p.status == st))
+            .filter(|p| pattern.as_ref().is_none_or(|pat| pat.matches(&p.domain)))
+            .filter(|p| filter.after.is_none_or(|a| p.entered_index > a))
+            .collect();
+        matching.sort_by_key(|p| p.entered_index);
+        let items: Vec<Value> = matching
+            .iter()
+            .take(limit)
+            .map(|p| proposal_summary(s, p))
+            .collect();
+        json!({"proposals": items, "more": matching.len() > limit})
+    })))
+}
+
+async fn get_proposal(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    let id = parse_id(&id)?;
+    node.read(|s| s.proposal(&id).map(|p| proposal_detail(s, p)))
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no proposal {id}")))
+}
+
+async fn list_escalations(State(node): State<Arc<Node>>) -> axum::Json<Value> {
+    axum::Json(node.read(|s| {
+        let mut escalated: Vec<&ProposalRecord> = s
+            .proposals()
+            .values()
+            .filter(|p| p.status == Status::Escalated)
+            .collect();
+        escalated.sort_by_key(|p| p.closure.map(|c| c.index));
+        let items: Vec<Value> = escalated
+            .iter()
+            .take(MAX_PAGE)
+            .map(|p| {
+                let mut v = proposal_summary(s, p);
+                v["package"] = json!(DecisionPackage::build(s, p));
+                v
+            })
+            .collect();
+        json!({"escalations": items, "total": escalated.len()})
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogRange {
+    #[serde(default)]
+    from: Option<u64>,
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+/// The audit export: JSON lines from `from`, up to the durable head when the
+/// request arrived (or `limit` lines).
+async fn export_log(State(node): State<Arc<Node>>, Query(range): Query<LogRange>) -> Response {
+    let from = range.from.unwrap_or(0);
+    let end = node.durable_next();
+    let end = match range.limit {
+        Some(limit) => end.min(from.saturating_add(limit)),
+        None => end,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut next = from;
+        while next < end {
+            let batch = match node.store().read(
+                next,
+                synod_store::MAX_READ_ENTRIES.min((end - next) as usize),
+            ) {
+                Ok(b) if !b.is_empty() => b,
+                Ok(_) => break,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            };
+            next = batch.last().expect("non-empty").entry.index + 1;
+            let mut chunk = String::new();
+            for stored in &batch {
+                chunk.push_str(&stored.export_line().to_json());
+                chunk.push('\n');
+            }
+            if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+                return;
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Every route the router serves, for the OpenAPI consistency test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/v1/space"),
+    ("post", "/v1/agents"),
+    ("get", "/v1/agents"),
+    ("get", "/v1/agents/{id}"),
+    ("post", "/v1/config"),
+    ("post", "/v1/proposals"),
+    ("get", "/v1/proposals"),
+    ("get", "/v1/proposals/{id}"),
+    ("post", "/v1/proposals/{id}/responses"),
+    ("post", "/v1/proposals/{id}/outcome"),
+    ("get", "/v1/escalations"),
+    ("post", "/v1/escalations/{id}/decisions"),
+    ("get", "/v1/events"),
+    ("get", "/v1/log"),
+];
+
+/// The error kinds and statuses, for the OpenAPI document and tests.
+pub fn error_statuses() -> BTreeMap<&'static str, u16> {
+    ErrorKind::ALL
+        .iter()
+        .map(|k| (k.as_str(), status_of(*k).as_u16()))
+        .collect()
+}

@@ -1,0 +1,663 @@
+//! The human escalation inbox: server-rendered pages at `/`, usable without
+//! JavaScript. A small vendored script (no framework) reloads a page when the
+//! event stream reports activity, so it stays live while other reviewers and
+//! agents act.
+//!
+//! A reviewer signs in with a reviewer token; the token stays in an
+//! HttpOnly, SameSite=Strict cookie, and every decision is signed with the key
+//! the token stands for, so the reviewer's identity comes from the sign-in,
+//! never from what a form says.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use synod_core::AgentId;
+use synod_core::message::HumanVerdict;
+use synod_core::package::DecisionPackage;
+use synod_core::space::{ProposalRecord, Space, Status};
+use synod_core::tally::{Reason, Stance};
+use synod_core::wire::Digest;
+
+use crate::Node;
+use crate::api::{decide_as, reviewer_from_token};
+
+const COOKIE: &str = "synod_reviewer";
+const STYLE: &str = include_str!("assets/style.css");
+const SCRIPT: &str = include_str!("assets/live.js");
+/// Most proposals the decisions page lists.
+const RECENT_DECISIONS: usize = 50;
+
+pub(crate) fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/", get(inbox))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/decisions", get(decisions))
+        .route("/proposals/{id}", get(proposal_page))
+        .route("/agents/{id}", get(agent_page))
+        .route("/inbox/{id}/decide", post(decide))
+        .route(
+            "/assets/style.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css")], STYLE) }),
+        )
+        .route(
+            "/assets/live.js",
+            get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], SCRIPT) }),
+        )
+}
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` of a log time.
+fn when(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn short(id: &Digest) -> String {
+    id.to_hex()[..12].to_string()
+}
+
+fn page(title: &str, reviewer: Option<&str>, live_from: Option<u64>, body: &str) -> Html<String> {
+    let nav = match reviewer {
+        Some(name) => format!(
+            r#"<nav><a href="/">Inbox</a> <a href="/decisions">Recent decisions</a>
+<form method="post" action="/logout" class="inline"><span class="who">Signed in as {}</span> <button type="submit">Sign out</button></form></nav>"#,
+            esc(name)
+        ),
+        None => String::new(),
+    };
+    let live = live_from
+        .map(|from| format!(r#"<script src="/assets/live.js" data-from="{from}" defer></script>"#))
+        .unwrap_or_default();
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · synod</title><link rel="stylesheet" href="/assets/style.css">{live}</head>
+<body><header><h1><a href="/">synod</a></h1>{nav}</header>
+<div id="live-banner" hidden>New activity. <a href="">Reload</a></div>
+<main>{body}</main></body></html>"#,
+        title = esc(title)
+    ))
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+struct Reviewer {
+    key: synod_core::Keypair,
+    name: String,
+}
+
+fn signed_in(node: &Node, headers: &HeaderMap) -> Option<Reviewer> {
+    let token = cookie_token(headers)?;
+    let key = reviewer_from_token(node, &token).ok()?;
+    let name = node.read(|s| s.agent(key.id()).map(|a| a.name.clone()))?;
+    Some(Reviewer { key, name })
+}
+
+fn sign_in_page(message: Option<&str>) -> Response {
+    let notice = message
+        .map(|m| format!(r#"<p class="error" role="alert">{}</p>"#, esc(m)))
+        .unwrap_or_default();
+    let body = format!(
+        r#"<section class="signin"><h2>Reviewer sign-in</h2>{notice}
+<p>Paste the reviewer token you were given (<code>synod reviewer add NAME</code> prints one).</p>
+<form method="post" action="/login"><label for="token">Reviewer token</label>
+<input id="token" name="token" type="password" autocomplete="off" required>
+<button type="submit">Sign in</button></form></section>"#
+    );
+    page("Sign in", None, None, &body).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(node): State<Arc<Node>>, Form(form): Form<LoginForm>) -> Response {
+    let token = form.token.trim();
+    if reviewer_from_token(&node, token).is_err() {
+        let mut response = sign_in_page(Some(
+            "That token does not belong to a reviewer of this space.",
+        ));
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return response;
+    }
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+async fn logout() -> Response {
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+fn reason_text(reason: Option<Reason>) -> &'static str {
+    match reason {
+        Some(Reason::Stakes) => "The stakes require a human decision.",
+        Some(Reason::NoQuorum) => "Too little of the electorate voted (no quorum).",
+        Some(Reason::LowConfidence) => "The votes were not confident enough (low confidence).",
+        Some(Reason::Contested) => "Neither side cleared its margin (contested).",
+        None => "",
+    }
+}
+
+fn stance_class(stance: Stance) -> &'static str {
+    match stance {
+        Stance::Endorse => "endorse",
+        Stance::Challenge => "challenge",
+        Stance::Abstain => "abstain",
+    }
+}
+
+fn stance_name(stance: Stance) -> &'static str {
+    stance_class(stance)
+}
+
+/// The decision package, as HTML.
+fn package_html(space: &Space, record: &ProposalRecord) -> String {
+    let pkg = DecisionPackage::build(space, record);
+    let body = record.body();
+    let proposer = space.agent_at(record.proposer);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<p class="summary">{summary}</p>
+<dl class="facts"><dt>Action</dt><dd><code>{kind}</code></dd><dt>Domain</dt><dd>{domain}</dd>
+<dt>Stakes</dt><dd>{stakes}</dd><dt>Proposer</dt><dd><a href="/agents/{pid}">{pname}</a> at confidence {conf}</dd>
+<dt>Why a human</dt><dd class="reason">{reason}</dd></dl>"#,
+        summary = esc(&body.action.summary),
+        kind = esc(&body.action.kind),
+        domain = esc(record.domain.as_str()),
+        stakes = record.stakes.as_str(),
+        pid = esc(proposer.id.as_str()),
+        pname = esc(&proposer.name),
+        conf = record.confidence,
+        reason = reason_text(pkg.reason),
+    );
+    if !body.action.payload.is_null() {
+        let payload = serde_json::to_string_pretty(&body.action.payload).unwrap_or_default();
+        let _ = write!(
+            out,
+            "<details><summary>Payload</summary><pre>{}</pre></details>",
+            esc(&payload)
+        );
+    }
+    out.push_str(
+        r#"<table class="positions"><thead><tr><th>Agent</th><th>Stance</th><th>Confidence</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#,
+    );
+    for p in &pkg.positions {
+        let who = if p.proposer { " (proposer)" } else { "" };
+        let _ = write!(
+            out,
+            r#"<tr class="{cls}"><td><a href="/agents/{id}">{name}</a>{who}<br><small>{vendor}</small></td><td>{stance}</td><td>{conf}</td><td>{auth}</td><td>{trust}</td><td>{weight}</td><td>{reasoning}</td></tr>"#,
+            cls = stance_class(p.stance),
+            id = esc(p.agent.as_str()),
+            name = esc(&p.name),
+            vendor = esc(p.vendor.as_deref().unwrap_or("")),
+            stance = stance_name(p.stance),
+            conf = p.confidence,
+            auth = p.authority,
+            trust = p.trust,
+            weight = p.weight,
+            reasoning = esc(&p.reasoning),
+        );
+    }
+    out.push_str("</tbody></table>");
+    if !pkg.silent.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=\"silent\">{} member(s) of the electorate did not answer.</p>",
+            pkg.silent.len()
+        );
+    }
+    let t = &pkg.tally;
+    let th = &pkg.thresholds;
+    let p = &pkg.policy;
+    let _ = write!(
+        out,
+        r#"<table class="tally"><thead><tr><th>Check</th><th>Value</th><th>Needed</th></tr></thead><tbody>
+<tr><td>Quorum: voted influence V</td><td>{v}</td><td>≥ {q} × P ({p}) = {qn}</td></tr>
+<tr><td>Confidence: total weight T = E + C</td><td>E {e} + C {c}</td><td>≥ {mc} × V = {cn}</td></tr>
+<tr><td>Approve: E − C</td><td>{margin}</td><td>≥ {am} × T = {an}</td></tr>
+<tr><td>Reject: C − E</td><td>{margin_neg}</td><td>≥ {rm} × T = {rn}</td></tr></tbody></table>"#,
+        v = t.voted,
+        q = p.quorum,
+        p = t.potential,
+        qn = th.quorum_needed,
+        e = t.endorse,
+        c = t.challenge,
+        mc = p.min_confidence,
+        cn = th.confidence_needed,
+        margin = th.margin,
+        am = p.approve_margin,
+        an = th.approve_needed,
+        margin_neg = th
+            .margin
+            .strip_prefix('-')
+            .map_or_else(|| format!("-{}", th.margin), str::to_string),
+        rm = p.reject_margin,
+        rn = th.reject_needed,
+    );
+    let max = pkg
+        .confidences
+        .histogram
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    out.push_str(r#"<figure class="histogram" aria-label="Distribution of confidences"><figcaption>Confidences</figcaption><div class="bars">"#);
+    for (i, count) in pkg.confidences.histogram.iter().enumerate() {
+        let height = count * 100 / max;
+        let _ = write!(
+            out,
+            r#"<div class="bar" title="{lo:.1}–{hi:.1}: {count}"><span style="height:{height}%"></span><small>{lo:.1}</small></div>"#,
+            lo = i as f64 / 10.0,
+            hi = (i + 1) as f64 / 10.0,
+        );
+    }
+    out.push_str("</div></figure>");
+    if !pkg.decisions.is_empty() {
+        out.push_str("<h4>Reviewer decisions</h4><ul class=\"decisions\">");
+        for d in &pkg.decisions {
+            let name = space
+                .agent(&d.reviewer)
+                .map_or(String::new(), |a| a.name.clone());
+            let verdict = match d.decision {
+                HumanVerdict::Approve => "approve",
+                HumanVerdict::Reject => "reject",
+            };
+            let _ = write!(
+                out,
+                "<li><strong>{}</strong>: {verdict} — {}</li>",
+                esc(&name),
+                esc(&d.note)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out
+}
+
+async fn inbox(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
+    let Some(reviewer) = signed_in(&node, &headers) else {
+        return sign_in_page(None);
+    };
+    let from = node.durable_next();
+    let body = node.read(|s| {
+        let mut escalated: Vec<&ProposalRecord> =
+            s.proposals().values().filter(|p| p.status == Status::Escalated).collect();
+        escalated.sort_by_key(|p| p.closure.map(|c| c.index));
+        let mut out = format!("<h2>Escalations <span class=\"count\">{}</span></h2>", escalated.len());
+        if escalated.is_empty() {
+            out.push_str("<p class=\"empty\">Nothing waits for a human decision.</p>");
+        }
+        for record in escalated {
+            let decided = record.decisions.iter().any(|d| s.agent_at(d.reviewer).id == *reviewer.key.id());
+            let needed = record.policy.reviewers_required;
+            let form = if decided {
+                "<p class=\"done\">You have decided this one; it waits for other reviewers.</p>".to_string()
+            } else {
+                format!(
+                    r#"<form method="post" action="/inbox/{id}/decide" class="decide">
+<label for="note-{id}">Note (kept in the audit log)</label><textarea id="note-{id}" name="note" rows="2" maxlength="4096"></textarea>
+<button type="submit" name="decision" value="approve" class="approve">Approve</button>
+<button type="submit" name="decision" value="reject" class="reject">Reject</button></form>"#,
+                    id = record.id
+                )
+            };
+            let _ = write!(
+                out,
+                r#"<article class="escalation" id="p-{id}"><h3><a href="/proposals/{id}">{summary}</a> <small>{short}</small></h3>
+{package}<p class="needed">Needs {needed} agreeing reviewer decision(s).</p>{form}</article>"#,
+                id = record.id,
+                short = short(&record.id),
+                summary = esc(&record.body().action.summary),
+                package = package_html(s, record),
+            );
+        }
+        out
+    });
+    page("Inbox", Some(&reviewer.name), Some(from), &body).into_response()
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    decision: HumanVerdict,
+    #[serde(default)]
+    note: String,
+}
+
+async fn decide(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<DecideForm>,
+) -> Response {
+    let Some(reviewer) = signed_in(&node, &headers) else {
+        return sign_in_page(Some("Sign in again to decide."));
+    };
+    let Some(id) = Digest::from_hex(&id) else {
+        return (StatusCode::BAD_REQUEST, "bad proposal id").into_response();
+    };
+    match decide_as(&node, &reviewer.key, id, form.decision, &form.note).await {
+        Ok(_) => Redirect::to(&format!("/proposals/{id}")).into_response(),
+        Err(e) => {
+            let body = format!(
+                r#"<p class="error" role="alert">The decision was not recorded: {}</p><p><a href="/">Back to the inbox</a></p>"#,
+                esc(&format!("{e:?}"))
+            );
+            (
+                StatusCode::CONFLICT,
+                page("Not recorded", Some(&reviewer.name), None, &body),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn proposal_page(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(reviewer) = signed_in(&node, &headers) else {
+        return sign_in_page(None);
+    };
+    let Some(id) = Digest::from_hex(&id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            page(
+                "Not found",
+                Some(&reviewer.name),
+                None,
+                "<p>No such proposal.</p>",
+            ),
+        )
+            .into_response();
+    };
+    let from = node.durable_next();
+    let body = node.read(|s| {
+        let record = s.proposal(&id)?;
+        let mut out = format!(
+            r#"<h2>{summary}</h2><p class="status status-{status}">Status: <strong>{status}</strong>{reason}</p>"#,
+            summary = esc(&record.body().action.summary),
+            status = record.status.as_str(),
+            reason = record
+                .closure
+                .and_then(|c| c.verdict.reason())
+                .map(|r| format!(" — {}", reason_text(Some(r))))
+                .unwrap_or_default(),
+        );
+        out.push_str(&package_html(s, record));
+        out.push_str("<h3>History</h3><ol class=\"history\">");
+        let _ = write!(
+            out,
+            "<li>Entry {}: proposed by {} at {}, deadline {}</li>",
+            record.entered_index,
+            esc(&s.agent_at(record.proposer).name),
+            when(record.entered_time),
+            when(record.deadline)
+        );
+        for r in &record.responses {
+            let _ = write!(
+                out,
+                "<li>Entry {}: {} {}s at confidence {}</li>",
+                r.index,
+                esc(&s.agent_at(r.agent).name),
+                stance_name(r.stance),
+                r.confidence
+            );
+        }
+        if let Some(c) = record.closure {
+            let cause = match c.cause {
+                synod_core::space::CloseCause::Deadline => "at its deadline",
+                synod_core::space::CloseCause::AllResponded => "when everyone had answered",
+                synod_core::space::CloseCause::Early => "early: no remaining answer could change it",
+            };
+            let _ = write!(out, "<li>Entry {}: closed {cause} at {}</li>", c.index, when(c.time));
+        }
+        for d in &record.decisions {
+            let _ = write!(
+                out,
+                "<li>Entry {}: reviewer {} decided {}</li>",
+                d.index,
+                esc(&s.agent_at(d.reviewer).name),
+                match d.decision {
+                    HumanVerdict::Approve => "approve",
+                    HumanVerdict::Reject => "reject",
+                }
+            );
+        }
+        if let Some(o) = &record.outcome {
+            let _ = write!(
+                out,
+                "<li>Entry {}: outcome {} reported by {}</li>",
+                o.index,
+                o.score,
+                esc(&s.agent_at(o.reporter).name)
+            );
+        }
+        out.push_str("</ol>");
+        Some(out)
+    });
+    match body {
+        Some(body) => page("Proposal", Some(&reviewer.name), Some(from), &body).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            page(
+                "Not found",
+                Some(&reviewer.name),
+                None,
+                "<p>No such proposal.</p>",
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// A small SVG line chart of trust points (0 to 1), oldest first.
+fn trust_chart(points: &[crate::TrustPoint]) -> String {
+    const W: f64 = 480.0;
+    const H: f64 = 160.0;
+    if points.is_empty() {
+        return "<p class=\"empty\">No outcomes have scored this agent yet.</p>".into();
+    }
+    let n = points.len().max(2) as f64 - 1.0;
+    let mut path = String::new();
+    for (i, p) in points.iter().enumerate() {
+        let trust: f64 = p.trust.parse().unwrap_or(0.0);
+        let x = 30.0 + (W - 40.0) * i as f64 / n;
+        let y = 10.0 + (H - 30.0) * (1.0 - trust);
+        let _ = write!(path, "{}{x:.1},{y:.1}", if i == 0 { "M" } else { " L" });
+    }
+    format!(
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="Trust over time">
+<line x1="30" y1="10" x2="30" y2="{b}" class="axis"/><line x1="30" y1="{b}" x2="{r}" y2="{b}" class="axis"/>
+<text x="2" y="14">1</text><text x="2" y="{b}">0</text>
+<path d="{path}" class="trust-line"/></svg>"#,
+        b = H - 20.0,
+        r = W - 10.0
+    )
+}
+
+async fn agent_page(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(reviewer) = signed_in(&node, &headers) else {
+        return sign_in_page(None);
+    };
+    let Ok(agent_id) = AgentId::parse(&id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            page(
+                "Not found",
+                Some(&reviewer.name),
+                None,
+                "<p>No such agent.</p>",
+            ),
+        )
+            .into_response();
+    };
+    let history = node.trust_history(agent_id.as_str());
+    let body = node.read(|s| {
+        let agent = s.agent(&agent_id)?;
+        let roles: Vec<&str> = s
+            .roles(agent)
+            .into_iter()
+            .map(|r| match r {
+                synod_core::message::Role::Agent => "agent",
+                synod_core::message::Role::Reviewer => "reviewer",
+                synod_core::message::Role::Oracle => "oracle",
+                synod_core::message::Role::Admin => "admin",
+            })
+            .collect();
+        let mut out = format!(
+            r#"<h2>{name}</h2><dl class="facts"><dt>Id</dt><dd><code>{id}</code></dd><dt>Vendor</dt><dd>{vendor}</dd><dt>Model</dt><dd>{model}</dd>
+<dt>Roles</dt><dd>{roles}</dd><dt>Responses</dt><dd>{responses}</dd><dt>Scored outcomes</dt><dd>{outcomes}</dd><dt>Starting trust</dt><dd>{prior}</dd></dl>"#,
+            name = esc(&agent.name),
+            id = esc(agent.id.as_str()),
+            vendor = esc(agent.vendor.as_deref().unwrap_or("—")),
+            model = esc(agent.model.as_deref().unwrap_or("—")),
+            roles = roles.join(", "),
+            responses = agent.responses,
+            outcomes = agent.outcomes,
+            prior = s.trust_prior(agent),
+        );
+        out.push_str("<h3>Authorities</h3><table><thead><tr><th>Pattern</th><th>Granted</th><th>Declared</th></tr></thead><tbody>");
+        let patterns: std::collections::BTreeSet<_> = agent.granted.keys().chain(agent.declared.keys()).collect();
+        for pattern in patterns {
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                esc(&pattern.to_string()),
+                agent.granted.get(pattern).map_or("—".into(), |a| a.to_string()),
+                agent.declared.get(pattern).map_or("—".into(), |a| a.to_string()),
+            );
+        }
+        out.push_str("</tbody></table><h3>Trust by domain</h3><table class=\"trust\"><thead><tr><th>Domain</th><th>Trust</th></tr></thead><tbody>");
+        for (domain, trust) in &agent.trust {
+            let _ = write!(out, "<tr><td>{}</td><td>{trust}</td></tr>", esc(domain.as_str()));
+        }
+        out.push_str("</tbody></table><h3>Trust over time</h3>");
+        out.push_str(&trust_chart(&history));
+        Some(out)
+    });
+    match body {
+        Some(body) => page(
+            "Agent",
+            Some(&reviewer.name),
+            Some(node.durable_next()),
+            &body,
+        )
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            page(
+                "Not found",
+                Some(&reviewer.name),
+                None,
+                "<p>No such agent.</p>",
+            ),
+        )
+            .into_response(),
+    }
+}
+
+async fn decisions(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
+    let Some(reviewer) = signed_in(&node, &headers) else {
+        return sign_in_page(None);
+    };
+    let from = node.durable_next();
+    let body = node.read(|s| {
+        let mut closed: Vec<&ProposalRecord> = s.proposals().values().filter(|p| p.closure.is_some()).collect();
+        closed.sort_by_key(|p| std::cmp::Reverse(p.closure.map(|c| c.index)));
+        let mut out = String::from(
+            "<h2>Recent decisions</h2><table class=\"recent\"><thead><tr><th>Closed</th><th>Proposal</th><th>Domain</th><th>Status</th><th>Outcome</th></tr></thead><tbody>",
+        );
+        for p in closed.into_iter().take(RECENT_DECISIONS) {
+            let closure = p.closure.expect("filtered");
+            let _ = write!(
+                out,
+                r#"<tr><td>{when}</td><td><a href="/proposals/{id}">{summary}</a></td><td>{domain}</td><td class="status-{status}">{status}</td><td>{outcome}</td></tr>"#,
+                when = when(closure.time),
+                id = p.id,
+                summary = esc(&p.body().action.summary),
+                domain = esc(p.domain.as_str()),
+                status = p.status.as_str(),
+                outcome = p.outcome.as_ref().map_or("—".into(), |o| o.score.to_string()),
+            );
+        }
+        out.push_str("</tbody></table>");
+        out
+    });
+    page("Recent decisions", Some(&reviewer.name), Some(from), &body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn formats_log_time_as_utc() {
+        assert_eq!(when(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(when(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(when(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,352 @@
+//! A synod node: one coordination space behind a local sequencer, served over
+//! HTTP with a live event stream, a web inbox for human reviewers, and
+//! Prometheus metrics.
+//!
+//! The node decides nothing itself. Every message goes through
+//! [`synod_core::Space`]; the sequencer only orders messages, stamps log time,
+//! and makes each batch durable before anyone hears about it.
+
+#![warn(missing_docs)]
+
+mod api;
+mod events;
+mod inbox;
+pub mod keys;
+mod metrics;
+mod sequencer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use synod_core::config::Mode;
+use synod_core::log::LogIndex;
+use synod_core::space::Effect;
+use synod_core::wire::{MessageType, Verified};
+use synod_core::{Keypair, Rejection, Space};
+use synod_store::Store;
+use tokio::sync::{broadcast, oneshot};
+
+pub use api::{ROUTES, error_statuses, router, status_of};
+pub use metrics::Metrics;
+pub use sequencer::Receipt;
+
+/// Default address `synod serve` listens on.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7420";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "synod-data";
+/// The admin key's file name in the data directory.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// Most messages waiting for the sequencer; beyond it a submission gets 503.
+pub const MAX_QUEUED_MESSAGES: usize = 16_384;
+/// Most published entries an event subscriber may fall behind before it
+/// re-reads from the store.
+pub const MAX_EVENT_BACKLOG: usize = 4_096;
+/// Trust points kept per agent for the inbox's chart.
+pub const MAX_TRUST_POINTS: usize = 256;
+/// Entries scanned at start-up to refill the trust charts.
+pub const TRUST_HISTORY_SCAN: u64 = 50_000;
+
+/// What a node is started with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where the log, snapshots and admin key live.
+    pub data_dir: PathBuf,
+    /// Whether a newly created space is open (anyone may register) rather
+    /// than closed. Ignored when the space exists.
+    pub open: bool,
+    /// Id of a newly created space; random when `None`.
+    pub space_id: Option<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> NodeConfig {
+        NodeConfig {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            open: false,
+            space_id: None,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] synod_store::StoreError),
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Why a submission was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The protocol refused the message.
+    #[error(transparent)]
+    Rejected(Rejection),
+    /// The node cannot take messages now (queue full, or stopped after a
+    /// storage failure).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One applied entry, as published to event subscribers once durable.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Entry index.
+    pub index: LogIndex,
+    /// Log time.
+    pub time: u64,
+    /// Effects of applying it.
+    pub effects: Vec<Effect>,
+}
+
+/// A point of an agent's trust history.
+#[derive(Debug, Clone)]
+pub struct TrustPoint {
+    /// Log time of the outcome.
+    pub time: u64,
+    /// Entry index.
+    pub index: LogIndex,
+    /// Domain.
+    pub domain: String,
+    /// Trust after the outcome.
+    pub trust: String,
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    space: RwLock<Space>,
+    store: Store,
+    events: broadcast::Sender<Arc<Published>>,
+    durable_next: AtomicU64,
+    queued: std::sync::atomic::AtomicUsize,
+    queue: mpsc::SyncSender<sequencer::Command>,
+    metrics: Metrics,
+    fatal: Mutex<Option<String>>,
+    trust_history: Mutex<std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>>,
+    data_dir: PathBuf,
+}
+
+/// Milliseconds since the Unix epoch: the node's source of log time.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn random_hex(bytes: usize) -> Result<String, NodeError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| NodeError::Io(format!("no randomness: {e}")))?;
+    Ok(synod_core::wire::hex_encode(&buf))
+}
+
+impl Node {
+    /// Opens the space in `config.data_dir`, creating it (with an admin key)
+    /// on first start, recovers its state, and starts the sequencer.
+    pub fn open(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
+        let store = Store::open(&config.data_dir)?;
+        let (mut space, _replayed) = store.recover()?;
+        if space.head().next_index == 0 {
+            Self::create_space(&store, &mut space, config)?;
+        }
+        let (queue, rx) = mpsc::sync_channel(MAX_QUEUED_MESSAGES);
+        let (events, _) = broadcast::channel(MAX_EVENT_BACKLOG);
+        let node = Arc::new(Node {
+            durable_next: AtomicU64::new(space.head().next_index),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            space: RwLock::new(space),
+            store,
+            events,
+            queue,
+            metrics: Metrics::default(),
+            fatal: Mutex::new(None),
+            trust_history: Mutex::new(Default::default()),
+            data_dir: config.data_dir.clone(),
+        });
+        node.refill_trust_history()?;
+        let worker = node.clone();
+        std::thread::Builder::new()
+            .name("synod-sequencer".into())
+            .spawn(move || sequencer::run(worker, rx))
+            .map_err(|e| NodeError::Io(e.to_string()))?;
+        Ok(node)
+    }
+
+    fn create_space(
+        store: &Store,
+        space: &mut Space,
+        config: &NodeConfig,
+    ) -> Result<(), NodeError> {
+        let key_path = config.data_dir.join(ADMIN_KEY_FILE);
+        let admin = if key_path.exists() {
+            keys::read(&key_path).map_err(|e| NodeError::Io(e.to_string()))?
+        } else {
+            let key = keys::generate().map_err(|e| NodeError::Io(e.to_string()))?;
+            keys::write(&key_path, &key, false).map_err(|e| NodeError::Io(e.to_string()))?;
+            key
+        };
+        let space_id = match &config.space_id {
+            Some(id) => id.clone(),
+            None => format!("space-{}", random_hex(6)?),
+        };
+        let mode = if config.open { "open" } else { "closed" };
+        let now = now_ms();
+        let genesis = Verified::sign(
+            MessageType::Configuration,
+            json!({"space": space_id, "created_at": now, "seq": 0, "change": {"set": {"mode": mode}}}),
+            &admin,
+        );
+        let (entry, effects) = space
+            .append(genesis, now)
+            .map_err(|e| NodeError::Io(format!("creating the space: {e}")))?;
+        store.append(&[(entry, effects)])?;
+        debug_assert_eq!(space.config().mode == Mode::Open, config.open);
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The admin key file of this node's space.
+    pub fn admin_key_path(&self) -> PathBuf {
+        self.data_dir.join(ADMIN_KEY_FILE)
+    }
+
+    /// Reads the current state. Blocks while the sequencer is writing a batch,
+    /// so readers never see an entry that is not yet durable.
+    pub fn read<R>(&self, f: impl FnOnce(&Space) -> R) -> R {
+        let space = self.space.read().unwrap_or_else(|e| e.into_inner());
+        f(&space)
+    }
+
+    /// The index of the next entry not yet durable: everything before it is
+    /// on disk.
+    pub fn durable_next(&self) -> LogIndex {
+        self.durable_next.load(Ordering::Acquire)
+    }
+
+    /// The store, for reading the log.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Messages waiting for the sequencer.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Subscribes to entries as they become durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.events.subscribe()
+    }
+
+    /// Why the node stopped taking messages, if it did.
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// An agent's recent trust points.
+    pub fn trust_history(&self, agent: &str) -> Vec<TrustPoint> {
+        let history = self.trust_history.lock().unwrap_or_else(|e| e.into_inner());
+        history
+            .get(agent)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn record_trust(&self, published: &Published) {
+        let mut history = self.trust_history.lock().unwrap_or_else(|e| e.into_inner());
+        for effect in &published.effects {
+            if let Effect::TrustUpdated {
+                agent,
+                domain,
+                after,
+                ..
+            } = effect
+            {
+                let points = history.entry(agent.to_string()).or_default();
+                if points.len() == MAX_TRUST_POINTS {
+                    points.pop_front();
+                }
+                points.push_back(TrustPoint {
+                    time: published.time,
+                    index: published.index,
+                    domain: domain.to_string(),
+                    trust: after.to_string(),
+                });
+            }
+        }
+    }
+
+    fn refill_trust_history(&self) -> Result<(), NodeError> {
+        let end = self.durable_next();
+        let mut from = end.saturating_sub(TRUST_HISTORY_SCAN);
+        while from < end {
+            let batch = self.store.read(from, synod_store::MAX_READ_ENTRIES)?;
+            let Some(last) = batch.last() else { break };
+            from = last.entry.index + 1;
+            for stored in batch {
+                self.record_trust(&Published {
+                    index: stored.entry.index,
+                    time: stored.entry.time,
+                    effects: stored.effects,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits a verified message and waits until it is durable (or refused).
+    pub async fn submit(&self, message: Verified) -> Result<Receipt, SubmitError> {
+        if let Some(why) = self.fatal() {
+            return Err(SubmitError::Unavailable(why));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.queue
+            .try_send(sequencer::Command::Submit { message, reply })
+            .inspect_err(|_| {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+            })
+            .map_err(|e| match e {
+                mpsc::TrySendError::Full(_) => SubmitError::Unavailable(format!(
+                    "the node has {MAX_QUEUED_MESSAGES} messages waiting; retry shortly"
+                )),
+                mpsc::TrySendError::Disconnected(_) => {
+                    SubmitError::Unavailable("the sequencer has stopped".into())
+                }
+            })?;
+        rx.await.map_err(|_| {
+            SubmitError::Unavailable("the sequencer stopped before answering".into())
+        })?
+    }
+
+    /// Signs `body` with `key` and submits it.
+    pub async fn submit_signed(
+        &self,
+        kind: MessageType,
+        body: serde_json::Value,
+        key: &Keypair,
+    ) -> Result<Receipt, SubmitError> {
+        self.submit(Verified::sign(kind, body, key)).await
+    }
+
+    /// Stops the sequencer after the messages already queued.
+    pub fn shutdown(&self) {
+        let _ = self.queue.try_send(sequencer::Command::Shutdown);
+    }
+}
