@@ -1046,6 +1046,15 @@ impl Space {
     fn check_response(&self, signer: &AgentId, r: Response, time: u64) -> Result<Plan, Rejection> {
         let idx = self.signer_idx(signer)?;
         let record = self.record(&r.proposal)?;
+        let slot = record.slots.get(&idx).copied();
+        // An agent that already answered is told so, even after the close:
+        // a re-sent response is a duplicate, whatever happened since.
+        if record.proposer != idx && slot.is_some_and(|s| record.responded[s as usize]) {
+            return reject(
+                ErrorKind::Duplicate,
+                format!("{signer} has already responded to this proposal"),
+            );
+        }
         if !Self::is_open_at(record, time) {
             return reject(
                 ErrorKind::ProposalClosed,
@@ -1058,18 +1067,12 @@ impl Space {
                 "the proposer does not respond to its own proposal",
             );
         }
-        let Some(&slot) = record.slots.get(&idx) else {
+        let Some(slot) = slot else {
             return reject(
                 ErrorKind::NotEligible,
                 format!("{signer} is not in the electorate frozen for this proposal"),
             );
         };
-        if record.responded[slot as usize] {
-            return reject(
-                ErrorKind::Duplicate,
-                format!("{signer} has already responded to this proposal"),
-            );
-        }
         Ok(Plan::Respond(idx, slot, r))
     }
 

@@ -813,3 +813,28 @@ fn a_payload_key_has_no_special_meaning() {
     let payload = h.space.proposal(&p).unwrap().body().action.payload;
     assert_eq!(payload, json!({"$serde_json::private::RawValue": "[1, 2]"}));
 }
+
+#[test]
+fn a_response_sent_again_after_the_close_is_a_duplicate() {
+    // Regression: the last answer closed the proposal and its retry was
+    // reported as proposal_closed instead of duplicate.
+    let mut h = fraud_team();
+    let p = h
+        .propose("alice", "fraud.detection", "critical", "0.9")
+        .unwrap();
+    h.respond("bob", p, "endorse", "0.8").unwrap();
+    let last = h.sign(
+        "carol",
+        MessageType::Response,
+        json!({"proposal": p, "stance": "endorse", "confidence": "0.8"}),
+    );
+    h.append(last.clone()).unwrap();
+    assert_eq!(h.status(&p), "escalated");
+    assert_eq!(h.append(last).unwrap_err().kind, ErrorKind::Duplicate);
+    // Someone who never answered is told the proposal is closed.
+    h.agent("dan", &[("fraud.*", "1")]);
+    assert_eq!(
+        h.respond("dan", p, "endorse", "1").unwrap_err().kind,
+        ErrorKind::ProposalClosed
+    );
+}

@@ -24,6 +24,9 @@ use crate::{Node, SubmitError, keys, now_ms};
 
 /// Most items one list request returns.
 pub const MAX_PAGE: usize = 500;
+/// An over-limit body up to this size is read and discarded before the 413,
+/// so that a client still sending it can read the answer.
+pub const MAX_DRAINED_BYTES: usize = 4 * 1024 * 1024;
 
 /// An API error: an HTTP status and the JSON body `{"error", "message"}`.
 #[derive(Debug)]
@@ -134,6 +137,9 @@ async fn limited_body(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_MESSAGE_BYTES) {
+        if declared.is_some_and(|n| n <= MAX_DRAINED_BYTES) {
+            let _ = axum::body::to_bytes(body, MAX_DRAINED_BYTES).await;
+        }
         return Err(too_large());
     }
     axum::body::to_bytes(body, MAX_MESSAGE_BYTES)
@@ -213,9 +219,20 @@ async fn openapi() -> Response {
         .into_response()
 }
 
-async fn space_info(State(node): State<Arc<Node>>) -> axum::Json<Value> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpaceQuery {
+    /// Also compute the state hash (costs time in proportion to the state).
+    #[serde(default)]
+    state_hash: bool,
+}
+
+async fn space_info(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<SpaceQuery>,
+) -> axum::Json<Value> {
     axum::Json(node.read(|s| {
-        json!({
+        let mut out = json!({
             "space": s.id(),
             "config": s.config(),
             "config_seq": s.config_seq(),
@@ -223,7 +240,11 @@ async fn space_info(State(node): State<Arc<Node>>) -> axum::Json<Value> {
             "time": now_ms(),
             "agents": s.agents().len(),
             "proposals": s.proposals().len(),
-        })
+        });
+        if q.state_hash {
+            out["state_hash"] = json!(s.state_hash());
+        }
+        out
     }))
 }
 
