@@ -121,7 +121,7 @@ fn kill_9_under_load_loses_no_acknowledged_message() {
             ));
         }
     }
-    let queues: Vec<Arc<Mutex<Vec<(String, Vec<u8>, String)>>>> = queues
+    let queues: Vec<Queue> = queues
         .into_iter()
         .map(|q| Arc::new(Mutex::new(q)))
         .collect();
