@@ -109,7 +109,7 @@ fn page(title: &str, reviewer: Option<&str>, live_from: Option<u64>, body: &str)
     Html(format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · synod</title><link rel="stylesheet" href="/assets/style.css">{live}</head>
+<title>{title} · synod</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/assets/style.css">{live}</head>
 <body><header><h1><a href="/">synod</a></h1>{nav}</header>
 <div id="live-banner" hidden>New activity. <a href="">Reload</a></div>
 <main>{body}</main></body></html>"#,
@@ -502,7 +502,9 @@ async fn proposal_page(
     }
 }
 
-/// A small SVG line chart of trust points (0 to 1), oldest first.
+/// A small SVG line chart of trust points (0 to 1), oldest first: one line
+/// per domain, a dot (with its value as a tooltip) for every point, so that a
+/// single outcome shows too, and the domain's name at its latest point.
 fn trust_chart(points: &[crate::TrustPoint]) -> String {
     const W: f64 = 480.0;
     const H: f64 = 160.0;
@@ -510,18 +512,51 @@ fn trust_chart(points: &[crate::TrustPoint]) -> String {
         return "<p class=\"empty\">No outcomes have scored this agent yet.</p>".into();
     }
     let n = points.len().max(2) as f64 - 1.0;
-    let mut path = String::new();
+    // Per domain: the path so far and the latest point.
+    let mut lines: std::collections::BTreeMap<&str, (String, f64, f64)> = Default::default();
+    let mut dots = String::new();
     for (i, p) in points.iter().enumerate() {
         let trust: f64 = p.trust.parse().unwrap_or(0.0);
-        let x = 30.0 + (W - 40.0) * i as f64 / n;
+        let x = if points.len() == 1 {
+            30.0 + (W - 40.0) / 2.0
+        } else {
+            30.0 + (W - 40.0) * i as f64 / n
+        };
         let y = 10.0 + (H - 30.0) * (1.0 - trust);
-        let _ = write!(path, "{}{x:.1},{y:.1}", if i == 0 { "M" } else { " L" });
+        let line = lines.entry(p.domain.as_str()).or_default();
+        let _ = write!(
+            line.0,
+            "{}{x:.1},{y:.1}",
+            if line.0.is_empty() { "M" } else { " L" }
+        );
+        (line.1, line.2) = (x, y);
+        let _ = write!(
+            dots,
+            r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" class="trust-point"><title>{}: {}</title></circle>"#,
+            esc(&p.domain),
+            esc(&p.trust)
+        );
+    }
+    let mut paths = String::new();
+    for (domain, (d, x, y)) in &lines {
+        // The label beside the latest point, inside the chart.
+        let (tx, anchor) = if *x < W / 2.0 {
+            (x + 6.0, "start")
+        } else {
+            (x - 6.0, "end")
+        };
+        let ty = if *y < 24.0 { y + 14.0 } else { y - 6.0 };
+        let _ = write!(
+            paths,
+            r#"<path d="{d}" class="trust-line"/><text x="{tx:.1}" y="{ty:.1}" text-anchor="{anchor}" class="trust-label">{}</text>"#,
+            esc(domain),
+        );
     }
     format!(
         r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="Trust over time">
 <line x1="30" y1="10" x2="30" y2="{b}" class="axis"/><line x1="30" y1="{b}" x2="{r}" y2="{b}" class="axis"/>
 <text x="2" y="14">1</text><text x="2" y="{b}">0</text>
-<path d="{path}" class="trust-line"/></svg>"#,
+{paths}{dots}</svg>"#,
         b = H - 20.0,
         r = W - 10.0
     )
@@ -652,6 +687,28 @@ mod tests {
             esc("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn trust_chart_draws_every_point_and_one_line_per_domain() {
+        let point = |index, domain: &str, trust: &str| crate::TrustPoint {
+            time: 0,
+            index,
+            domain: domain.into(),
+            trust: trust.into(),
+        };
+        // A single outcome is a visible dot, not an empty path.
+        let one = trust_chart(&[point(1, "credit.loans", "0.52275")]);
+        assert_eq!(one.matches("<circle").count(), 1);
+        assert!(one.contains("credit.loans: 0.52275"));
+        let two = trust_chart(&[
+            point(1, "credit.loans", "0.521"),
+            point(2, "payments.transactions", "0.524"),
+            point(3, "credit.loans", "0.6"),
+        ]);
+        assert_eq!(two.matches("<circle").count(), 3);
+        assert_eq!(two.matches("class=\"trust-line\"").count(), 2);
+        assert!(two.contains(r#"d="M30.0,72.3 L470.0,62.0""#), "{two}");
     }
 
     #[test]
