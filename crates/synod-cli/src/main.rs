@@ -1,5 +1,6 @@
 //! `synod`: the command-line front end.
 
+mod bench;
 mod client;
 mod commands;
 mod demo;
@@ -93,6 +94,9 @@ enum Command {
         #[arg(long)]
         exit: bool,
     },
+    /// Measure a node under load: durable responses per second, latencies,
+    /// memory, next to single-core Ed25519 verification.
+    Bench(bench::BenchArgs),
     /// Create a new agent key and print its did.
     Keygen {
         /// Name of the key under the config directory's keys/ folder.
@@ -301,6 +305,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo { listen, exit } => {
             demo::run(&listen, exit)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            bench::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { name, out, force } => {

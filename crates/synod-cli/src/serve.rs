@@ -27,16 +27,38 @@ impl ConfigFile {
     }
 }
 
+/// How long open connections may finish after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Serves `node` on `listener` until `shutdown` completes.
 pub async fn run(
     node: Arc<Node>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, synod_node::router(node.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    use axum::serve::ListenerExt as _;
+    // Small frames (event streams, short answers) must not wait for Nagle's
+    // algorithm and a delayed ACK.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
+    // Open event streams never end by themselves: give connections a grace
+    // period after the shutdown signal, then stop regardless.
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, synod_node::router(node.clone())).with_graceful_shutdown(
+        async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        },
+    );
+    let grace = async move {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.context("serving HTTP")?,
+        () = grace => {}
+    }
     node.shutdown();
     Ok(())
 }

@@ -44,7 +44,19 @@ impl AgentId {
 
     /// Parses and checks a did:key; only the canonical encoding is accepted.
     pub fn parse(text: &str) -> Result<AgentId, DidError> {
-        Self::parse_key(text).map(|key| AgentId::from_key(&key))
+        Self::parse_with_key(text).map(|(id, _)| id)
+    }
+
+    /// Parses a did:key, returning the id and its decoded key (decoding the
+    /// key is most of the cost; callers that verify keep it).
+    pub fn parse_with_key(text: &str) -> Result<(AgentId, VerifyingKey), DidError> {
+        let key = Self::parse_key(text)?;
+        Ok((
+            AgentId {
+                did: text.to_string(),
+            },
+            key,
+        ))
     }
 
     /// Parses a did:key into its public key.
@@ -59,13 +71,17 @@ impl AgentId {
             return Err(bad());
         }
         let key_bytes: [u8; 32] = bytes[2..].try_into().map_err(|_| bad())?;
-        let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| DidError::BadKey)?;
-        // base58 has one encoding per byte string, but check anyway so that an
-        // id is always compared in its canonical form.
-        if AgentId::from_key(&key).did != text {
-            return Err(bad());
+        // The text is the only encoding of these bytes: base58 is one-to-one
+        // on byte strings without leading zeros, and these start with 0xed.
+        // So ids compare correctly as strings.
+        VerifyingKey::from_bytes(&key_bytes).map_err(|_| DidError::BadKey)
+    }
+
+    /// An id whose text a [`KeyCache`] vouched for: it decoded it before.
+    pub(crate) fn cached(did: &str) -> AgentId {
+        AgentId {
+            did: did.to_string(),
         }
-        Ok(key)
     }
 
     /// The public key this id names.
@@ -104,6 +120,29 @@ impl<'de> Deserialize<'de> for AgentId {
     }
 }
 
+/// Keys already decoded, by did. Decoding a key (a point decompression) is a
+/// good part of checking a signature; a node that hears from the same agents
+/// again and again keeps them here. Implementations bound their size.
+pub trait KeyCache {
+    /// The decoded key of `did`, if cached. It must be the key that decoding
+    /// exactly this text gave.
+    fn get(&self, did: &str) -> Option<VerifyingKey>;
+    /// Remembers the decoded key of `did`.
+    fn put(&self, did: &str, key: VerifyingKey);
+}
+
+/// A cache that keeps nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoKeyCache;
+
+impl KeyCache for NoKeyCache {
+    fn get(&self, _did: &str) -> Option<VerifyingKey> {
+        None
+    }
+
+    fn put(&self, _did: &str, _key: VerifyingKey) {}
+}
+
 /// An agent's private key. The seed is supplied by the caller: the core draws
 /// no randomness of its own.
 pub struct Keypair {
@@ -122,6 +161,11 @@ impl Keypair {
     /// The agent id of this key.
     pub fn id(&self) -> &AgentId {
         &self.id
+    }
+
+    /// The public key.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.signing.verifying_key()
     }
 
     /// The 32-byte seed, for writing a key file.

@@ -17,6 +17,9 @@ pub const GENESIS_PREV: Digest = Digest([0; 32]);
 pub type LogIndex = u64;
 
 /// What an entry carries.
+// Nearly every entry is a message; boxing it to shrink the rare tick would
+// cost an allocation per entry.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
     /// A signed message from an agent, reviewer or admin.

@@ -8,14 +8,14 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::Signature;
+use ed25519_dalek::{Signature, VerifyingKey};
 use serde::de::DeserializeSeed as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{ErrorKind, Rejection, reject};
-use crate::identity::{AgentId, Keypair};
+use crate::identity::{AgentId, KeyCache, Keypair, NoKeyCache};
 
 /// Largest envelope accepted, in bytes of JSON as received.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -150,6 +150,8 @@ pub struct SignedMessage {
     kind: MessageType,
     body: Value,
     signer: AgentId,
+    /// The signer's key, decoded once.
+    signer_key: VerifyingKey,
     signature: [u8; 64],
     signed_bytes: Vec<u8>,
 }
@@ -175,6 +177,11 @@ impl Eq for SignedMessage {}
 impl SignedMessage {
     /// Parses an envelope from JSON bytes as received from outside.
     pub fn parse(bytes: &[u8]) -> Result<SignedMessage, Rejection> {
+        SignedMessage::parse_cached(bytes, &NoKeyCache)
+    }
+
+    /// [`SignedMessage::parse`], taking decoded signer keys from `keys`.
+    pub fn parse_cached(bytes: &[u8], keys: &dyn KeyCache) -> Result<SignedMessage, Rejection> {
         if bytes.len() > MAX_MESSAGE_BYTES {
             return reject(
                 ErrorKind::TooLarge,
@@ -184,11 +191,39 @@ impl SignedMessage {
                 ),
             );
         }
-        SignedMessage::from_value(parse_strict(bytes)?)
+        SignedMessage::from_value_cached(parse_strict(bytes)?, keys)
     }
 
     /// Builds an envelope from an already parsed JSON value.
     pub fn from_value(value: Value) -> Result<SignedMessage, Rejection> {
+        SignedMessage::from_value_cached(value, &NoKeyCache)
+    }
+
+    /// Rebuilds a message from its signed bytes and signature, as a store
+    /// keeps it. The bytes must be exactly the canonical form they parse to.
+    pub fn from_signed_bytes(
+        signed: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<SignedMessage, Rejection> {
+        let mut value = parse_strict(signed)?;
+        let Some(object) = value.as_object_mut() else {
+            return reject(ErrorKind::Malformed, "signed bytes must be a JSON object");
+        };
+        object.insert(
+            "signature".into(),
+            Value::String(URL_SAFE_NO_PAD.encode(signature)),
+        );
+        let message = SignedMessage::from_value(value)?;
+        if message.signed_bytes != signed {
+            return reject(
+                ErrorKind::Malformed,
+                "signed bytes are not in canonical form",
+            );
+        }
+        Ok(message)
+    }
+
+    fn from_value_cached(value: Value, keys: &dyn KeyCache) -> Result<SignedMessage, Rejection> {
         let Value::Object(mut object) = value else {
             return reject(ErrorKind::Malformed, "a message must be a JSON object");
         };
@@ -217,9 +252,17 @@ impl SignedMessage {
             .as_str()
             .and_then(MessageType::parse)
             .ok_or_else(|| Rejection::new(ErrorKind::Malformed, "unknown message type"))?;
-        let signer = match signer.as_str() {
-            Some(text) => AgentId::parse(text)
-                .map_err(|e| Rejection::new(ErrorKind::BadSignature, format!("signer: {e}")))?,
+        let (signer, signer_key) = match signer.as_str() {
+            Some(text) => match keys.get(text) {
+                Some(key) => (AgentId::cached(text), key),
+                None => {
+                    let (id, key) = AgentId::parse_with_key(text).map_err(|e| {
+                        Rejection::new(ErrorKind::BadSignature, format!("signer: {e}"))
+                    })?;
+                    keys.put(text, key);
+                    (id, key)
+                }
+            },
             None => return reject(ErrorKind::Malformed, "signer must be a string"),
         };
         let signature = match signature.as_str() {
@@ -235,6 +278,7 @@ impl SignedMessage {
             kind,
             body,
             signer,
+            signer_key,
             signature,
             signed_bytes,
         })
@@ -251,6 +295,7 @@ impl SignedMessage {
             kind,
             body,
             signer,
+            signer_key: key.verifying_key(),
             signature,
             signed_bytes,
         }
@@ -266,8 +311,7 @@ impl SignedMessage {
     /// Checks the signature without consuming the message.
     pub fn check_signature(&self) -> Result<(), Rejection> {
         let signature = Signature::from_bytes(&self.signature);
-        self.signer
-            .key()
+        self.signer_key
             .verify_strict(&self.signed_bytes, &signature)
             .map_err(|_| {
                 Rejection::new(
@@ -378,11 +422,21 @@ fn decode_signature(text: &str) -> Result<[u8; 64], Rejection> {
 }
 
 fn signing_bytes(kind: MessageType, body: &Value, signer: &AgentId) -> Vec<u8> {
-    let mut object = Map::new();
-    object.insert("type".into(), Value::String(kind.as_str().into()));
-    object.insert("body".into(), body.clone());
-    object.insert("signer".into(), Value::String(signer.to_string()));
-    canonicalize(&Value::Object(object))
+    // The canonicalizer sorts members itself; borrowing the body avoids
+    // copying it.
+    #[derive(Serialize)]
+    struct Unsigned<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        body: &'a Value,
+        signer: &'a str,
+    }
+    serde_json_canonicalizer::to_vec(&Unsigned {
+        kind: kind.as_str(),
+        body,
+        signer: signer.as_str(),
+    })
+    .expect("a message always canonicalizes")
 }
 
 /// RFC 8785 canonical bytes of a JSON value.

@@ -155,7 +155,7 @@ async fn signed(
     expected: MessageType,
 ) -> ApiResult<Verified> {
     let bytes = limited_body(headers, body).await?;
-    let result = SignedMessage::parse(&bytes).and_then(|m| {
+    let result = SignedMessage::parse_cached(&bytes, node.keys()).and_then(|m| {
         if m.kind() != expected {
             return Err(Rejection::new(
                 ErrorKind::Malformed,
@@ -186,6 +186,43 @@ fn parse_id(text: &str) -> ApiResult<Digest> {
 
 fn receipt_json(receipt: &crate::Receipt) -> Value {
     json!({"index": receipt.index, "time": receipt.time, "effects": receipt.effects})
+}
+
+/// The proposal's status and tally right after a receipt's entry, read from
+/// its effects so that answering takes no lock on the state. `None` when the
+/// entry did not touch the proposal's status.
+fn status_after(receipt: &crate::Receipt, id: &Digest) -> (Option<Status>, Option<Value>) {
+    use synod_core::space::Effect;
+    let mut status = None;
+    let mut tally = None;
+    for effect in &receipt.effects {
+        match effect {
+            Effect::ProposalOpened { proposal, .. } if proposal == id => {
+                status = Some(Status::Open)
+            }
+            Effect::ResponseCounted {
+                proposal, tally: t, ..
+            } if proposal == id => {
+                status = status.or(Some(Status::Open));
+                tally = Some(json!(t));
+            }
+            Effect::ProposalClosed {
+                proposal,
+                status: s,
+                tally: t,
+                ..
+            } if proposal == id => {
+                status = Some(*s);
+                tally = Some(json!(t));
+            }
+            Effect::HumanResolved {
+                proposal,
+                status: s,
+            } if proposal == id => status = Some(*s),
+            _ => {}
+        }
+    }
+    (status, tally)
 }
 
 async fn healthz(State(node): State<Arc<Node>>) -> Response {
@@ -279,24 +316,17 @@ async fn propose(
     let message = signed(&node, &headers, body, MessageType::Proposal).await?;
     let id = message.id();
     let receipt = node.submit(message).await?;
-    let status = node.read(|s| s.proposal(&id).map(|p| p.status.as_str()));
     let mut out = receipt_json(&receipt);
     out["id"] = json!(id);
-    out["status"] = json!(status);
+    out["status"] = json!(status_after(&receipt, &id).0);
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }
 
-fn body_proposal(message: &Verified) -> ApiResult<Option<Digest>> {
-    Ok(match MessageBody::decode(message)? {
-        MessageBody::Response(r) => Some(r.proposal),
-        MessageBody::Outcome(o) => Some(o.proposal),
-        MessageBody::Decision(d) => Some(d.proposal),
-        _ => None,
-    })
-}
-
+/// Refuses a message whose `proposal` is not the one in the path. The full
+/// body is checked by the sequencer; this only compares the field.
 fn check_path_matches(message: &Verified, id: &Digest) -> ApiResult<()> {
-    if body_proposal(message)? != Some(*id) {
+    let named = message.body().get("proposal").and_then(Value::as_str);
+    if named.and_then(Digest::from_hex) != Some(*id) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed",
@@ -316,15 +346,10 @@ async fn respond(
     let message = signed(&node, &headers, body, MessageType::Response).await?;
     check_path_matches(&message, &id)?;
     let receipt = node.submit(message).await?;
-    let state = node.read(|s| {
-        s.proposal(&id)
-            .map(|p| (p.status.as_str(), p.tally.to_decimal()))
-    });
+    let (status, tally) = status_after(&receipt, &id);
     let mut out = receipt_json(&receipt);
-    if let Some((status, tally)) = state {
-        out["status"] = json!(status);
-        out["tally"] = json!(tally);
-    }
+    out["status"] = json!(status);
+    out["tally"] = json!(tally);
     Ok((StatusCode::OK, axum::Json(out)).into_response())
 }
 
@@ -417,7 +442,8 @@ async fn decide(
             node.submit(message).await?
         }
     };
-    let status = node.read(|s| s.proposal(&id).map(|p| p.status.as_str()));
+    // A decision that does not resolve leaves the proposal escalated.
+    let status = status_after(&receipt, &id).0.unwrap_or(Status::Escalated);
     let mut out = receipt_json(&receipt);
     out["status"] = json!(status);
     Ok((StatusCode::OK, axum::Json(out)).into_response())

@@ -130,6 +130,40 @@ async fn send(tx: &mpsc::Sender<Result<Bytes, Infallible>>, text: String) -> boo
     text.is_empty() || tx.send(Ok(Bytes::from(text))).await.is_ok()
 }
 
+/// Sends stored entries from `*next` up to (not including) `until`.
+async fn catch_up(
+    node: &Arc<Node>,
+    next: &mut u64,
+    skip: &mut usize,
+    until: u64,
+    tx: &mpsc::Sender<Result<Bytes, Infallible>>,
+) -> bool {
+    while *next < until {
+        let reader = node.clone();
+        let from = *next;
+        let count = CATCH_UP_ENTRIES.min((until - from) as usize);
+        let batch = tokio::task::spawn_blocking(move || reader.store().read(from, count)).await;
+        let Ok(Ok(batch)) = batch else { return false };
+        if batch.is_empty() {
+            return false;
+        }
+        for stored in batch {
+            let text = frames(
+                stored.entry.index,
+                stored.entry.time,
+                &stored.effects,
+                *skip,
+            );
+            *skip = 0;
+            *next = stored.entry.index + 1;
+            if !send(tx, text).await {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 async fn pump(
     node: Arc<Node>,
     mut next: u64,
@@ -141,26 +175,12 @@ async fn pump(
     if !send(&tx, ": synod events\n\n".into()).await {
         return;
     }
+    if !catch_up(&node, &mut next, &mut skip, node.durable_next(), &tx).await {
+        return;
+    }
+    // Then follow live entries; the store is read again only to fill a gap
+    // (this stream fell behind the broadcast).
     loop {
-        let durable = node.durable_next();
-        if next < durable {
-            let reader = node.clone();
-            let count = CATCH_UP_ENTRIES.min((durable - next) as usize);
-            let batch = tokio::task::spawn_blocking(move || reader.store().read(next, count)).await;
-            let Ok(Ok(batch)) = batch else { return };
-            if batch.is_empty() {
-                return;
-            }
-            for stored in batch {
-                let text = frames(stored.entry.index, stored.entry.time, &stored.effects, skip);
-                skip = 0;
-                next = stored.entry.index + 1;
-                if !send(&tx, text).await {
-                    return;
-                }
-            }
-            continue;
-        }
         match tokio::time::timeout(KEEPALIVE, live.recv()).await {
             Ok(Ok(published)) => {
                 let Published {
@@ -168,18 +188,24 @@ async fn pump(
                     time,
                     effects,
                 } = &*published;
-                if *index == next {
-                    let text = frames(*index, *time, effects, skip);
-                    skip = 0;
-                    next += 1;
-                    if !send(&tx, text).await {
-                        return;
-                    }
+                if *index < next {
+                    continue;
                 }
-                // An older entry was already sent; a newer one means this
-                // stream missed some: the store has them.
+                if *index > next && !catch_up(&node, &mut next, &mut skip, *index, &tx).await {
+                    return;
+                }
+                let text = frames(*index, *time, effects, skip);
+                skip = 0;
+                next = index + 1;
+                if !send(&tx, text).await {
+                    return;
+                }
             }
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                if !catch_up(&node, &mut next, &mut skip, node.durable_next(), &tx).await {
+                    return;
+                }
+            }
             Ok(Err(broadcast::error::RecvError::Closed)) => return,
             Err(_) => {
                 if !send(&tx, ": keepalive\n\n".into()).await {

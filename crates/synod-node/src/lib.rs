@@ -128,6 +128,7 @@ pub struct Node {
     queued: std::sync::atomic::AtomicUsize,
     queue: mpsc::SyncSender<sequencer::Command>,
     metrics: Metrics,
+    keys: Keys,
     fatal: Mutex<Option<String>>,
     trust_history: Mutex<std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>>,
     data_dir: PathBuf,
@@ -166,6 +167,7 @@ impl Node {
             events,
             queue,
             metrics: Metrics::default(),
+            keys: Keys::default(),
             fatal: Mutex::new(None),
             trust_history: Mutex::new(Default::default()),
             data_dir: config.data_dir.clone(),
@@ -242,6 +244,11 @@ impl Node {
     /// Metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Decoded signer keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// Messages waiting for the sequencer.
@@ -348,5 +355,31 @@ impl Node {
     /// Stops the sequencer after the messages already queued.
     pub fn shutdown(&self) {
         let _ = self.queue.try_send(sequencer::Command::Shutdown);
+    }
+}
+
+/// Most decoded signer keys the node keeps; the cache starts over when full.
+pub const MAX_CACHED_KEYS: usize = 200_000;
+
+/// Signer keys decoded once and kept, so that checking a message from a known
+/// agent does not decompress its key again.
+#[derive(Debug, Default)]
+pub struct Keys(Mutex<std::collections::HashMap<String, ed25519_dalek::VerifyingKey>>);
+
+impl synod_core::identity::KeyCache for Keys {
+    fn get(&self, did: &str) -> Option<ed25519_dalek::VerifyingKey> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(did)
+            .copied()
+    }
+
+    fn put(&self, did: &str, key: ed25519_dalek::VerifyingKey) {
+        let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(did.to_string(), key);
     }
 }

@@ -28,6 +28,8 @@ pub const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// What the sequencer is asked to do.
+// Nearly every command is a submission; see `Payload`.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     /// Order, apply and persist a message.
     Submit {

@@ -100,8 +100,9 @@ pub struct Store {
     path: PathBuf,
 }
 
-/// `[format][time][prev][hash][kind][canonical envelope]`; a tick has kind 0
-/// and nothing after it.
+/// `[format][time][prev][hash][kind][signature][signed bytes]`; a tick has
+/// kind 0 and nothing after it. The signed bytes are the message's canonical
+/// form, so nothing is re-serialized on the write path.
 fn encode(entry: &Entry) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     out.push(ENTRY_FORMAT);
@@ -112,7 +113,8 @@ fn encode(entry: &Entry) -> Vec<u8> {
         Payload::Tick => out.push(0),
         Payload::Message(m) => {
             out.push(1);
-            out.extend_from_slice(&m.canonical_envelope());
+            out.extend_from_slice(m.signature());
+            out.extend_from_slice(m.signed_bytes());
         }
     }
     out
@@ -131,9 +133,10 @@ fn decode(index: LogIndex, bytes: &[u8]) -> Result<Entry, StoreError> {
     let hash = Digest(bytes[41..73].try_into().expect("32 bytes"));
     let payload = match bytes[73] {
         0 => Payload::Tick,
-        1 => {
-            let message =
-                SignedMessage::parse(&bytes[74..]).map_err(|e| corrupt(&e.to_string()))?;
+        1 if bytes.len() > 74 + 64 => {
+            let signature: [u8; 64] = bytes[74..138].try_into().expect("64 bytes");
+            let message = SignedMessage::from_signed_bytes(&bytes[138..], &signature)
+                .map_err(|e| corrupt(&e.to_string()))?;
             // Only verified messages are ever appended; the hash below checks
             // that these are the bytes that were.
             Payload::Message(Verified::from_trusted_storage(message))
