@@ -439,22 +439,28 @@ fn vote(name: &str, agents: usize, proposals: usize, connections: usize) -> Resu
     })
 }
 
-/// Single-core strict Ed25519 verifications per second of a response-sized message.
+/// Single-core strict Ed25519 verifications per second of a response-sized
+/// message: the best of ten 100 ms windows. Taking the best makes the ratio
+/// of node throughput to it conservative on a noisy machine.
 fn verify_rate() -> f64 {
     let m = SignedMessage::sign(
         MessageType::Response,
         json!({"space": "bench", "created_at": 1, "proposal": Digest::of(b"p"), "stance": "endorse", "confidence": "0.7", "reasoning": "bench"}),
         &key(1),
     );
-    let started = Instant::now();
-    let mut n = 0u64;
-    while started.elapsed() < Duration::from_secs(1) {
-        for _ in 0..100 {
-            assert!(m.check_signature().is_ok());
+    let mut best = 0.0f64;
+    for _ in 0..10 {
+        let started = Instant::now();
+        let mut n = 0u64;
+        while started.elapsed() < Duration::from_millis(100) {
+            for _ in 0..50 {
+                assert!(m.check_signature().is_ok());
+            }
+            n += 50;
         }
-        n += 100;
+        best = best.max(n as f64 / started.elapsed().as_secs_f64());
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    best
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -462,13 +468,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if !all && !["throughput", "wide", "many", "agents"].contains(&args.scenario.as_str()) {
         bail!("unknown scenario {:?}", args.scenario);
     }
-    let verify = verify_rate();
-    if !args.json {
-        println!(
-            "single-core Ed25519 verification: {verify:.0}/s ({:.1} µs each)",
-            1e6 / verify
-        );
-    }
+    let verify_before = verify_rate();
     let mut runs = Vec::new();
     if all || args.scenario == "throughput" {
         let mut repeats = Vec::new();
@@ -510,6 +510,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .memory_kib()
             .context("reading the node's memory (Linux /proc)")?;
         memory = Some((count, rss, peak, count as f64 / elapsed.as_secs_f64()));
+    }
+    // Measured before and after the load; the faster one is the reference.
+    let verify = verify_before.max(verify_rate());
+    if !args.json {
+        println!(
+            "single-core Ed25519 verification: {verify:.0}/s ({:.1} µs each)",
+            1e6 / verify
+        );
     }
     if args.json {
         let runs: Vec<Value> = runs

@@ -541,6 +541,16 @@ pub fn describe_event(name: &str, data: &Value) -> String {
             s(&data["before"]),
             s(&data["after"])
         ),
+        "space_created" => format!(
+            "space      {} created by {}",
+            s(&data["space"]),
+            short(&data["admin"])
+        ),
+        "granted" => format!(
+            "grant      {} admitted or re-granted by an admin",
+            short(&data["agent"])
+        ),
+        "config_changed" => format!("config     configuration changed (seq {})", data["seq"]),
         "agent_registered" => format!(
             "agent      {} registered (seq {})",
             short(&data["agent"]),
