@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::*;
 
 const AGENTS: usize = 24;
@@ -67,41 +67,7 @@ fn kill_9_under_load_loses_no_acknowledged_message() {
     let mut server = Server::start(dir.path());
     let http = server.client();
     let admin = server.admin();
-    let agents: Vec<_> = (0..AGENTS)
-        .map(|i| {
-            admit(
-                &http,
-                &admin,
-                &format!("voter-{i}"),
-                json!({"ops.*": "0.5"}),
-                &["agent"],
-            )
-        })
-        .collect();
-    let proposer = admit(
-        &http,
-        &admin,
-        "proposer",
-        json!({"ops.*": "0.5"}),
-        &["agent"],
-    );
-    // Critical stakes never close early, so every response stays acceptable.
-    let ids: Vec<String> = (0..PROPOSALS)
-        .map(|i| {
-            let p = proposal(
-                &http,
-                &proposer,
-                "ops.deploy",
-                "critical",
-                "0.6",
-                &format!("change {i}"),
-                3_600_000,
-            );
-            let answer = http.post("/v1/proposals", &p);
-            assert_eq!(answer.status, 201, "{answer:?}");
-            answer.body["id"].as_str().unwrap().to_string()
-        })
-        .collect();
+    let (agents, ids) = voting_space(&http, &admin, AGENTS, PROPOSALS);
     let (space, time) = http.space();
     // Every response that will be sent, split among the workers.
     let mut queues: Vec<Vec<(String, Vec<u8>, String)>> = vec![Vec::new(); WORKERS];

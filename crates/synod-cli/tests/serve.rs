@@ -322,42 +322,7 @@ fn many_clients_at_once_lose_and_duplicate_nothing() {
     let admin = server.admin();
     const AGENTS: usize = 24;
     const PROPOSALS: usize = 6;
-    let agents: Vec<_> = (0..AGENTS)
-        .map(|i| {
-            admit(
-                &http,
-                &admin,
-                &format!("agent-{i}"),
-                json!({"ops.*": "0.5"}),
-                &["agent"],
-            )
-        })
-        .collect();
-    let proposer = admit(
-        &http,
-        &admin,
-        "proposer",
-        json!({"ops.*": "0.5"}),
-        &["agent"],
-    );
-    // Critical stakes: never closes early, so every response is accepted.
-    let ids: Vec<String> = (0..PROPOSALS)
-        .map(|i| {
-            let p = proposal(
-                &http,
-                &proposer,
-                "ops.deploy",
-                "critical",
-                "0.6",
-                &format!("deploy {i}"),
-                600_000,
-            );
-            http.post("/v1/proposals", &p).body["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let (agents, ids) = voting_space(&http, &admin, AGENTS, PROPOSALS);
     let (space, time) = http.space();
     let mut handles = Vec::new();
     for (i, agent) in agents.into_iter().enumerate() {

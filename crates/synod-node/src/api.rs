@@ -336,16 +336,28 @@ fn check_path_matches(message: &Verified, id: &Digest) -> ApiResult<()> {
     Ok(())
 }
 
+/// Reads, verifies and submits a message of `kind` about the proposal in the
+/// path.
+async fn submit_about(
+    node: &Node,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+    kind: MessageType,
+) -> ApiResult<(Digest, crate::Receipt)> {
+    let id = parse_id(id)?;
+    let message = signed(node, headers, body, kind).await?;
+    check_path_matches(&message, &id)?;
+    Ok((id, node.submit(message).await?))
+}
+
 async fn respond(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    let message = signed(&node, &headers, body, MessageType::Response).await?;
-    check_path_matches(&message, &id)?;
-    let receipt = node.submit(message).await?;
+    let (id, receipt) = submit_about(&node, &id, &headers, body, MessageType::Response).await?;
     let (status, tally) = status_after(&receipt, &id);
     let mut out = receipt_json(&receipt);
     out["status"] = json!(status);
@@ -359,10 +371,7 @@ async fn outcome(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    let message = signed(&node, &headers, body, MessageType::Outcome).await?;
-    check_path_matches(&message, &id)?;
-    let receipt = node.submit(message).await?;
+    let (_, receipt) = submit_about(&node, &id, &headers, body, MessageType::Outcome).await?;
     Ok((StatusCode::OK, axum::Json(receipt_json(&receipt))).into_response())
 }
 

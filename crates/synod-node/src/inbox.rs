@@ -117,6 +117,16 @@ fn page(title: &str, reviewer: Option<&str>, live_from: Option<u64>, body: &str)
     ))
 }
 
+/// A 404 page for a missing proposal or agent.
+fn not_found(reviewer: &str, what: &str) -> Response {
+    let body = format!("<p>No such {}.</p>", esc(what));
+    (
+        StatusCode::NOT_FOUND,
+        page("Not found", Some(reviewer), None, &body),
+    )
+        .into_response()
+}
+
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -411,16 +421,7 @@ async fn proposal_page(
         return sign_in_page(None);
     };
     let Some(id) = Digest::from_hex(&id) else {
-        return (
-            StatusCode::NOT_FOUND,
-            page(
-                "Not found",
-                Some(&reviewer.name),
-                None,
-                "<p>No such proposal.</p>",
-            ),
-        )
-            .into_response();
+        return not_found(&reviewer.name, "proposal");
     };
     let from = node.durable_next();
     let body = node.read(|s| {
@@ -489,16 +490,7 @@ async fn proposal_page(
     });
     match body {
         Some(body) => page("Proposal", Some(&reviewer.name), Some(from), &body).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            page(
-                "Not found",
-                Some(&reviewer.name),
-                None,
-                "<p>No such proposal.</p>",
-            ),
-        )
-            .into_response(),
+        None => not_found(&reviewer.name, "proposal"),
     }
 }
 
@@ -571,16 +563,7 @@ async fn agent_page(
         return sign_in_page(None);
     };
     let Ok(agent_id) = AgentId::parse(&id) else {
-        return (
-            StatusCode::NOT_FOUND,
-            page(
-                "Not found",
-                Some(&reviewer.name),
-                None,
-                "<p>No such agent.</p>",
-            ),
-        )
-            .into_response();
+        return not_found(&reviewer.name, "agent");
     };
     let history = node.trust_history(agent_id.as_str());
     let body = node.read(|s| {
@@ -634,16 +617,7 @@ async fn agent_page(
             &body,
         )
         .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            page(
-                "Not found",
-                Some(&reviewer.name),
-                None,
-                "<p>No such agent.</p>",
-            ),
-        )
-            .into_response(),
+        None => not_found(&reviewer.name, "agent"),
     }
 }
 

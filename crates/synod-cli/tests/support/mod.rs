@@ -267,6 +267,46 @@ pub fn proposal(
     )
 }
 
+/// `voters` agents and a proposer in `ops.*`, and `proposals` critical
+/// proposals (critical stakes never close early, so every member's response
+/// stays acceptable until all have answered). Returns the voters and the ids.
+pub fn voting_space(
+    http: &Http,
+    admin: &Keypair,
+    voters: usize,
+    proposals: usize,
+) -> (Vec<Keypair>, Vec<String>) {
+    let agents = (0..voters)
+        .map(|i| {
+            admit(
+                http,
+                admin,
+                &format!("voter-{i}"),
+                json!({"ops.*": "0.5"}),
+                &["agent"],
+            )
+        })
+        .collect();
+    let proposer = admit(http, admin, "proposer", json!({"ops.*": "0.5"}), &["agent"]);
+    let ids = (0..proposals)
+        .map(|i| {
+            let p = proposal(
+                http,
+                &proposer,
+                "ops.deploy",
+                "critical",
+                "0.6",
+                &format!("change {i}"),
+                3_600_000,
+            );
+            let answer = http.post("/v1/proposals", &p);
+            assert_eq!(answer.status, 201, "{answer:?}");
+            answer.body["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    (agents, ids)
+}
+
 pub fn response(
     space: &str,
     time: u64,
