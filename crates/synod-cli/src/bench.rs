@@ -117,6 +117,24 @@ impl Drop for NodeProcess {
     }
 }
 
+/// CPU time this process (the load generator) has used, from /proc.
+fn own_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = fields
+        .get(11)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 fn key(i: usize) -> Keypair {
     Keypair::from_seed(&Digest::of(format!("bench-agent-{i}").as_bytes()).0)
 }
@@ -304,6 +322,8 @@ struct VoteRun {
     fsync_mean_ms: f64,
     /// Node CPU time per accepted response, µs.
     node_cpu_us: f64,
+    /// The load generator's CPU time per request, µs (it shares the machine).
+    client_cpu_us: f64,
     agents: usize,
     proposals: usize,
     responses: usize,
@@ -380,7 +400,9 @@ fn vote(name: &str, agents: usize, proposals: usize, connections: usize) -> Resu
     }
     let responses = jobs.len();
     let cpu_before = node.cpu_time().unwrap_or_default();
+    let own_before = own_cpu_time();
     let (done, elapsed) = blast(&node.base, jobs, connections)?;
+    let own_cpu = own_cpu_time().saturating_sub(own_before);
     let node_cpu = node
         .cpu_time()
         .unwrap_or_default()
@@ -426,6 +448,7 @@ fn vote(name: &str, agents: usize, proposals: usize, connections: usize) -> Resu
         name: name.to_string(),
         batch_mean: metric("synod_fsync_batch_entries_sum ") / batches,
         node_cpu_us: node_cpu.as_secs_f64() * 1e6 / done.len().max(1) as f64,
+        client_cpu_us: own_cpu.as_secs_f64() * 1e6 / done.len().max(1) as f64,
         fsync_mean_ms: metric("synod_fsync_seconds_sum ") * 1000.0
             / metric("synod_fsync_seconds_count ").max(1.0),
         agents,
@@ -529,7 +552,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                        "last_vote_to_outcome_ms": {"p50": ms(r.outcome_p50), "p99": ms(r.outcome_p99)},
                        "ratio_to_single_core_verify": r.per_second / verify,
                        "entries_per_fsync_mean": r.batch_mean, "fsync_ms_mean": r.fsync_mean_ms,
-                       "node_cpu_us_per_response": r.node_cpu_us})
+                       "node_cpu_us_per_response": r.node_cpu_us,
+                       "load_generator_cpu_us_per_request": r.client_cpu_us})
             })
             .collect();
         let memory = memory.map(|(n, rss, peak, rate)| json!({"agents": n, "rss_kib": rss, "peak_rss_kib": peak, "registrations_per_second": rate}));
@@ -552,7 +576,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 format!("{:.1} / {:.1}", ms(r.ack_p50), ms(r.ack_p99)),
                 format!("{:.1} / {:.1}", ms(r.outcome_p50), ms(r.outcome_p99)),
                 format!("{:.0} / {:.1}", r.batch_mean, r.fsync_mean_ms),
-                format!("{:.0}", r.node_cpu_us),
+                format!("{:.0} / {:.0}", r.node_cpu_us, r.client_cpu_us),
             ]
         })
         .collect();
@@ -567,7 +591,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "ACK P50/P99 MS",
                 "LAST VOTE→OUTCOME P50/P99 MS",
                 "ENTRIES/FSYNC, FSYNC MS",
-                "NODE CPU µS/RESPONSE",
+                "CPU µS/RESPONSE NODE / LOADGEN",
             ],
             &rows,
         );
