@@ -335,6 +335,9 @@ struct VoteRun {
 }
 
 fn vote(name: &str, agents: usize, proposals: usize, connections: usize) -> Result<VoteRun> {
+    if agents < 2 || proposals == 0 || connections == 0 {
+        bail!("a voting run needs at least 2 agents, 1 proposal and 1 connection");
+    }
     let node = NodeProcess::start()?;
     register(&node, agents, connections)?;
     let client = Client::new(&node.base);

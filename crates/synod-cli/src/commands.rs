@@ -176,7 +176,8 @@ pub fn duration_ms(text: &str) -> Result<u64> {
         "d" => 86_400_000,
         _ => bail!("{text:?} is not a duration like 90s, 10m, 2h, 1d"),
     };
-    Ok(n * scale)
+    n.checked_mul(scale)
+        .with_context(|| format!("{text:?} is too long a duration"))
 }
 
 pub fn agent(command: AgentCommand, conn: &Conn) -> Result<ExitCode> {
@@ -243,7 +244,11 @@ pub fn agent(command: AgentCommand, conn: &Conn) -> Result<ExitCode> {
             if conn.json {
                 return print_json(&a);
             }
-            println!("{}  ({})", a["name"].as_str().unwrap_or(""), did);
+            println!(
+                "{}  ({})",
+                table::clean(a["name"].as_str().unwrap_or("")),
+                did
+            );
             println!("  roles       {}", roles_text(&a["roles"]));
             println!(
                 "  authority   {}",
@@ -301,7 +306,9 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
     let client = conn.client();
     let key = conn.keypair()?;
     let (_, now) = client.space()?;
-    let deadline = now + duration_ms(&args.deadline)?;
+    let deadline = now
+        .checked_add(duration_ms(&args.deadline)?)
+        .context("the deadline is too far away")?;
     let payload: Value = match &args.payload {
         Some(text) => serde_json::from_str(text).context("--payload is not JSON")?,
         None => Value::Null,
@@ -382,7 +389,8 @@ pub fn status(id: &str, conn: &Conn) -> Result<ExitCode> {
 
 /// A proposal as text: what, status, tally, responses.
 pub fn describe_proposal(p: &Value) -> String {
-    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    // Text from the node is cleaned before it reaches the terminal.
+    let s = |v: &Value| table::clean(v.as_str().unwrap_or(""));
     let mut out = String::new();
     out.push_str(&format!("{}\n", s(&p["summary"])));
     out.push_str(&format!("  id        {}\n", s(&p["id"])));
@@ -586,7 +594,11 @@ pub fn watch(from: Option<u64>, count: Option<u64>, conn: &Conn) -> Result<ExitC
         if conn.json {
             writeln!(out, "{}", json!({"id": id, "event": name, "data": data}))?;
         } else {
-            writeln!(out, "{id:>8}  {}", describe_event(name, data))?;
+            writeln!(
+                out,
+                "{id:>8}  {}",
+                table::clean(&describe_event(name, data))
+            )?;
         }
         out.flush()?;
         std::fs::write(&cursor, id).ok();

@@ -5,7 +5,25 @@ pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     print!("{}", render(headers, rows));
 }
 
+/// Text from the network, made safe for a terminal: control characters
+/// (escape sequences) and bidirectional overrides are shown escaped rather
+/// than interpreted.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let unsafe_char = c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            let shown: Vec<char> = if unsafe_char { c.escape_unicode().collect() } else { vec![c] };
+            shown
+        })
+        .collect()
+}
+
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| clean(c)).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -43,23 +61,26 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Shortens a did or id for a table cell.
 pub fn short(text: &str) -> String {
-    if let Some(rest) = text.strip_prefix("did:key:") {
-        return format!(
-            "did:key:{}…{}",
-            &rest[..6.min(rest.len())],
-            &rest[rest.len().saturating_sub(4)..]
-        );
+    let chars: Vec<char> = text.chars().collect();
+    if text.starts_with("did:key:") && chars.len() > 18 {
+        let head: String = chars[8..14].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        return format!("did:key:{head}…{tail}");
     }
-    if text.len() > 12 {
-        text[..12].to_string()
-    } else {
-        text.to_string()
-    }
+    chars.into_iter().take(12).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_escapes_are_shown_not_run() {
+        assert_eq!(clean("ok\u{1b}]52;c;x\u{7}"), "ok\\u{1b}]52;c;x\\u{7}");
+        assert_eq!(clean("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(clean("Zoë €"), "Zoë €");
+        assert_eq!(short("ünïcödé-and-more"), "ünïcödé-and-");
+    }
 
     #[test]
     fn columns_align() {

@@ -54,11 +54,28 @@ fn start(node: &Node, query: &EventsQuery, headers: &HeaderMap) -> Result<(u64, 
     if let Some(last) = headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         let (index, k) = last
             .split_once('.')
-            .and_then(|(i, k)| Some((i.parse::<u64>().ok()?, k.parse::<usize>().ok()?)))
+            .and_then(|(i, k)| {
+                Some((
+                    i.parse::<u64>().ok()?,
+                    k.parse::<usize>().ok()?.checked_add(1)?,
+                ))
+            })
             .ok_or_else(|| format!("Last-Event-ID {last:?} is not INDEX.K"))?;
-        return Ok((index, k + 1));
+        return within(node, index).map(|i| (i, k));
     }
-    Ok((query.from.unwrap_or_else(|| node.durable_next()), 0))
+    within(node, query.from.unwrap_or_else(|| node.durable_next())).map(|i| (i, 0))
+}
+
+/// Refuses a position beyond the log: a client asking for it has the wrong
+/// node or the wrong space, and would otherwise wait in silence.
+fn within(node: &Node, index: u64) -> Result<u64, String> {
+    let head = node.durable_next();
+    if index > head {
+        return Err(format!(
+            "position {index} is beyond the log, which ends before {head}"
+        ));
+    }
+    Ok(index)
 }
 
 fn is_final(effect: &Effect) -> Option<bool> {

@@ -33,6 +33,55 @@ const SCRIPT: &str = include_str!("assets/live.js");
 /// Most proposals the decisions page lists.
 const RECENT_DECISIONS: usize = 50;
 
+/// Headers on every inbox response: no framing (clickjacking), scripts and
+/// styles only from the node itself, no referrer.
+async fn protect(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+             frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// Whether a form post comes from a page of this node. Browsers send
+/// `Sec-Fetch-Site` and `Origin` with form posts; a post from another site —
+/// or another port on the same host, which cookies do not tell apart — is
+/// refused, so a page elsewhere cannot decide in a reviewer's name.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return false;
+    }
+    match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                == Some(host)
+        }
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+fn cross_site() -> Response {
+    (StatusCode::FORBIDDEN, "cross-site form posts are refused").into_response()
+}
+
 pub(crate) fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/", get(inbox))
@@ -50,6 +99,7 @@ pub(crate) fn routes() -> Router<Arc<Node>> {
             "/assets/live.js",
             get(|| async { ([(header::CONTENT_TYPE, "text/javascript")], SCRIPT) }),
         )
+        .layer(axum::middleware::map_response(protect))
 }
 
 /// Escapes text for HTML.
@@ -169,7 +219,14 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(node): State<Arc<Node>>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     let token = form.token.trim();
     if reviewer_from_token(&node, token).is_err() {
         let mut response = sign_in_page(Some(
@@ -182,7 +239,10 @@ async fn login(State(node): State<Arc<Node>>, Form(form): Form<LoginForm>) -> Re
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-async fn logout() -> Response {
+async fn logout(headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
@@ -390,6 +450,9 @@ async fn decide(
     headers: HeaderMap,
     Form(form): Form<DecideForm>,
 ) -> Response {
+    if !same_origin(&headers) {
+        return cross_site();
+    }
     let Some(reviewer) = signed_in(&node, &headers) else {
         return sign_in_page(Some("Sign in again to decide."));
     };
@@ -654,6 +717,35 @@ async fn decisions(State(node): State<Arc<Node>>, headers: HeaderMap) -> Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cross_site_posts_are_recognised() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, header::HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(same_origin(&headers(&[
+            ("host", "127.0.0.1:7420"),
+            ("origin", "http://127.0.0.1:7420"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(same_origin(&headers(&[("host", "127.0.0.1:7420")])));
+        assert!(!same_origin(&headers(&[
+            ("host", "127.0.0.1:7420"),
+            ("origin", "http://127.0.0.1:8080")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "127.0.0.1:7420"),
+            ("sec-fetch-site", "same-site")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "127.0.0.1:7420"),
+            ("origin", "http://evil.example")
+        ])));
+    }
 
     #[test]
     fn escapes_markup() {

@@ -116,6 +116,14 @@ pub fn write(path: &Path, key: &Keypair, force: bool) -> Result<()> {
     let mut out = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // The mode above applies only when the file is created; a replaced key
+    // file must not stay readable by others.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        out.set_permissions(fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
     let text = serde_json::to_string_pretty(&file).context("encoding the key")?;
     out.write_all(text.as_bytes())
         .and_then(|()| out.write_all(b"\n"))

@@ -86,8 +86,21 @@ pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
                 Command::Shutdown => stop = true,
             }
         }
-        if !step(&node, submissions) {
-            return;
+        let stepped =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&node, submissions)));
+        match stepped {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                let mut space = node.space.write().unwrap_or_else(|e| e.into_inner());
+                halt(&node, &mut space, format!("the sequencer panicked: {what}"));
+                return;
+            }
         }
         let next = node.durable_next();
         if next - last_snapshot >= SNAPSHOT_EVERY_ENTRIES {
@@ -99,6 +112,22 @@ pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
         }
         if stop {
             return;
+        }
+    }
+}
+
+/// Stops the node taking messages, and puts the state back to what is on
+/// disk, so that no reader ever sees an entry that was applied in memory but
+/// not made durable. If even that fails, the process cannot serve a true
+/// state and aborts; a restart recovers from the store.
+fn halt(node: &Node, space: &mut synod_core::Space, why: String) {
+    eprintln!("synod: {why}; the node stops taking messages");
+    *node.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    match node.store.recover() {
+        Ok((durable, _)) => *space = durable,
+        Err(e) => {
+            eprintln!("synod: cannot reload the durable state ({e}); aborting");
+            std::process::abort();
         }
     }
 }
@@ -132,11 +161,8 @@ fn step(
     }
     let started = Instant::now();
     if let Err(e) = node.store.append(&batch) {
-        // The state now holds entries the disk does not: stop taking messages.
-        // A restart recovers the state from what is on disk.
         let why = format!("storage failed: {e}");
-        eprintln!("synod: {why}; the node stops taking messages");
-        *node.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+        halt(node, &mut space, why.clone());
         drop(space);
         for (reply, ..) in waiting {
             let _ = reply.send(Err(SubmitError::Unavailable(why.clone())));
