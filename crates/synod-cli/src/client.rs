@@ -93,6 +93,27 @@ impl Client {
         Ok(response.body_mut().read_to_string()?)
     }
 
+    /// Streams the body of `path` into `out` (no size limit, no overall
+    /// timeout); returns the bytes copied.
+    pub fn download(&self, path: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        let url = format!("{}{path}", self.base);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(None)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let response = agent
+            .get(&url)
+            .call()
+            .map_err(|e| anyhow!("cannot reach the node at {}: {e}", self.base))?;
+        if response.status().as_u16() >= 400 {
+            bail!("{path}: HTTP {}", response.status());
+        }
+        let mut reader = response.into_body().into_reader();
+        Ok(std::io::copy(&mut reader, out)?)
+    }
+
     pub fn post(&self, path: &str, body: &Value, bearer: Option<&str>) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut request = self

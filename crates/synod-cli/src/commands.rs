@@ -786,18 +786,23 @@ pub fn reviewer(command: ReviewerCommand, conn: &Conn) -> Result<ExitCode> {
 pub fn log(command: LogCommand, conn: &Conn) -> Result<ExitCode> {
     match command {
         LogCommand::Export { from, out } => {
-            let text = conn.client().get_text(&format!("/v1/log?from={from}"))?;
+            let path = format!("/v1/log?from={from}");
             match out {
-                Some(path) => {
-                    std::fs::write(&path, &text)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!(
-                        "{} entries written to {}",
-                        text.lines().count(),
-                        path.display()
+                Some(file) => {
+                    let mut writer = std::io::BufWriter::new(
+                        std::fs::File::create(&file)
+                            .with_context(|| format!("writing {}", file.display()))?,
                     );
+                    let bytes = conn.client().download(&path, &mut writer)?;
+                    writer.flush()?;
+                    eprintln!("{bytes} bytes of log written to {}", file.display());
                 }
-                None => print!("{text}"),
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut lock = stdout.lock();
+                    conn.client().download(&path, &mut lock)?;
+                    lock.flush()?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -92,6 +92,9 @@ fn kill_9_under_load_loses_no_acknowledged_message() {
         .map(|q| Arc::new(Mutex::new(q)))
         .collect();
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::new(Mutex::new(BTreeSet::new()));
+    // Sent before a kill, answered `duplicate` after the restart: these must
+    // be in the log too (the first copy was made durable, its answer lost).
+    let retried: Arc<Mutex<BTreeSet<String>>> = Arc::new(Mutex::new(BTreeSet::new()));
     let mut kills = 0;
 
     for round in 0..rounds {
@@ -99,7 +102,8 @@ fn kill_9_under_load_loses_no_acknowledged_message() {
         let workers: Vec<_> = queues
             .iter()
             .map(|queue| {
-                let (queue, acked, base) = (queue.clone(), acked.clone(), base.clone());
+                let (queue, acked, retried, base) =
+                    (queue.clone(), acked.clone(), retried.clone(), base.clone());
                 std::thread::spawn(move || {
                     let http = Http::new(&base);
                     loop {
@@ -114,6 +118,7 @@ fn kill_9_under_load_loses_no_acknowledged_message() {
                             // Sent before a crash, durable, but its answer was
                             // lost: the retry is refused as a duplicate.
                             Ok(answer) if answer.kind() == "duplicate" => {
+                                retried.lock().unwrap().insert(id);
                                 queue.lock().unwrap().pop();
                             }
                             Ok(answer) if answer.status == 503 => {
@@ -127,7 +132,14 @@ fn kill_9_under_load_loses_no_acknowledged_message() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(20 + rng.next() % 300));
+        // Kill after a random number of acknowledgements, so the kills land
+        // under load whatever the machine's speed (with a time limit, in case
+        // the load runs out).
+        let target = acked.lock().unwrap().len() + 20 + (rng.next() % 200) as usize;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while acked.lock().unwrap().len() < target && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let remaining: usize = queues.iter().map(|q| q.lock().unwrap().len()).sum();
         server.kill();
         if remaining > 0 {
@@ -150,6 +162,12 @@ fn kill_9_under_load_loses_no_acknowledged_message() {
             assert!(
                 counts.contains_key(id),
                 "round {round}: acknowledged {id} was lost (seed {seed})"
+            );
+        }
+        for id in retried.lock().unwrap().iter() {
+            assert!(
+                counts.contains_key(id),
+                "round {round}: {id} was refused as a duplicate but is not in the log (seed {seed})"
             );
         }
         let (ok, out) = audit(&lines);

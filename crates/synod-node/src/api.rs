@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -100,6 +100,30 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Query parameters, refused as JSON `malformed` (not axum's plain text)
+/// when they do not parse or name an unknown parameter.
+pub(crate) struct Q<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Q<T>, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Q(value))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    format!("query: {}", e.body_text()),
+                )
+            })
+    }
+}
+
 /// The whole router: API, events, inbox pages, metrics.
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
@@ -120,6 +144,13 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/log", get(export_log))
         .merge(crate::inbox::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
         .with_state(node)
 }
 
@@ -264,10 +295,7 @@ struct SpaceQuery {
     state_hash: bool,
 }
 
-async fn space_info(
-    State(node): State<Arc<Node>>,
-    Query(q): Query<SpaceQuery>,
-) -> axum::Json<Value> {
+async fn space_info(State(node): State<Arc<Node>>, Q(q): Q<SpaceQuery>) -> axum::Json<Value> {
     axum::Json(node.read(|s| {
         let mut out = json!({
             "space": s.id(),
@@ -489,7 +517,7 @@ struct Page {
     after: Option<usize>,
 }
 
-async fn list_agents(State(node): State<Arc<Node>>, Query(page): Query<Page>) -> axum::Json<Value> {
+async fn list_agents(State(node): State<Arc<Node>>, Q(page): Q<Page>) -> axum::Json<Value> {
     let limit = page.limit.unwrap_or(100).min(MAX_PAGE);
     let after = page.after.unwrap_or(0);
     axum::Json(node.read(|s| {
@@ -594,7 +622,7 @@ struct ProposalFilter {
 
 async fn list_proposals(
     State(node): State<Arc<Node>>,
-    Query(filter): Query<ProposalFilter>,
+    Q(filter): Q<ProposalFilter>,
 ) -> ApiResult<axum::Json<Value>> {
     let pattern = filter
         .domain
@@ -663,7 +691,7 @@ struct LogRange {
 
 /// The audit export: JSON lines from `from`, up to the durable head when the
 /// request arrived (or `limit` lines).
-async fn export_log(State(node): State<Arc<Node>>, Query(range): Query<LogRange>) -> Response {
+async fn export_log(State(node): State<Arc<Node>>, Q(range): Q<LogRange>) -> Response {
     let from = range.from.unwrap_or(0);
     let end = node.durable_next();
     let end = match range.limit {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -106,7 +106,7 @@ fn frames(index: u64, time: u64, effects: &[Effect], skip: usize) -> String {
 
 pub(crate) async fn stream(
     State(node): State<Arc<Node>>,
-    Query(query): Query<EventsQuery>,
+    crate::api::Q(query): crate::api::Q<EventsQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (from, skip) = match start(&node, &query, &headers) {
