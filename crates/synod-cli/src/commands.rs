@@ -193,7 +193,13 @@ pub fn agent(command: AgentCommand, conn: &Conn) -> Result<ExitCode> {
             let key = conn.keypair()?;
             let seq = match client.get(&format!("/v1/agents/{}", key.id())) {
                 Ok(agent) => agent["seq"].as_u64().unwrap_or(0) + 1,
-                Err(_) => 1,
+                Err(e)
+                    if e.downcast_ref::<crate::client::ApiError>()
+                        .is_some_and(|a| a.status == 404) =>
+                {
+                    1
+                }
+                Err(e) => return Err(e),
             };
             let mut body = json!({"seq": seq, "name": name, "authorities": pairs(&authorities, "authority")?, "roles": roles});
             if let Some(v) = vendor {

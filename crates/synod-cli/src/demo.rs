@@ -176,6 +176,7 @@ pub fn run(listen: &str, exit: bool) -> Result<()> {
             data_dir: dir.join("data"),
             open: false,
             space_id: Some("demo".into()),
+            allowed_hosts: Vec::new(),
         })?;
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,

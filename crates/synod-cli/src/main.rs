@@ -81,9 +81,18 @@ enum Command {
         /// matters on first start.
         #[arg(long)]
         open: bool,
-        /// A JSON config file with `listen`, `data_dir` and `open`.
+        /// A JSON config file with `listen`, `data_dir`, `open` and
+        /// `allowed_hosts`.
         #[arg(long, env = "SYNOD_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
+        /// A host name clients may use to reach the node (repeatable); IP
+        /// addresses and localhost are always allowed.
+        #[arg(
+            long = "allowed-host",
+            env = "SYNOD_ALLOWED_HOSTS",
+            value_delimiter = ','
+        )]
+        allowed_hosts: Vec<String>,
     },
     /// Start a node in a temporary directory and play the example scenarios.
     Demo {
@@ -281,6 +290,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data_dir,
             open,
             config,
+            allowed_hosts,
         } => {
             let file = match config {
                 Some(path) => serve::ConfigFile::read(&path)?,
@@ -293,12 +303,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(synod_node::DEFAULT_DATA_DIR));
             let open = open || file.open.unwrap_or(false);
+            let mut allowed_hosts = allowed_hosts;
+            allowed_hosts.extend(file.allowed_hosts.unwrap_or_default());
             serve::serve(
                 &listen,
                 synod_node::NodeConfig {
                     data_dir,
                     open,
                     space_id: None,
+                    allowed_hosts,
                 },
             )?;
             Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ pub struct ConfigFile {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub open: Option<bool>,
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl ConfigFile {
@@ -63,8 +64,27 @@ pub async fn run(
     Ok(())
 }
 
+/// Ctrl-C, or SIGTERM (how service managers stop a process).
 pub async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -695,3 +695,107 @@ fn the_openapi_document_lists_every_route() {
         assert!(metrics.contains(name), "metrics lack {name}");
     }
 }
+
+#[test]
+fn requests_naming_another_host_are_refused() {
+    // A page that rebinds its own name to 127.0.0.1 still sends its name.
+    let dir = TempDir::new("host");
+    let server = Server::start(dir.path());
+    let addr = server.base.strip_prefix("http://").unwrap();
+    let ask = |host: &str| {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET /v1/space HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or("").to_string()
+    };
+    assert!(
+        ask("attacker.example").contains(" 421 "),
+        "{}",
+        ask("attacker.example")
+    );
+    assert!(ask(addr).contains(" 200 "));
+    assert!(ask("localhost:1234").contains(" 200 "));
+    let named = Server::start_with(
+        TempDir::new("host-named").path(),
+        &["--allowed-host", "synod.internal"],
+    );
+    let addr = named.base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: synod.internal\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn a_revoked_reviewer_token_stops_working_and_events_resume_inside_an_entry() {
+    let dir = TempDir::new("revoke");
+    let server = Server::start(dir.path());
+    let http = server.client();
+    let k = team(&server);
+    let admin = server.admin();
+    let p = proposal(
+        &http,
+        &k["alice"],
+        "fraud.detection",
+        "critical",
+        "0.9",
+        "revocation",
+        600_000,
+    );
+    let id = http.post("/v1/proposals", &p).body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (space, time) = http.space();
+    http.post(
+        &format!("/v1/proposals/{id}/responses"),
+        &response(&space, time, &id, "endorse", "1", &k["bob"]),
+    );
+    // This response closes the proposal: one entry, two effects.
+    let closing = http.post(
+        &format!("/v1/proposals/{id}/responses"),
+        &response(&space, time, &id, "endorse", "1", &k["carol"]),
+    );
+    let index = closing.body["index"].as_u64().unwrap();
+    let after_first = read_events(
+        &server.base,
+        "/v1/events",
+        Some(&format!("{index}.0")),
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(after_first[0].0, format!("{index}.1"));
+    assert_eq!(after_first[0].1, "proposal_closed");
+    let beyond = http.get("/v1/events?from=999999");
+    assert_eq!(beyond.kind(), "malformed");
+
+    // rita's role is revoked: her signed decision is refused.
+    let seq = http.get("/v1/space").body["config_seq"].as_u64().unwrap() + 1;
+    let revoke = sign(
+        &space,
+        time,
+        MessageType::Configuration,
+        json!({"seq": seq, "change": {"grant": {"agent": k["rita"].id(), "roles": []}}}),
+        &admin,
+    );
+    assert!(http.post("/v1/config", &revoke).ok());
+    let decision = sign(
+        &space,
+        time,
+        MessageType::Decision,
+        json!({"proposal": id, "decision": "approve"}),
+        &k["rita"],
+    );
+    let refused = http.post(&format!("/v1/escalations/{id}/decisions"), &decision);
+    assert_eq!((refused.status, refused.kind()), (403, "wrong_role"));
+}

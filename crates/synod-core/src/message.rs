@@ -45,6 +45,18 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Reviewer => "reviewer",
+            Role::Oracle => "oracle",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// An agent registers or updates its registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -883,15 +883,7 @@ impl Space {
         if any_of.iter().any(|r| roles.contains(r)) {
             Ok(())
         } else {
-            let names: Vec<&str> = any_of
-                .iter()
-                .map(|r| match r {
-                    Role::Agent => "agent",
-                    Role::Reviewer => "reviewer",
-                    Role::Oracle => "oracle",
-                    Role::Admin => "admin",
-                })
-                .collect();
+            let names: Vec<&str> = any_of.iter().map(|r| r.as_str()).collect();
             reject(
                 ErrorKind::WrongRole,
                 format!("this needs the role {}", names.join(" or ")),

@@ -21,6 +21,17 @@ pub enum Stance {
     Abstain,
 }
 
+impl Stance {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stance::Endorse => "endorse",
+            Stance::Challenge => "challenge",
+            Stance::Abstain => "abstain",
+        }
+    }
+}
+
 /// Running sums of a proposal's responses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Tally {

@@ -45,6 +45,21 @@ impl ApiError {
         }
     }
 
+    /// The error kind's wire name.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The explanation.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
@@ -143,6 +158,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/events", get(crate::events::stream))
         .route("/v1/log", get(export_log))
         .merge(crate::inbox::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            check_host,
+        ))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -152,6 +171,28 @@ pub fn router(node: Arc<Node>) -> Router {
             )
         })
         .with_state(node)
+}
+
+/// Refuses a request whose `Host` is not this node (DNS rebinding).
+async fn check_host(
+    State(node): State<Arc<Node>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    if node.host_allowed(host) {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "wrong_host",
+            "this node does not serve that host name; start it with --allowed-host NAME",
+        )
+        .into_response()
+    }
 }
 
 /// Reads a request body of at most [`MAX_MESSAGE_BYTES`].

@@ -143,8 +143,18 @@ pub(crate) async fn stream(
         .into_response()
 }
 
+/// Longest a stream may wait for a client to take a frame before it is
+/// closed: a client that stops reading must not hold a slot for ever.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn send(tx: &mpsc::Sender<Result<Bytes, Infallible>>, text: String) -> bool {
-    text.is_empty() || tx.send(Ok(Bytes::from(text))).await.is_ok()
+    if text.is_empty() {
+        return true;
+    }
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(Bytes::from(text)))).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Sends stored entries from `*next` up to (not including) `until`.

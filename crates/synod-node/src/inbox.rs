@@ -21,7 +21,7 @@ use synod_core::AgentId;
 use synod_core::message::HumanVerdict;
 use synod_core::package::DecisionPackage;
 use synod_core::space::{ProposalRecord, Space, Status};
-use synod_core::tally::{Reason, Stance};
+use synod_core::tally::Reason;
 use synod_core::wire::Digest;
 
 use crate::Node;
@@ -257,18 +257,6 @@ fn reason_text(reason: Option<Reason>) -> &'static str {
     }
 }
 
-fn stance_class(stance: Stance) -> &'static str {
-    match stance {
-        Stance::Endorse => "endorse",
-        Stance::Challenge => "challenge",
-        Stance::Abstain => "abstain",
-    }
-}
-
-fn stance_name(stance: Stance) -> &'static str {
-    stance_class(stance)
-}
-
 /// The decision package, as HTML.
 fn package_html(space: &Space, record: &ProposalRecord) -> String {
     let pkg = DecisionPackage::build(space, record);
@@ -306,11 +294,11 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         let _ = write!(
             out,
             r#"<tr class="{cls}"><td><a href="/agents/{id}">{name}</a>{who}<br><small>{vendor}</small></td><td>{stance}</td><td>{conf}</td><td>{auth}</td><td>{trust}</td><td>{weight}</td><td>{reasoning}</td></tr>"#,
-            cls = stance_class(p.stance),
+            cls = p.stance.as_str(),
             id = esc(p.agent.as_str()),
             name = esc(&p.name),
             vendor = esc(p.vendor.as_deref().unwrap_or("")),
-            stance = stance_name(p.stance),
+            stance = p.stance.as_str(),
             conf = p.confidence,
             auth = p.authority,
             trust = p.trust,
@@ -454,20 +442,27 @@ async fn decide(
         return cross_site();
     }
     let Some(reviewer) = signed_in(&node, &headers) else {
-        return sign_in_page(Some("Sign in again to decide."));
+        let mut response = sign_in_page(Some("Sign in again to decide."));
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        return response;
     };
     let Some(id) = Digest::from_hex(&id) else {
         return (StatusCode::BAD_REQUEST, "bad proposal id").into_response();
     };
     match decide_as(&node, &reviewer.key, id, form.decision, &form.note).await {
         Ok(_) => Redirect::to(&format!("/proposals/{id}")).into_response(),
+        // A second click on the same decision: the first one counted.
+        Err(e) if e.kind() == "duplicate" => {
+            Redirect::to(&format!("/proposals/{id}")).into_response()
+        }
         Err(e) => {
             let body = format!(
-                r#"<p class="error" role="alert">The decision was not recorded: {}</p><p><a href="/">Back to the inbox</a></p>"#,
-                esc(&format!("{e:?}"))
+                r#"<p class="error" role="alert">The decision was not recorded ({}): {}</p><p><a href="/">Back to the inbox</a></p>"#,
+                esc(e.kind()),
+                esc(e.message())
             );
             (
-                StatusCode::CONFLICT,
+                e.status(),
                 page("Not recorded", Some(&reviewer.name), None, &body),
             )
                 .into_response()
@@ -515,7 +510,7 @@ async fn proposal_page(
                 "<li>Entry {}: {} {}s at confidence {}</li>",
                 r.index,
                 esc(&s.agent_at(r.agent).name),
-                stance_name(r.stance),
+                r.stance.as_str(),
                 r.confidence
             );
         }
@@ -631,16 +626,7 @@ async fn agent_page(
     let history = node.trust_history(agent_id.as_str());
     let body = node.read(|s| {
         let agent = s.agent(&agent_id)?;
-        let roles: Vec<&str> = s
-            .roles(agent)
-            .into_iter()
-            .map(|r| match r {
-                synod_core::message::Role::Agent => "agent",
-                synod_core::message::Role::Reviewer => "reviewer",
-                synod_core::message::Role::Oracle => "oracle",
-                synod_core::message::Role::Admin => "admin",
-            })
-            .collect();
+        let roles: Vec<&str> = s.roles(agent).into_iter().map(|r| r.as_str()).collect();
         let mut out = format!(
             r#"<h2>{name}</h2><dl class="facts"><dt>Id</dt><dd><code>{id}</code></dd><dt>Vendor</dt><dd>{vendor}</dd><dt>Model</dt><dd>{model}</dd>
 <dt>Roles</dt><dd>{roles}</dd><dt>Responses</dt><dd>{responses}</dd><dt>Scored outcomes</dt><dd>{outcomes}</dd><dt>Starting trust</dt><dd>{prior}</dd></dl>"#,

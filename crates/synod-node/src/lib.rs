@@ -25,7 +25,7 @@ use synod_core::config::Mode;
 use synod_core::log::LogIndex;
 use synod_core::space::Effect;
 use synod_core::wire::{MessageType, Verified};
-use synod_core::{Keypair, Rejection, Space};
+use synod_core::{Rejection, Space};
 use synod_store::Store;
 use tokio::sync::{broadcast, oneshot};
 
@@ -59,6 +59,10 @@ pub struct NodeConfig {
     pub open: bool,
     /// Id of a newly created space; random when `None`.
     pub space_id: Option<String>,
+    /// Host names (besides IP addresses and `localhost`) that requests may
+    /// name in `Host`. Anything else is refused, so that a web page cannot
+    /// reach the node through DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -67,6 +71,7 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             open: false,
             space_id: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -132,6 +137,7 @@ pub struct Node {
     fatal: Mutex<Option<String>>,
     trust_history: Mutex<std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>>,
     data_dir: PathBuf,
+    allowed_hosts: Vec<String>,
 }
 
 /// Milliseconds since the Unix epoch: the node's source of log time.
@@ -171,6 +177,7 @@ impl Node {
             fatal: Mutex::new(None),
             trust_history: Mutex::new(Default::default()),
             data_dir: config.data_dir.clone(),
+            allowed_hosts: config.allowed_hosts.clone(),
         });
         node.refill_trust_history()?;
         let worker = node.clone();
@@ -211,6 +218,25 @@ impl Node {
         store.append(&[(entry, effects)])?;
         debug_assert_eq!(space.config().mode == Mode::Open, config.open);
         Ok(())
+    }
+
+    /// Whether a request's `Host` header names this node: an IP address,
+    /// `localhost`, or a configured name (ports are ignored).
+    pub fn host_allowed(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return true };
+        let name = match host.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(""),
+            None => match host.rsplit_once(':') {
+                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+                _ => host,
+            },
+        };
+        name.parse::<std::net::IpAddr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(name))
     }
 
     /// The data directory.
@@ -340,16 +366,6 @@ impl Node {
         rx.await.map_err(|_| {
             SubmitError::Unavailable("the sequencer stopped before answering".into())
         })?
-    }
-
-    /// Signs `body` with `key` and submits it.
-    pub async fn submit_signed(
-        &self,
-        kind: MessageType,
-        body: serde_json::Value,
-        key: &Keypair,
-    ) -> Result<Receipt, SubmitError> {
-        self.submit(Verified::sign(kind, body, key)).await
     }
 
     /// Stops the sequencer after the messages already queued.
