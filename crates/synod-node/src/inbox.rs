@@ -34,7 +34,9 @@ const SCRIPT: &str = include_str!("assets/live.js");
 const RECENT_DECISIONS: usize = 50;
 
 /// Headers on every inbox response: no framing (clickjacking), scripts and
-/// styles only from the node itself, no referrer.
+/// styles only from the node itself, no referrer to other sites. (With no
+/// referrer at all, browsers send `Origin: null` on form posts, which the
+/// same-origin check must refuse.)
 async fn protect(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
@@ -50,7 +52,7 @@ async fn protect(mut response: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
+        header::HeaderValue::from_static("same-origin"),
     );
     response
 }
@@ -730,6 +732,11 @@ mod tests {
         assert!(!same_origin(&headers(&[
             ("host", "127.0.0.1:7420"),
             ("origin", "http://evil.example")
+        ])));
+        // A sandboxed frame, or a page sending no referrer, posts `Origin: null`.
+        assert!(!same_origin(&headers(&[
+            ("host", "127.0.0.1:7420"),
+            ("origin", "null")
         ])));
     }
 
