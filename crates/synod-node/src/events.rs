@@ -214,6 +214,7 @@ async fn pump(
                     index,
                     time,
                     effects,
+                    frames: cached,
                 } = &*published;
                 if *index < next {
                     continue;
@@ -221,7 +222,13 @@ async fn pump(
                 if *index > next && !catch_up(&node, &mut next, &mut skip, *index, &tx).await {
                     return;
                 }
-                let text = frames(*index, *time, effects, skip);
+                let text = if skip == 0 {
+                    cached
+                        .get_or_init(|| frames(*index, *time, effects, 0))
+                        .clone()
+                } else {
+                    frames(*index, *time, effects, skip)
+                };
                 skip = 0;
                 next = index + 1;
                 if !send(&tx, text).await {

@@ -108,6 +108,8 @@ pub struct Published {
     pub time: u64,
     /// Effects of applying it.
     pub effects: Vec<Effect>,
+    /// Its Server-Sent Events text, made once for all subscribers.
+    pub frames: std::sync::OnceLock<String>,
 }
 
 /// A point of an agent's trust history.
@@ -337,6 +339,7 @@ impl Node {
                     index: stored.entry.index,
                     time: stored.entry.time,
                     effects: stored.effects,
+                    frames: std::sync::OnceLock::new(),
                 });
             }
         }

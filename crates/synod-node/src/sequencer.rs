@@ -19,6 +19,14 @@ use tokio::sync::oneshot;
 
 use crate::{Node, Published, SubmitError, now_ms};
 
+/// A batch smaller than this waits up to [`GROUP_COMMIT_WAIT`] for more.
+pub const GROUP_COMMIT_TARGET: usize = 32;
+/// Longest a small batch waits for company before it is committed. Measured
+/// with `synod bench`: 1 ms raises durable responses per second by about
+/// 8 % on the project machine without raising median latency
+/// (docs/PERFORMANCE.md).
+pub const GROUP_COMMIT_WAIT: Duration = Duration::from_millis(1);
+
 /// Most messages applied and committed in one batch.
 pub const MAX_BATCH: usize = 4_096;
 /// A snapshot is written after this many entries since the last one.
@@ -69,6 +77,23 @@ pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
             match rx.try_recv() {
                 Ok(c) => commands.push(c),
                 Err(_) => break,
+            }
+        }
+        // Group commit: when only a few messages are waiting, give others a
+        // moment to join this fsync. Each commit costs CPU (page writes, the
+        // device's doorbell), so fewer, fuller batches leave more CPU for
+        // checking signatures; the wait is bounded by [`GROUP_COMMIT_WAIT`].
+        if !commands.is_empty() && commands.len() < GROUP_COMMIT_TARGET {
+            let until = Instant::now() + GROUP_COMMIT_WAIT;
+            while commands.len() < GROUP_COMMIT_TARGET {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left) {
+                    Ok(c) => commands.push(c),
+                    Err(_) => break,
+                }
             }
         }
         node.queued.fetch_sub(
@@ -189,6 +214,7 @@ fn step(
             index: entry.index,
             time: entry.time,
             effects,
+            frames: std::sync::OnceLock::new(),
         };
         node.record_trust(&published);
         // No subscriber is fine: the event is in the store.

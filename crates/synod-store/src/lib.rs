@@ -19,8 +19,6 @@ use synod_core::{Space, log::ExportLine};
 
 /// Entry index → encoded entry.
 const ENTRIES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("entries");
-/// Entry index → the effects of applying it, as JSON.
-const EFFECTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("effects");
 /// Entry index → a snapshot of the state after that entry.
 const SNAPSHOTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("snapshots");
 
@@ -31,7 +29,7 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 /// Most entries one read returns.
 pub const MAX_READ_ENTRIES: usize = 10_000;
 /// Version byte of the entry encoding.
-const ENTRY_FORMAT: u8 = 1;
+const ENTRY_FORMAT: u8 = 2;
 
 /// Why the store failed. Every variant is fatal for the node: the log cannot
 /// be trusted to be written or read.
@@ -98,15 +96,19 @@ pub struct Store {
     path: PathBuf,
 }
 
-/// `[format][time][prev][hash][kind][signature][signed bytes]`; a tick has
-/// kind 0 and nothing after it. The signed bytes are the message's canonical
-/// form, so nothing is re-serialized on the write path.
-fn encode(entry: &Entry) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+/// `[format][time][prev][hash][effects length][effects JSON][kind][signature]
+/// [signed bytes]`; a tick has kind 0 and nothing after it. The signed bytes
+/// are the message's canonical form, so nothing is re-serialized on the write
+/// path, and an entry with its effects is one B-tree value.
+fn encode(entry: &Entry, effects: &[Effect]) -> Vec<u8> {
+    let effects = serde_json::to_vec(effects).expect("effects serialize");
+    let mut out = Vec::with_capacity(512 + effects.len());
     out.push(ENTRY_FORMAT);
     out.extend_from_slice(&entry.time.to_be_bytes());
     out.extend_from_slice(&entry.prev.0);
     out.extend_from_slice(&entry.hash().0);
+    out.extend_from_slice(&(effects.len() as u32).to_be_bytes());
+    out.extend_from_slice(&effects);
     match &entry.payload {
         Payload::Tick => out.push(0),
         Payload::Message(m) => {
@@ -118,22 +120,31 @@ fn encode(entry: &Entry) -> Vec<u8> {
     out
 }
 
-fn decode(index: LogIndex, bytes: &[u8]) -> Result<Entry, StoreError> {
+fn decode(index: LogIndex, bytes: &[u8]) -> Result<StoredEntry, StoreError> {
     let corrupt = |why: &str| StoreError::Corrupt {
         index,
         why: why.to_string(),
     };
-    if bytes.len() < 1 + 8 + 32 + 32 + 1 || bytes[0] != ENTRY_FORMAT {
+    const HEAD: usize = 1 + 8 + 32 + 32 + 4;
+    if bytes.len() < HEAD + 1 || bytes[0] != ENTRY_FORMAT {
         return Err(corrupt("unknown format"));
     }
     let time = u64::from_be_bytes(bytes[1..9].try_into().expect("8 bytes"));
     let prev = Digest(bytes[9..41].try_into().expect("32 bytes"));
     let hash = Digest(bytes[41..73].try_into().expect("32 bytes"));
-    let payload = match bytes[73] {
+    let effects_len = u32::from_be_bytes(bytes[73..77].try_into().expect("4 bytes")) as usize;
+    let rest = bytes
+        .get(HEAD..)
+        .filter(|r| r.len() > effects_len)
+        .ok_or_else(|| corrupt("truncated"))?;
+    let effects: Vec<Effect> = serde_json::from_slice(&rest[..effects_len])
+        .map_err(|e| corrupt(&format!("effects: {e}")))?;
+    let bytes = &rest[effects_len..];
+    let payload = match bytes[0] {
         0 => Payload::Tick,
-        1 if bytes.len() > 74 + 64 => {
-            let signature: [u8; 64] = bytes[74..138].try_into().expect("64 bytes");
-            let message = SignedMessage::from_signed_bytes(&bytes[138..], &signature)
+        1 if bytes.len() > 1 + 64 => {
+            let signature: [u8; 64] = bytes[1..65].try_into().expect("64 bytes");
+            let message = SignedMessage::from_signed_bytes(&bytes[65..], &signature)
                 .map_err(|e| corrupt(&e.to_string()))?;
             // Only verified messages are ever appended; the hash below checks
             // that these are the bytes that were.
@@ -150,7 +161,7 @@ fn decode(index: LogIndex, bytes: &[u8]) -> Result<Entry, StoreError> {
     if entry.hash() != hash {
         return Err(corrupt("the content does not match its recorded hash"));
     }
-    Ok(entry)
+    Ok(StoredEntry { entry, effects })
 }
 
 impl Store {
@@ -161,7 +172,6 @@ impl Store {
         let db = Database::create(&path)?;
         let txn = db.begin_write()?;
         txn.open_table(ENTRIES)?;
-        txn.open_table(EFFECTS)?;
         txn.open_table(SNAPSHOTS)?;
         txn.commit()?;
         Ok(Store { db, path })
@@ -173,7 +183,6 @@ impl Store {
         let db = Database::builder().create_with_backend(backend)?;
         let txn = db.begin_write()?;
         txn.open_table(ENTRIES)?;
-        txn.open_table(EFFECTS)?;
         txn.open_table(SNAPSHOTS)?;
         txn.commit()?;
         Ok(Store {
@@ -198,7 +207,6 @@ impl Store {
         txn.set_durability(Durability::Immediate)?;
         {
             let mut entries = txn.open_table(ENTRIES)?;
-            let mut effects = txn.open_table(EFFECTS)?;
             let first = match entries.last()? {
                 Some((k, _)) => k.value() + 1,
                 None => 0,
@@ -208,9 +216,7 @@ impl Store {
                     entry.index, expected,
                     "the log is appended in order without gaps"
                 );
-                entries.insert(entry.index, encode(entry).as_slice())?;
-                let json = serde_json::to_vec(entry_effects).expect("effects serialize");
-                effects.insert(entry.index, json.as_slice())?;
+                entries.insert(entry.index, encode(entry, entry_effects).as_slice())?;
             }
         }
         txn.commit()?;
@@ -229,22 +235,10 @@ impl Store {
         let limit = limit.min(MAX_READ_ENTRIES);
         let txn = self.db.begin_read()?;
         let entries = txn.open_table(ENTRIES)?;
-        let effects = txn.open_table(EFFECTS)?;
         let mut out = Vec::new();
         for item in entries.range(from..)?.take(limit) {
             let (k, v) = item?;
-            let index = k.value();
-            let entry = decode(index, v.value())?;
-            let effects = match effects.get(index)? {
-                Some(bytes) => {
-                    serde_json::from_slice(bytes.value()).map_err(|e| StoreError::Corrupt {
-                        index,
-                        why: format!("effects: {e}"),
-                    })?
-                }
-                None => Vec::new(),
-            };
-            out.push(StoredEntry { entry, effects });
+            out.push(decode(k.value(), v.value())?);
         }
         Ok(out)
     }
@@ -481,7 +475,7 @@ mod tests {
         let store = Store::open(&dir).unwrap();
         let mut space = Space::new();
         let g = genesis(&mut space);
-        let mut bad = encode(&g.0);
+        let mut bad = encode(&g.0, &g.1);
         store.append(&[g]).unwrap();
         assert!(store.read(0, 1).is_ok());
         // Flip one byte of the stored message, behind the store's back.
