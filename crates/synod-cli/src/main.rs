@@ -106,6 +106,31 @@ enum Command {
     /// Measure a node under load: durable responses per second, latencies,
     /// memory, next to single-core Ed25519 verification.
     Bench(bench::BenchArgs),
+    /// Run the Oracle-Gap benchmark: synthetic agents, adversaries and
+    /// aggregators on the same seeded stream of proposals.
+    Sim {
+        /// Seeds to run (1..=N).
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// Proposals per seed.
+        #[arg(long, default_value_t = 5_000)]
+        proposals: usize,
+        /// Agents in the population.
+        #[arg(long, default_value_t = 50)]
+        agents: usize,
+        /// always-wrong, confident-noise, colluding-bloc, strategic-liar or sleeper.
+        #[arg(long, default_value = "always-wrong")]
+        adversary: String,
+        /// Share of the population that is adversarial, in [0, 1].
+        #[arg(long, default_value_t = 0.2)]
+        share: f64,
+        /// Print a markdown table.
+        #[arg(long)]
+        markdown: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a new agent key and print its did.
     Keygen {
         /// Name of the key under the config directory's keys/ folder.
@@ -322,6 +347,87 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench(args) => {
             bench::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim {
+            seeds,
+            proposals,
+            agents,
+            adversary,
+            share,
+            markdown,
+            json,
+        } => {
+            let Some(adversary) = synod_sim::Adversary::parse(&adversary) else {
+                anyhow::bail!("unknown adversary {adversary:?}");
+            };
+            if !(0.0..=1.0).contains(&share) || agents < 11 || seeds == 0 {
+                anyhow::bail!(
+                    "--share must be in [0, 1], --agents at least 11, --seeds at least 1"
+                );
+            }
+            let config = synod_sim::Config {
+                proposals,
+                agents,
+                adversary,
+                adversary_share: share,
+                ..synod_sim::Config::default()
+            };
+            let runs: Vec<_> = (1..=seeds)
+                .map(|seed| {
+                    eprint!("\rseed {seed}/{seeds}");
+                    synod_sim::run(&config, seed)
+                })
+                .collect();
+            eprintln!();
+            let rows = synod_sim::summarize(&config, &runs);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"config": config, "rows": rows})
+                    )?
+                );
+            } else if markdown {
+                print!("{}", synod_sim::markdown(&rows));
+            } else {
+                println!(
+                    "{} agents, {:.0}% {}, {} proposals × {} seeds, escalation cost {}",
+                    config.agents,
+                    config.adversary_share * 100.0,
+                    config.adversary.name(),
+                    config.proposals,
+                    seeds,
+                    config.escalation_cost
+                );
+                let f = |(m, h): (f64, f64)| format!("{m:.4} ±{h:.4}");
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.aggregator.clone(),
+                            f(r.accuracy),
+                            f(r.false_approval_rate),
+                            f(r.escalation_rate),
+                            f(r.cost),
+                            f(r.gap),
+                            f(r.swung),
+                        ]
+                    })
+                    .collect();
+                table::print(
+                    &[
+                        "AGGREGATOR",
+                        "ACCURACY",
+                        "FALSE APPROVALS",
+                        "ESCALATIONS",
+                        "J",
+                        "GAP",
+                        "SWUNG",
+                    ],
+                    &table,
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen { name, out, force } => {

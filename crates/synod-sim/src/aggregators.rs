@@ -1,0 +1,349 @@
+//! The population, the stream, and the aggregators compared on it.
+
+use synod_core::fixed::{Authority, Confidence, Influence, Ratio, Score, Trust};
+use synod_core::policy::{Policy, Stakes};
+use synod_core::tally::{Stance, Tally, Verdict, resolve};
+use synod_core::trust;
+
+use crate::{Adversary, Config, Counts, Decision, Rng, Run, Vote};
+
+/// The aggregators, in report order. `oracle` is the ceiling.
+pub const AGGREGATORS: [&str; 7] = [
+    "majority",
+    "average-confidence",
+    "fixed-weights",
+    "synod",
+    "log-odds",
+    "beta-logit",
+    "oracle",
+];
+
+/// Evidence cap for one vote in the log-odds rules (a confidence of
+/// 1 − 1e-6 would otherwise count as 14 votes).
+const MAX_LOGIT: f64 = 5.0;
+/// Forgetting factor of the Beta learner.
+const BETA_FORGETTING: f64 = 0.98;
+
+fn micros(x: f64) -> u32 {
+    (x.clamp(0.0, 1.0) * 1e6).round() as u32
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
+struct Agent {
+    /// Evidence strength per domain (honest behaviour).
+    mu: Vec<f64>,
+    /// Declared authority per domain.
+    authority: Vec<f64>,
+    overconfident: bool,
+    adversary: Option<Adversary>,
+}
+
+fn population(config: &Config, rng: &mut Rng) -> Vec<Agent> {
+    let adversaries = (config.agents as f64 * config.adversary_share).round() as usize;
+    (0..config.agents)
+        .map(|i| {
+            let mu: Vec<f64> = (0..config.domains)
+                .map(|_| rng.uniform(0.05, 1.5))
+                .collect();
+            // Declared authority: the true strength, scaled to [0, 1], plus noise.
+            let authority = mu
+                .iter()
+                .map(|m| (m / 1.5 + 0.1 * rng.normal()).clamp(0.05, 1.0))
+                .collect();
+            Agent {
+                mu,
+                authority,
+                overconfident: rng.unit() < config.overconfident_share,
+                adversary: (i < adversaries).then_some(config.adversary),
+            }
+        })
+        .collect()
+}
+
+/// An honest vote with evidence strength `mu`: (endorse, confidence, λ).
+fn honest_vote(rng: &mut Rng, good: bool, mu: f64, overconfident: bool) -> (bool, f64, f64) {
+    let mean = if good { mu } else { -mu };
+    let lambda = mean + (2.0 * mu).sqrt() * rng.normal();
+    let scale = if overconfident { 2.0 } else { 1.0 };
+    (
+        lambda > 0.0,
+        sigmoid(scale * lambda.abs()).min(0.999_999),
+        lambda,
+    )
+}
+
+/// The aggregators' learned state.
+struct Learners {
+    /// synod's trust per agent per domain, as the core keeps it.
+    trust: Vec<Vec<Trust>>,
+    /// Beta counts (right, wrong) with forgetting, per agent per domain.
+    beta: Vec<Vec<(f64, f64)>>,
+    rate: Ratio,
+    policy: Policy,
+}
+
+impl Learners {
+    fn new(config: &Config) -> Learners {
+        Learners {
+            trust: vec![vec![Trust::from_micros(500_000); config.domains]; config.agents],
+            beta: vec![vec![(0.0, 0.0); config.domains]; config.agents],
+            rate: Ratio::from_micros(50_000),
+            policy: Policy {
+                proposer_counts: false,
+                ..Policy::default_for(Stakes::Medium)
+            },
+        }
+    }
+
+    fn decide(&self, name: &str, votes: &[Vote], domain: usize, tau: f64, oracle: f64) -> Decision {
+        let chow = |evidence: f64| {
+            if evidence >= tau {
+                Decision::Approve
+            } else if evidence <= -tau {
+                Decision::Reject
+            } else {
+                Decision::Escalate
+            }
+        };
+        let sign = |v: &Vote| if v.endorse { 1.0 } else { -1.0 };
+        match name {
+            "majority" => {
+                let net: i64 = votes.iter().map(|v| if v.endorse { 1 } else { -1 }).sum();
+                match net.cmp(&0) {
+                    std::cmp::Ordering::Greater => Decision::Approve,
+                    std::cmp::Ordering::Less => Decision::Reject,
+                    std::cmp::Ordering::Equal => Decision::Escalate,
+                }
+            }
+            "average-confidence" => {
+                let p = votes
+                    .iter()
+                    .map(|v| {
+                        if v.endorse {
+                            v.confidence
+                        } else {
+                            1.0 - v.confidence
+                        }
+                    })
+                    .sum::<f64>()
+                    / votes.len().max(1) as f64;
+                if p >= 0.6 {
+                    Decision::Approve
+                } else if p <= 0.4 {
+                    Decision::Reject
+                } else {
+                    Decision::Escalate
+                }
+            }
+            "fixed-weights" => self.core(votes, domain, false),
+            "synod" => self.core(votes, domain, true),
+            "log-odds" => chow(
+                votes
+                    .iter()
+                    .map(|v| sign(v) * logit(v.confidence).min(MAX_LOGIT))
+                    .sum(),
+            ),
+            "beta-logit" => chow(
+                votes
+                    .iter()
+                    .map(|v| {
+                        let (r, w) = self.beta[v.agent][domain];
+                        sign(v) * logit((r + 1.0) / (r + w + 2.0)).clamp(0.0, MAX_LOGIT)
+                    })
+                    .sum(),
+            ),
+            "oracle" => chow(oracle),
+            _ => unreachable!("unknown aggregator {name}"),
+        }
+    }
+
+    /// The protocol core's rule: exact tally and ordered checks, with trust
+    /// learned (synod) or frozen at 1 (fixed weights).
+    fn core(&self, votes: &[Vote], domain: usize, learned: bool) -> Decision {
+        let influence = |v: &Vote| {
+            let trust = if learned {
+                self.trust[v.agent][domain]
+            } else {
+                Trust::ONE
+            };
+            Influence::of(Authority::from_micros(micros(v.authority)), trust)
+        };
+        let potential: u128 = votes.iter().map(|v| u128::from(influence(v).0)).sum();
+        let mut tally = Tally::new(potential);
+        for v in votes {
+            let stance = if v.endorse {
+                Stance::Endorse
+            } else {
+                Stance::Challenge
+            };
+            tally.add(
+                stance,
+                influence(v),
+                Confidence::from_micros(micros(v.confidence)),
+            );
+        }
+        match resolve(&self.policy, &tally) {
+            Verdict::Approved => Decision::Approve,
+            Verdict::Rejected => Decision::Reject,
+            Verdict::Escalated(_) => Decision::Escalate,
+        }
+    }
+
+    fn learn(&mut self, votes: &[Vote], domain: usize, good: bool) {
+        let outcome = if good { Score::ONE } else { Score::ZERO };
+        for v in votes {
+            let stance = if v.endorse {
+                Stance::Endorse
+            } else {
+                Stance::Challenge
+            };
+            let forecast = trust::forecast(stance, Confidence::from_micros(micros(v.confidence)))
+                .expect("endorse and challenge forecast");
+            let t = &mut self.trust[v.agent][domain];
+            *t = trust::update(*t, forecast, outcome, self.rate);
+            let (r, w) = &mut self.beta[v.agent][domain];
+            *r *= BETA_FORGETTING;
+            *w *= BETA_FORGETTING;
+            if v.endorse == good {
+                *r += 1.0;
+            } else {
+                *w += 1.0;
+            }
+        }
+    }
+}
+
+fn score(counts: &mut Counts, decision: Decision, good: bool) {
+    match decision {
+        Decision::Escalate => counts.escalated += 1,
+        Decision::Approve if good => counts.right += 1,
+        Decision::Reject if !good => counts.right += 1,
+        Decision::Approve => {
+            counts.wrong += 1;
+            counts.false_approvals += 1;
+        }
+        Decision::Reject => counts.wrong += 1,
+    }
+}
+
+pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
+    let mut rng = Rng::new(seed);
+    let agents = population(config, &mut rng);
+    let mut learners = Learners::new(config);
+    let tau = ((1.0 - config.escalation_cost) / config.escalation_cost).ln();
+    let mut counts = vec![Counts::default(); AGGREGATORS.len()];
+    for t in 0..config.proposals {
+        let domain = rng.below(config.domains);
+        let good = rng.unit() < 0.5;
+        let committee = rng.sample(config.agents, config.committee);
+        // Honest evidence first (the strategic liar looks at it).
+        let honest: Vec<(bool, f64, f64)> = committee
+            .iter()
+            .map(|&i| {
+                let a = &agents[i];
+                let mu = match a.adversary {
+                    Some(Adversary::Sleeper) => 2.0,
+                    Some(Adversary::StrategicLiar) => 1.0,
+                    _ => a.mu[domain],
+                };
+                honest_vote(&mut rng, good, mu, a.overconfident)
+            })
+            .collect();
+        let net_honest: i64 = honest.iter().map(|(e, ..)| if *e { 1 } else { -1 }).sum();
+        let mut oracle = 0.0;
+        let mut votes = Vec::with_capacity(committee.len());
+        let mut clean = Vec::with_capacity(committee.len());
+        for (k, &i) in committee.iter().enumerate() {
+            let a = &agents[i];
+            let (endorse, confidence, lambda) = honest[k];
+            let lie = |conf: f64| (!good, conf);
+            let (endorse, confidence) = match a.adversary {
+                None => {
+                    oracle += lambda;
+                    (endorse, confidence)
+                }
+                Some(Adversary::AlwaysWrong) => lie(0.9),
+                Some(Adversary::ConfidentNoise) => (rng.unit() < 0.5, rng.uniform(0.9, 0.999_999)),
+                Some(Adversary::ColludingBloc) if domain == 0 => lie(0.95),
+                Some(Adversary::ColludingBloc) => (endorse, confidence),
+                Some(Adversary::StrategicLiar) => {
+                    // Pivotal: the others' unweighted margin is within one.
+                    let others = net_honest - if endorse { 1 } else { -1 };
+                    if others.abs() <= 1 {
+                        lie(0.99)
+                    } else {
+                        (endorse, confidence)
+                    }
+                }
+                Some(Adversary::Sleeper) if t >= config.sleeper_turns_at => lie(0.99),
+                Some(Adversary::Sleeper) => (endorse, confidence),
+            };
+            let vote = Vote {
+                agent: i,
+                endorse,
+                confidence,
+                authority: a.authority[domain],
+            };
+            if a.adversary.is_none() {
+                clean.push(vote);
+            }
+            votes.push(vote);
+        }
+        for (n, name) in AGGREGATORS.iter().enumerate() {
+            let decision = learners.decide(name, &votes, domain, tau, oracle);
+            score(&mut counts[n], decision, good);
+            if decision != Decision::Escalate && clean.len() < votes.len() {
+                let without = learners.decide(name, &clean, domain, tau, oracle);
+                if without != decision {
+                    counts[n].swung += 1;
+                }
+            }
+        }
+        // The outcome is revealed once the decision is made.
+        learners.learn(&votes, domain, good);
+    }
+    Run {
+        seed,
+        results: AGGREGATORS
+            .iter()
+            .map(|n| n.to_string())
+            .zip(counts)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibrated_agents_are_calibrated() {
+        // The model's promise: a vote at confidence c is right with
+        // probability about c.
+        let mut rng = Rng::new(7);
+        let (mut said, mut right, mut n) = (0.0, 0.0, 0.0);
+        for _ in 0..200_000 {
+            let good = rng.unit() < 0.5;
+            let (endorse, c, _) = honest_vote(&mut rng, good, 0.6, false);
+            if (0.7..0.75).contains(&c) {
+                said += c;
+                right += f64::from(u8::from(endorse == good));
+                n += 1.0;
+            }
+        }
+        assert!(
+            (right / n - said / n).abs() < 0.01,
+            "said {} right {}",
+            said / n,
+            right / n
+        );
+    }
+}

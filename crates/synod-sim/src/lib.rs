@@ -1,0 +1,318 @@
+//! A deterministic agent-population simulator and the Oracle-Gap benchmark.
+//!
+//! Synthetic agents with a hidden competence per domain vote on a stream of
+//! proposals with a hidden truth. Several aggregators decide on the same
+//! votes; outcomes are revealed afterwards and the learning aggregators update
+//! on them. synod's own aggregator goes through the protocol core: the exact
+//! tally, the ordered resolution rule and the trust update of
+//! `synod_core::{tally, trust}` — the functions `Space` itself calls — with
+//! fixed-point inputs, so the benchmark measures the rule the node runs.
+//!
+//! The model follows `shared/research/decision-quality.md`: honest agent `i`
+//! in domain `d` draws evidence `λ | Y ~ Normal(±μ, 2μ)`, votes `sign(λ)` with
+//! confidence `sigmoid(|λ|)` (exactly calibrated; some agents report
+//! `sigmoid(2|λ|)`, over-confident). The oracle knows which agents are honest
+//! and sums their evidence, `Λ = Σ λ`, which is the Bayes-optimal vote, and
+//! escalates by Chow's rule when `|Λ| < ln((1 − c) / c)`.
+//!
+//! Randomness comes from a seeded SplitMix64 generator: the same seed gives
+//! the same numbers on every platform.
+
+#![warn(missing_docs)]
+
+mod aggregators;
+mod rng;
+
+use serde::{Deserialize, Serialize};
+
+pub use aggregators::AGGREGATORS;
+pub use rng::Rng;
+
+/// What kind of adversary the dishonest share of the population is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Adversary {
+    /// Always votes against the truth, at confidence 0.9.
+    AlwaysWrong,
+    /// Votes at random, at confidence 0.9 to 1.
+    ConfidentNoise,
+    /// All lie together on one target domain (honest elsewhere), at 0.95.
+    ColludingBloc,
+    /// Votes against the truth at 0.99, but only when its vote could swing an
+    /// unweighted majority of the committee; otherwise honest.
+    StrategicLiar,
+    /// Honest and strong (`μ = 2`) until a set time, then always wrong at 0.99.
+    Sleeper,
+}
+
+impl Adversary {
+    /// Every kind, for the benchmark.
+    pub const ALL: [Adversary; 5] = [
+        Adversary::AlwaysWrong,
+        Adversary::ConfidentNoise,
+        Adversary::ColludingBloc,
+        Adversary::StrategicLiar,
+        Adversary::Sleeper,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Adversary::AlwaysWrong => "always-wrong",
+            Adversary::ConfidentNoise => "confident-noise",
+            Adversary::ColludingBloc => "colluding-bloc",
+            Adversary::StrategicLiar => "strategic-liar",
+            Adversary::Sleeper => "sleeper",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(name: &str) -> Option<Adversary> {
+        Adversary::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// A benchmark configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Agents in the population.
+    pub agents: usize,
+    /// Domains.
+    pub domains: usize,
+    /// Proposals in the stream.
+    pub proposals: usize,
+    /// Eligible agents per proposal (drawn from its domain's population).
+    pub committee: usize,
+    /// Share of the population that is adversarial, in [0, 1].
+    pub adversary_share: f64,
+    /// What the adversaries do.
+    pub adversary: Adversary,
+    /// Share of honest agents that report over-confident confidences.
+    pub overconfident_share: f64,
+    /// Cost of an escalation relative to a wrong automatic decision (`c`).
+    pub escalation_cost: f64,
+    /// When sleepers turn (proposal index).
+    pub sleeper_turns_at: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            agents: 50,
+            domains: 5,
+            proposals: 5_000,
+            committee: 11,
+            adversary_share: 0.0,
+            adversary: Adversary::AlwaysWrong,
+            overconfident_share: 0.15,
+            escalation_cost: 0.2,
+            sleeper_turns_at: 2_000,
+        }
+    }
+}
+
+/// One vote as an aggregator sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Vote {
+    /// Index of the agent in the population.
+    pub agent: usize,
+    /// True for endorse, false for challenge.
+    pub endorse: bool,
+    /// Stated confidence in [0.5, 1).
+    pub confidence: f64,
+    /// The agent's declared authority in the proposal's domain, in (0, 1].
+    pub authority: f64,
+}
+
+/// What an aggregator decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Take the action.
+    Approve,
+    /// Do not.
+    Reject,
+    /// Ask a human.
+    Escalate,
+}
+
+/// Counts for one aggregator over one run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Counts {
+    /// Proposals decided automatically and rightly.
+    pub right: u64,
+    /// Proposals decided automatically and wrongly.
+    pub wrong: u64,
+    /// Of the wrong ones, approvals of a bad action.
+    pub false_approvals: u64,
+    /// Escalations.
+    pub escalated: u64,
+    /// Automatic decisions an adversary swung (the decision without the
+    /// adversaries' votes would have been different).
+    pub swung: u64,
+}
+
+impl Counts {
+    fn total(&self) -> f64 {
+        (self.right + self.wrong + self.escalated) as f64
+    }
+
+    /// Wrong automatic decisions over all proposals.
+    pub fn error_rate(&self) -> f64 {
+        self.wrong as f64 / self.total()
+    }
+
+    /// Escalations over all proposals.
+    pub fn escalation_rate(&self) -> f64 {
+        self.escalated as f64 / self.total()
+    }
+
+    /// Right over automatic decisions.
+    pub fn accuracy(&self) -> f64 {
+        let automatic = (self.right + self.wrong) as f64;
+        if automatic == 0.0 {
+            0.0
+        } else {
+            self.right as f64 / automatic
+        }
+    }
+
+    /// False approvals over all proposals.
+    pub fn false_approval_rate(&self) -> f64 {
+        self.false_approvals as f64 / self.total()
+    }
+
+    /// `J = error rate + c × escalation rate`.
+    pub fn cost(&self, c: f64) -> f64 {
+        self.error_rate() + c * self.escalation_rate()
+    }
+}
+
+/// One run: the counts of every aggregator, by name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Run {
+    /// The seed.
+    pub seed: u64,
+    /// Aggregator name and its counts, in [`AGGREGATORS`] order.
+    pub results: Vec<(String, Counts)>,
+}
+
+/// Runs one seed.
+pub fn run(config: &Config, seed: u64) -> Run {
+    aggregators::simulate(config, seed)
+}
+
+/// Mean and half-width of a 95 % interval (normal approximation) of `xs`.
+pub fn mean_ci(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    if xs.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, 1.96 * (var / n).sqrt())
+}
+
+/// A summary row: an aggregator's metrics over seeds, as (mean, ±95 %).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// Aggregator.
+    pub aggregator: String,
+    /// Accuracy of automatic decisions.
+    pub accuracy: (f64, f64),
+    /// False approvals over all proposals.
+    pub false_approval_rate: (f64, f64),
+    /// Escalations over all proposals.
+    pub escalation_rate: (f64, f64),
+    /// `J = error + c × escalation`.
+    pub cost: (f64, f64),
+    /// `(J − J*) / (J_majority − J*)`, J* the oracle's.
+    pub gap: (f64, f64),
+    /// Share of automatic decisions the adversaries swung.
+    pub swung: (f64, f64),
+}
+
+/// Summarizes runs of the same configuration over seeds.
+pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
+    let c = config.escalation_cost;
+    let names: Vec<String> = runs[0].results.iter().map(|(n, _)| n.clone()).collect();
+    let find = |run: &Run, name: &str| {
+        run.results
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c.clone())
+            .expect("every run has every aggregator")
+    };
+    names
+        .iter()
+        .map(|name| {
+            let per = |f: &dyn Fn(&Counts) -> f64| {
+                mean_ci(&runs.iter().map(|r| f(&find(r, name))).collect::<Vec<_>>())
+            };
+            let gaps: Vec<f64> = runs
+                .iter()
+                .map(|r| {
+                    let j = find(r, name).cost(c);
+                    let j_star = find(r, "oracle").cost(c);
+                    let j_maj = find(r, "majority").cost(c);
+                    if (j_maj - j_star).abs() < 1e-12 {
+                        0.0
+                    } else {
+                        (j - j_star) / (j_maj - j_star)
+                    }
+                })
+                .collect();
+            Row {
+                aggregator: name.clone(),
+                accuracy: per(&|k| k.accuracy()),
+                false_approval_rate: per(&|k| k.false_approval_rate()),
+                escalation_rate: per(&|k| k.escalation_rate()),
+                cost: per(&|k| k.cost(c)),
+                gap: mean_ci(&gaps),
+                swung: per(&|k| {
+                    let automatic = (k.right + k.wrong) as f64;
+                    if automatic == 0.0 {
+                        0.0
+                    } else {
+                        k.swung as f64 / automatic
+                    }
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The summary as a markdown table.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| aggregator | accuracy | false approvals | escalations | J | normalised gap | swung by adversaries |\n|---|---|---|---|---|---|---|\n",
+    );
+    let f = |(m, h): (f64, f64)| format!("{m:.4} ± {h:.4}");
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            r.aggregator,
+            f(r.accuracy),
+            f(r.false_approval_rate),
+            f(r.escalation_rate),
+            f(r.cost),
+            f(r.gap),
+            f(r.swung)
+        ));
+    }
+    out
+}
+
+/// The standard normal CDF (Abramowitz–Stegun 7.1.26; |error| < 1.5e-7).
+pub fn phi(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs() / std::f64::consts::SQRT_2);
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
+            * t
+            * (-(x * x / 2.0)).exp();
+    if x >= 0.0 {
+        0.5 * (1.0 + y)
+    } else {
+        0.5 * (1.0 - y)
+    }
+}

@@ -1,0 +1,86 @@
+//! The simulator's promises: the same seed gives the same numbers, and with
+//! no adversaries and the true competences the log-odds vote matches the
+//! closed-form oracle.
+
+use synod_sim::{Adversary, Config, Rng, phi, run};
+
+#[test]
+fn the_same_seed_gives_the_same_numbers() {
+    let config = Config {
+        proposals: 500,
+        adversary_share: 0.2,
+        adversary: Adversary::StrategicLiar,
+        ..Config::default()
+    };
+    let a = run(&config, 42);
+    let b = run(&config, 42);
+    assert_eq!(a, b);
+    let c = run(&config, 43);
+    assert_ne!(a, c, "a different seed should give a different stream");
+}
+
+#[test]
+fn the_log_odds_vote_matches_the_closed_form_oracle() {
+    // decision-quality.md: with evidence λ | Y ~ Normal(±μ, 2μ), the sum of
+    // the committee's evidence is Normal(±M, 2M), M = Σμ, so the sign of the
+    // sum is right with probability Φ(√(M/2)). Monte Carlo over committees
+    // must agree within its standard error.
+    let mut rng = Rng::new(2026);
+    let trials = 40_000;
+    let (mut right, mut expected) = (0.0, 0.0);
+    for _ in 0..trials {
+        let mus: Vec<f64> = (0..11).map(|_| rng.uniform(0.05, 1.5)).collect();
+        let m: f64 = mus.iter().sum();
+        let good = rng.unit() < 0.5;
+        let sum: f64 = mus
+            .iter()
+            .map(|mu| {
+                let lambda = if good { *mu } else { -*mu } + (2.0 * mu).sqrt() * rng.normal();
+                // With calibrated confidence c = sigmoid(|λ|), the log-odds
+                // vote's evidence v · logit(c) is exactly λ.
+                let c = 1.0 / (1.0 + (-lambda.abs()).exp());
+                let v = if lambda > 0.0 { 1.0 } else { -1.0 };
+                v * (c / (1.0 - c)).ln()
+            })
+            .sum();
+        right += f64::from(u8::from((sum > 0.0) == good));
+        expected += phi((m / 2.0).sqrt());
+    }
+    let (acc, closed) = (right / trials as f64, expected / trials as f64);
+    let se = (closed * (1.0 - closed) / trials as f64).sqrt();
+    assert!(
+        (acc - closed).abs() < 4.0 * se,
+        "Monte Carlo {acc:.4} vs closed form {closed:.4} (se {se:.4})"
+    );
+}
+
+#[test]
+fn with_no_adversaries_the_oracle_is_the_best_and_synod_beats_majority() {
+    let config = Config {
+        proposals: 3_000,
+        ..Config::default()
+    };
+    let runs: Vec<_> = (1..=3).map(|s| run(&config, s)).collect();
+    let rows = synod_sim::summarize(&config, &runs);
+    let cost = |name: &str| rows.iter().find(|r| r.aggregator == name).unwrap().cost.0;
+    for row in &rows {
+        assert!(
+            row.cost.0 >= cost("oracle") - 1e-9,
+            "{} beats the oracle",
+            row.aggregator
+        );
+    }
+    assert!(
+        cost("synod") < cost("majority"),
+        "synod {} vs majority {}",
+        cost("synod"),
+        cost("majority")
+    );
+}
+
+#[test]
+fn phi_is_the_normal_cdf() {
+    assert!((phi(0.0) - 0.5).abs() < 1e-7);
+    assert!((phi(1.96) - 0.975).abs() < 1e-4);
+    assert!((phi(-1.0) - 0.158_655).abs() < 1e-5);
+}
