@@ -118,18 +118,29 @@ enum Command {
         /// Agents in the population.
         #[arg(long, default_value_t = 50)]
         agents: usize,
-        /// always-wrong, confident-noise, colluding-bloc, strategic-liar or sleeper.
+        /// always-wrong, confident-noise, colluding-bloc, strategic-liar,
+        /// sleeper, whitewasher or sybil-flood.
         #[arg(long, default_value = "always-wrong")]
         adversary: String,
         /// Share of the population that is adversarial, in [0, 1].
         #[arg(long, default_value_t = 0.2)]
         share: f64,
+        /// Starting trust of every identity (0.5: a closed space's prior).
+        #[arg(long, default_value_t = 0.5)]
+        new_identity_trust: f64,
+        /// Reveal outcomes this many proposals after the decision.
+        #[arg(long, default_value_t = 0)]
+        delay: usize,
         /// Print a markdown table.
         #[arg(long)]
         markdown: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Sweep every adversary kind over shares 0–40 % and write SVG charts
+        /// of J against the share into DIR.
+        #[arg(long, value_name = "DIR")]
+        sweep: Option<PathBuf>,
     },
     /// Create a new agent key and print its did.
     Keygen {
@@ -355,8 +366,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             agents,
             adversary,
             share,
+            new_identity_trust,
+            delay,
             markdown,
             json,
+            sweep,
         } => {
             let Some(adversary) = synod_sim::Adversary::parse(&adversary) else {
                 anyhow::bail!("unknown adversary {adversary:?}");
@@ -371,8 +385,69 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 agents,
                 adversary,
                 adversary_share: share,
+                new_identity_trust: new_identity_trust.clamp(0.0, 1.0),
+                outcome_delay: delay,
                 ..synod_sim::Config::default()
             };
+            if let Some(dir) = sweep {
+                std::fs::create_dir_all(&dir)?;
+                let shares = [0.0, 0.1, 0.2, 0.3, 0.4];
+                println!(
+                    "| adversary | {} |",
+                    shares
+                        .map(|s| format!("synod's gap at {:.0} %", s * 100.0))
+                        .join(" | ")
+                );
+                println!("|---|{}", "---|".repeat(shares.len()));
+                for kind in synod_sim::Adversary::ALL {
+                    let mut per_share = Vec::new();
+                    for share in shares {
+                        eprint!("\r{} {:.0}%   ", kind.name(), share * 100.0);
+                        let c = synod_sim::Config {
+                            adversary: kind,
+                            adversary_share: share,
+                            ..config.clone()
+                        };
+                        let runs: Vec<_> =
+                            (1..=seeds).map(|seed| synod_sim::run(&c, seed)).collect();
+                        per_share.push(synod_sim::summarize(&c, &runs));
+                    }
+                    let names: Vec<String> =
+                        per_share[0].iter().map(|r| r.aggregator.clone()).collect();
+                    let series: Vec<(String, Vec<f64>)> = names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| {
+                            (
+                                n.clone(),
+                                per_share.iter().map(|rows| rows[i].cost.0).collect(),
+                            )
+                        })
+                        .collect();
+                    let xs = shares.map(|s| s * 100.0);
+                    let svg = synod_sim::svg_chart(
+                        &format!("J against the share of {} agents", kind.name()),
+                        "adversaries, % of the population",
+                        "J = error + 0.2 × escalation",
+                        &xs,
+                        &series,
+                    );
+                    std::fs::write(dir.join(format!("j-{}.svg", kind.name())), svg)?;
+                    let gaps: Vec<String> = per_share
+                        .iter()
+                        .map(|rows| {
+                            let r = rows
+                                .iter()
+                                .find(|r| r.aggregator == "synod")
+                                .expect("synod row");
+                            format!("{:.2} ± {:.2}", r.gap.0, r.gap.1)
+                        })
+                        .collect();
+                    println!("| {} | {} |", kind.name(), gaps.join(" | "));
+                }
+                eprintln!();
+                return Ok(ExitCode::SUCCESS);
+            }
             let runs: Vec<_> = (1..=seeds)
                 .map(|seed| {
                     eprint!("\rseed {seed}/{seeds}");

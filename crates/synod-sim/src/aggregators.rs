@@ -88,19 +88,31 @@ struct Learners {
     beta: Vec<Vec<(f64, f64)>>,
     rate: Ratio,
     policy: Policy,
+    domains: usize,
+    prior: Trust,
 }
 
 impl Learners {
     fn new(config: &Config) -> Learners {
+        let prior = Trust::from_micros(micros(config.new_identity_trust));
         Learners {
-            trust: vec![vec![Trust::from_micros(500_000); config.domains]; config.agents],
+            trust: vec![vec![prior; config.domains]; config.agents],
             beta: vec![vec![(0.0, 0.0); config.domains]; config.agents],
+            domains: config.domains,
+            prior,
             rate: Ratio::from_micros(50_000),
             policy: Policy {
                 proposer_counts: false,
                 ..Policy::default_for(Stakes::Medium)
             },
         }
+    }
+
+    /// A new identity with no history: returns its index.
+    fn new_identity(&mut self) -> usize {
+        self.trust.push(vec![self.prior; self.domains]);
+        self.beta.push(vec![(0.0, 0.0); self.domains]);
+        self.trust.len() - 1
     }
 
     fn decide(&self, name: &str, votes: &[Vote], domain: usize, tau: f64, oracle: f64) -> Decision {
@@ -240,6 +252,9 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
     let mut learners = Learners::new(config);
     let tau = ((1.0 - config.escalation_cost) / config.escalation_cost).ln();
     let mut counts = vec![Counts::default(); AGGREGATORS.len()];
+    // Each agent's current identity; whitewashers and sybils change theirs.
+    let mut identity: Vec<usize> = (0..config.agents).collect();
+    let mut pending = std::collections::VecDeque::new();
     for t in 0..config.proposals {
         let domain = rng.below(config.domains);
         let good = rng.unit() < 0.5;
@@ -263,6 +278,9 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
         let mut clean = Vec::with_capacity(committee.len());
         for (k, &i) in committee.iter().enumerate() {
             let a = &agents[i];
+            if a.adversary == Some(Adversary::SybilFlood) {
+                identity[i] = learners.new_identity();
+            }
             let (endorse, confidence, lambda) = honest[k];
             let lie = |conf: f64| (!good, conf);
             let (endorse, confidence) = match a.adversary {
@@ -285,9 +303,10 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
                 }
                 Some(Adversary::Sleeper) if t >= config.sleeper_turns_at => lie(0.99),
                 Some(Adversary::Sleeper) => (endorse, confidence),
+                Some(Adversary::Whitewasher | Adversary::SybilFlood) => lie(0.9),
             };
             let vote = Vote {
-                agent: i,
+                agent: identity[i],
                 endorse,
                 confidence,
                 authority: a.authority[domain],
@@ -307,8 +326,20 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
                 }
             }
         }
-        // The outcome is revealed once the decision is made.
-        learners.learn(&votes, domain, good);
+        // The outcome is revealed `outcome_delay` proposals later.
+        pending.push_back((votes, domain, good));
+        while pending.len() > config.outcome_delay {
+            let (votes, domain, good) = pending.pop_front().expect("non-empty");
+            learners.learn(&votes, domain, good);
+        }
+        // A whitewasher whose trust has sunk starts over under a new name.
+        for &i in &committee {
+            if agents[i].adversary == Some(Adversary::Whitewasher)
+                && learners.trust[identity[i]][domain] < Trust::from_micros(300_000)
+            {
+                identity[i] = learners.new_identity();
+            }
+        }
     }
     Run {
         seed,

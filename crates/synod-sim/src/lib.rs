@@ -43,16 +43,23 @@ pub enum Adversary {
     StrategicLiar,
     /// Honest and strong (`μ = 2`) until a set time, then always wrong at 0.99.
     Sleeper,
+    /// Always wrong at 0.9, and re-registers under a new identity whenever
+    /// synod's trust in it falls below 0.3.
+    Whitewasher,
+    /// Always wrong at 0.9, with a fresh identity every time it votes.
+    SybilFlood,
 }
 
 impl Adversary {
     /// Every kind, for the benchmark.
-    pub const ALL: [Adversary; 5] = [
+    pub const ALL: [Adversary; 7] = [
         Adversary::AlwaysWrong,
         Adversary::ConfidentNoise,
         Adversary::ColludingBloc,
         Adversary::StrategicLiar,
         Adversary::Sleeper,
+        Adversary::Whitewasher,
+        Adversary::SybilFlood,
     ];
 
     /// The command-line name.
@@ -63,6 +70,8 @@ impl Adversary {
             Adversary::ColludingBloc => "colluding-bloc",
             Adversary::StrategicLiar => "strategic-liar",
             Adversary::Sleeper => "sleeper",
+            Adversary::Whitewasher => "whitewasher",
+            Adversary::SybilFlood => "sybil-flood",
         }
     }
 
@@ -93,6 +102,11 @@ pub struct Config {
     pub escalation_cost: f64,
     /// When sleepers turn (proposal index).
     pub sleeper_turns_at: usize,
+    /// Starting trust of every identity (0.5 is a closed space's prior; an
+    /// open space gives new identities less).
+    pub new_identity_trust: f64,
+    /// Outcomes are revealed this many proposals after the decision.
+    pub outcome_delay: usize,
 }
 
 impl Default for Config {
@@ -107,6 +121,8 @@ impl Default for Config {
             overconfident_share: 0.15,
             escalation_cost: 0.2,
             sleeper_turns_at: 2_000,
+            new_identity_trust: 0.5,
+            outcome_delay: 0,
         }
     }
 }
@@ -114,7 +130,7 @@ impl Default for Config {
 /// One vote as an aggregator sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Vote {
-    /// Index of the agent in the population.
+    /// The identity the vote came from (an agent may change identity).
     pub agent: usize,
     /// True for endorse, false for challenge.
     pub endorse: bool,
@@ -315,4 +331,84 @@ pub fn phi(x: f64) -> f64 {
     } else {
         0.5 * (1.0 - y)
     }
+}
+
+/// A line chart as SVG: one series per name, x from `xs`, y in [0, y_max].
+pub fn svg_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    xs: &[f64],
+    series: &[(String, Vec<f64>)],
+) -> String {
+    const W: f64 = 640.0;
+    const H: f64 = 400.0;
+    const LEFT: f64 = 60.0;
+    const RIGHT: f64 = 170.0;
+    const TOP: f64 = 40.0;
+    const BOTTOM: f64 = 50.0;
+    const COLOURS: [&str; 8] = [
+        "#888888", "#b07aa1", "#9c755f", "#e15759", "#f28e2b", "#76b7b2", "#4e79a7", "#59a14f",
+    ];
+    let x_max = xs.iter().cloned().fold(f64::MIN, f64::max).max(1e-9);
+    let y_max = series
+        .iter()
+        .flat_map(|(_, ys)| ys.iter().cloned())
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let px = |x: f64| LEFT + (W - LEFT - RIGHT) * x / x_max;
+    let py = |y: f64| TOP + (H - TOP - BOTTOM) * (1.0 - y / y_max);
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
+<rect width="{W}" height="{H}" fill="white"/>
+<text x="{}" y="22" font-size="15" text-anchor="middle">{title}</text>
+<line x1="{LEFT}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{}" stroke="black"/>
+<text x="{}" y="{}" text-anchor="middle">{x_label}</text>
+<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">{y_label}</text>
+"#,
+        (W - RIGHT + LEFT) / 2.0,
+        H - BOTTOM,
+        W - RIGHT,
+        H - BOTTOM,
+        H - BOTTOM,
+        (W - RIGHT + LEFT) / 2.0,
+        H - 12.0,
+        (H - BOTTOM + TOP) / 2.0,
+        (H - BOTTOM + TOP) / 2.0,
+    );
+    for i in 0..=4 {
+        let y = y_max * i as f64 / 4.0;
+        out.push_str(&format!(
+            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{y:.3}</text><line x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" stroke=\"#eee\"/>\n",
+            LEFT - 6.0,
+            py(y) + 4.0,
+            py(y),
+            W - RIGHT,
+            py(y)
+        ));
+    }
+    for x in xs {
+        out.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{x}</text>\n",
+            px(*x),
+            H - BOTTOM + 16.0
+        ));
+    }
+    for (n, (name, ys)) in series.iter().enumerate() {
+        let colour = COLOURS[n % COLOURS.len()];
+        let points: Vec<String> = xs
+            .iter()
+            .zip(ys)
+            .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+            .collect();
+        out.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{name}</text>\n",
+            points.join(" "),
+            W - RIGHT + 10.0,
+            TOP + 16.0 * n as f64
+        ));
+    }
+    out.push_str("</svg>\n");
+    out
 }

@@ -84,3 +84,44 @@ fn phi_is_the_normal_cdf() {
     assert!((phi(1.96) - 0.975).abs() < 1e-4);
     assert!((phi(-1.0) - 0.158_655).abs() < 1e-5);
 }
+
+#[test]
+fn starting_new_identities_low_blunts_a_sybil_flood() {
+    // decision-quality.md: without a central authority Sybils are always
+    // possible; what limits them is that a new identity starts near zero
+    // trust.
+    let j = |trust: f64| {
+        let config = Config {
+            proposals: 2_000,
+            adversary_share: 0.2,
+            adversary: Adversary::SybilFlood,
+            new_identity_trust: trust,
+            ..Config::default()
+        };
+        let runs: Vec<_> = (1..=3).map(|s| run(&config, s)).collect();
+        let rows = synod_sim::summarize(&config, &runs);
+        rows.iter()
+            .find(|r| r.aggregator == "synod")
+            .unwrap()
+            .cost
+            .0
+    };
+    let (high, low) = (j(0.5), j(0.1));
+    assert!(
+        low < high * 0.7,
+        "J with new identities at 0.1: {low}; at 0.5: {high}"
+    );
+}
+
+#[test]
+fn the_chart_is_an_svg_with_every_series() {
+    let svg = synod_sim::svg_chart(
+        "J",
+        "share",
+        "J",
+        &[0.0, 0.5],
+        &[("a".into(), vec![0.1, 0.2]), ("b".into(), vec![0.3, 0.1])],
+    );
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 2);
+}
