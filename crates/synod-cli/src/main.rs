@@ -487,6 +487,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             f(r.cost),
                             f(r.gap),
                             f(r.swung),
+                            f(r.brier),
+                            f(r.aurc),
                         ]
                     })
                     .collect();
@@ -499,6 +501,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         "J",
                         "GAP",
                         "SWUNG",
+                        "BRIER",
+                        "AURC",
                     ],
                     &table,
                 );

@@ -115,45 +115,56 @@ impl Learners {
         self.trust.len() - 1
     }
 
-    fn decide(&self, name: &str, votes: &[Vote], domain: usize, tau: f64, oracle: f64) -> Decision {
+    /// The decision, and the aggregator's probability that the action is
+    /// good (for the Brier score and the risk–coverage curve).
+    fn decide(
+        &self,
+        name: &str,
+        votes: &[Vote],
+        domain: usize,
+        tau: f64,
+        oracle: f64,
+    ) -> (Decision, f64) {
         let chow = |evidence: f64| {
-            if evidence >= tau {
+            let decision = if evidence >= tau {
                 Decision::Approve
             } else if evidence <= -tau {
                 Decision::Reject
             } else {
                 Decision::Escalate
-            }
+            };
+            (decision, sigmoid(evidence))
         };
         let sign = |v: &Vote| if v.endorse { 1.0 } else { -1.0 };
+        let forecast = |v: &Vote| {
+            if v.endorse {
+                v.confidence
+            } else {
+                1.0 - v.confidence
+            }
+        };
+        let n = votes.len().max(1) as f64;
         match name {
             "majority" => {
                 let net: i64 = votes.iter().map(|v| if v.endorse { 1 } else { -1 }).sum();
-                match net.cmp(&0) {
+                let p = votes.iter().filter(|v| v.endorse).count() as f64 / n;
+                let decision = match net.cmp(&0) {
                     std::cmp::Ordering::Greater => Decision::Approve,
                     std::cmp::Ordering::Less => Decision::Reject,
                     std::cmp::Ordering::Equal => Decision::Escalate,
-                }
+                };
+                (decision, p)
             }
             "average-confidence" => {
-                let p = votes
-                    .iter()
-                    .map(|v| {
-                        if v.endorse {
-                            v.confidence
-                        } else {
-                            1.0 - v.confidence
-                        }
-                    })
-                    .sum::<f64>()
-                    / votes.len().max(1) as f64;
-                if p >= 0.6 {
+                let p = votes.iter().map(forecast).sum::<f64>() / n;
+                let decision = if p >= 0.6 {
                     Decision::Approve
                 } else if p <= 0.4 {
                     Decision::Reject
                 } else {
                     Decision::Escalate
-                }
+                };
+                (decision, p)
             }
             "fixed-weights" => self.core(votes, domain, false),
             "synod" => self.core(votes, domain, true),
@@ -179,7 +190,7 @@ impl Learners {
 
     /// The protocol core's rule: exact tally and ordered checks, with trust
     /// learned (synod) or frozen at 1 (fixed weights).
-    fn core(&self, votes: &[Vote], domain: usize, learned: bool) -> Decision {
+    fn core(&self, votes: &[Vote], domain: usize, learned: bool) -> (Decision, f64) {
         let influence = |v: &Vote| {
             let trust = if learned {
                 self.trust[v.agent][domain]
@@ -202,11 +213,19 @@ impl Learners {
                 Confidence::from_micros(micros(v.confidence)),
             );
         }
-        match resolve(&self.policy, &tally) {
+        let decision = match resolve(&self.policy, &tally) {
             Verdict::Approved => Decision::Approve,
             Verdict::Rejected => Decision::Reject,
             Verdict::Escalated(_) => Decision::Escalate,
-        }
+        };
+        // The weighted share of endorsement, as the consensus probability.
+        let total = tally.total();
+        let p = if total == 0 {
+            0.5
+        } else {
+            tally.endorse as f64 / total as f64
+        };
+        (decision, p)
     }
 
     fn learn(&mut self, votes: &[Vote], domain: usize, good: bool) {
@@ -246,6 +265,21 @@ fn score(counts: &mut Counts, decision: Decision, good: bool) {
     }
 }
 
+/// Area under the risk–coverage curve: decide every proposal by the side of
+/// 0.5 its probability is on, take them most confident first, and average the
+/// error rate among the first k over every k. Lower is better.
+fn aurc(forecasts: &mut [(f64, bool)]) -> f64 {
+    forecasts.sort_by(|a, b| (b.0 - 0.5).abs().total_cmp(&(a.0 - 0.5).abs()));
+    let (mut errors, mut area) = (0.0, 0.0);
+    for (k, (p, good)) in forecasts.iter().enumerate() {
+        if (*p > 0.5) != *good {
+            errors += 1.0;
+        }
+        area += errors / (k + 1) as f64;
+    }
+    area / forecasts.len().max(1) as f64
+}
+
 pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
     let mut rng = Rng::new(seed);
     let agents = population(config, &mut rng);
@@ -254,6 +288,8 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
     let mut counts = vec![Counts::default(); AGGREGATORS.len()];
     // Each agent's current identity; whitewashers and sybils change theirs.
     let mut identity: Vec<usize> = (0..config.agents).collect();
+    let mut forecasts: Vec<Vec<(f64, bool)>> =
+        vec![Vec::with_capacity(config.proposals); AGGREGATORS.len()];
     let mut pending = std::collections::VecDeque::new();
     for t in 0..config.proposals {
         let domain = rng.below(config.domains);
@@ -317,10 +353,13 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
             votes.push(vote);
         }
         for (n, name) in AGGREGATORS.iter().enumerate() {
-            let decision = learners.decide(name, &votes, domain, tau, oracle);
+            let (decision, p) = learners.decide(name, &votes, domain, tau, oracle);
             score(&mut counts[n], decision, good);
+            let y = if good { 1.0 } else { 0.0 };
+            counts[n].brier += (p - y) * (p - y);
+            forecasts[n].push((p, good));
             if decision != Decision::Escalate && clean.len() < votes.len() {
-                let without = learners.decide(name, &clean, domain, tau, oracle);
+                let (without, _) = learners.decide(name, &clean, domain, tau, oracle);
                 if without != decision {
                     counts[n].swung += 1;
                 }
@@ -340,6 +379,10 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
                 identity[i] = learners.new_identity();
             }
         }
+    }
+    for (n, f) in forecasts.iter_mut().enumerate() {
+        counts[n].brier /= config.proposals.max(1) as f64;
+        counts[n].aurc = aurc(f);
     }
     Run {
         seed,

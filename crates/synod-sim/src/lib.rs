@@ -165,6 +165,11 @@ pub struct Counts {
     /// Automatic decisions an adversary swung (the decision without the
     /// adversaries' votes would have been different).
     pub swung: u64,
+    /// Mean Brier score of the aggregator's probability that the action is
+    /// good (lower is better).
+    pub brier: f64,
+    /// Area under the risk–coverage curve (lower is better).
+    pub aurc: f64,
 }
 
 impl Counts {
@@ -245,6 +250,10 @@ pub struct Row {
     pub gap: (f64, f64),
     /// Share of automatic decisions the adversaries swung.
     pub swung: (f64, f64),
+    /// Brier score of the consensus probability.
+    pub brier: (f64, f64),
+    /// Area under the risk–coverage curve.
+    pub aurc: (f64, f64),
 }
 
 /// Summarizes runs of the same configuration over seeds.
@@ -284,6 +293,8 @@ pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
                 escalation_rate: per(&|k| k.escalation_rate()),
                 cost: per(&|k| k.cost(c)),
                 gap: mean_ci(&gaps),
+                brier: per(&|k| k.brier),
+                aurc: per(&|k| k.aurc),
                 swung: per(&|k| {
                     let automatic = (k.right + k.wrong) as f64;
                     if automatic == 0.0 {
@@ -300,19 +311,21 @@ pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
 /// The summary as a markdown table.
 pub fn markdown(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| aggregator | accuracy | false approvals | escalations | J | normalised gap | swung by adversaries |\n|---|---|---|---|---|---|---|\n",
+        "| aggregator | accuracy | false approvals | escalations | J | normalised gap | swung by adversaries | Brier | AURC |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     let f = |(m, h): (f64, f64)| format!("{m:.4} ± {h:.4}");
     for r in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.aggregator,
             f(r.accuracy),
             f(r.false_approval_rate),
             f(r.escalation_rate),
             f(r.cost),
             f(r.gap),
-            f(r.swung)
+            f(r.swung),
+            f(r.brier),
+            f(r.aurc)
         ));
     }
     out
