@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""An independent implementation of synod's wire format and rule, in Python,
+checked against the shared vectors.
+
+It derives did:key ids, canonicalizes with RFC 8785, hashes and signs
+(Ed25519 is deterministic), resolves every scenario of resolve.json with the
+exact integer rule of docs/PROTOCOL.md §5-§6, and replays every trust update of
+trust.json (§8). Nothing here is shared with the Rust code: agreement is the
+evidence that another language gets the bit-identical answer.
+
+Needs: cryptography, rfc8785 (pip). Run: python3 vectors/check.py
+"""
+
+import base64
+import hashlib
+import json
+import pathlib
+import re
+import sys
+
+import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+HERE = pathlib.Path(__file__).parent
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+ONE = 1_000_000
+
+
+def b58encode(data: bytes) -> str:
+    n = int.from_bytes(data, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = B58[r] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
+def did_of(public_key: bytes) -> str:
+    return "did:key:z" + b58encode(b"\xed\x01" + public_key)
+
+
+def key_of(seed_hex: str):
+    private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed_hex))
+    return private, private.public_key().public_bytes_raw()
+
+
+def check_keys() -> int:
+    cases = json.loads((HERE / "keys.json").read_text())["cases"]
+    for case in cases:
+        _, public = key_of(case["seed"])
+        assert public.hex() == case["public_key"], case
+        assert did_of(public) == case["did"], case
+    return len(cases)
+
+
+def check_messages() -> int:
+    cases = json.loads((HERE / "messages.json").read_text())["cases"]
+    for case in cases:
+        private, public = key_of(case["seed"])
+        envelope = dict(case["envelope"])
+        signature = envelope.pop("signature")
+        signed = rfc8785.dumps(envelope)
+        assert signed == case["signed_bytes"].encode(), case["name"]
+        assert hashlib.sha256(signed).hexdigest() == case["id"], case["name"]
+        mine = base64.urlsafe_b64encode(private.sign(signed)).rstrip(b"=").decode()
+        assert mine == signature == case["signature"], case["name"]
+        assert did_of(public) == envelope["signer"], case["name"]
+    return len(cases)
+
+
+DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]{1,6})?$")
+
+
+class Refused(Exception):
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind
+
+
+def unit(text) -> int:
+    """A decimal in [0, 1], in millionths, from its exact text."""
+    if not DECIMAL.match(text):
+        raise Refused("malformed")
+    negative = text.startswith("-")
+    whole, _, frac = text.lstrip("-").partition(".")
+    micros = int(whole) * ONE + int((frac + "000000")[:6])
+    if negative or micros > ONE:
+        raise Refused("out_of_range")
+    return micros
+
+
+DEFAULTS = {
+    "low": (100_000, 100_000, 300_000, 200_000, False),
+    "medium": (200_000, 200_000, 500_000, 300_000, False),
+    "high": (400_000, 200_000, 600_000, 400_000, False),
+    "critical": (400_000, 200_000, 600_000, 400_000, True),
+}
+
+
+def resolve(policy, e, c, v, p):
+    am, rm, q, mc, human = policy
+    t = e + c
+    if human:
+        return ("escalated", "stakes")
+    if v * ONE < q * p:
+        return ("escalated", "no_quorum")
+    if t < mc * v:
+        return ("escalated", "low_confidence")
+    if e > c and (e - c) * ONE >= am * t:
+        return ("approved", None)
+    if c > e and (c - e) * ONE >= rm * t:
+        return ("rejected", None)
+    return ("escalated", "contested")
+
+
+def early(policy, e, c, v, p, remaining):
+    am, rm, q, mc, human = policy
+    if human or v * ONE < q * p or e + c < mc * (v + remaining):
+        return None
+    r = remaining * ONE
+    if e > c + r and (e - c - r) * ONE >= am * (e + c + r):
+        return "approved"
+    if c > e + r and (c - e - r) * ONE >= rm * (e + c + r):
+        return "rejected"
+    return None
+
+
+def fmt(value: int, decimals: int) -> str:
+    whole, frac = divmod(value, 10**decimals)
+    if frac == 0:
+        return str(whole)
+    return f"{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"
+
+
+def run_scenario(raw: str) -> dict:
+    # Decimals are read from their exact text: quote every bare number first.
+    quoted = re.sub(r'(?<=[:\[,\s])(-?[0-9][0-9eE.+-]*)(?=\s*[,}\]])', r'"\1"', raw)
+    s = json.loads(quoted)
+    known = {"stakes", "policy", "electorate", "proposer", "proposer_confidence", "responses", "deadline_passed"}
+    if set(s) - known:
+        raise Refused("malformed")
+    am, rm, q, mc, human = DEFAULTS[s["stakes"]]
+    counts = True
+    for name, value in (s.get("policy") or {}).items():
+        if name == "approve_margin":
+            am = unit(value)
+        elif name == "reject_margin":
+            rm = unit(value)
+        elif name == "quorum":
+            q = unit(value)
+        elif name == "min_confidence":
+            mc = unit(value)
+        elif name == "human_required":
+            human = value
+        elif name == "proposer_counts":
+            counts = value
+        else:
+            raise Refused("malformed")
+    policy = (am, rm, q, mc, human)
+    members, listed = {}, set()
+    for m in s["electorate"]:
+        a, t = unit(m["authority"]), unit(m["trust"])
+        if m["agent"] in listed:
+            raise Refused("duplicate")
+        listed.add(m["agent"])
+        if a > 0:
+            members[m["agent"]] = a * t
+    pot = sum(members.values())
+    pc = unit(s["proposer_confidence"])
+    if pc == 0:
+        raise Refused("out_of_range")
+    e = c = v = 0
+    responded = set()
+    if s["proposer"] in members:
+        responded.add(s["proposer"])
+        if counts:
+            e += members[s["proposer"]] * pc
+            v += members[s["proposer"]]
+    for r in s["responses"]:
+        conf = unit(r["confidence"])
+        if r["stance"] not in ("endorse", "challenge", "abstain"):
+            raise Refused("malformed")
+        if r["agent"] == s["proposer"] or r["agent"] not in members:
+            raise Refused("not_eligible")
+        if r["agent"] in responded:
+            raise Refused("duplicate")
+        responded.add(r["agent"])
+        influence = members[r["agent"]]
+        if r["stance"] == "endorse":
+            e += influence * conf
+            v += influence
+        elif r["stance"] == "challenge":
+            c += influence * conf
+            v += influence
+    remaining = sum(i for a, i in members.items() if a not in responded)
+    everyone = all(a in responded for a in members)
+    if s.get("deadline_passed", False) in (True, "true") or everyone:
+        status, reason, was_early = *resolve(policy, e, c, v, pot), False
+    else:
+        verdict = early(policy, e, c, v, pot, remaining)
+        status, reason, was_early = (verdict, None, True) if verdict else ("open", None, False)
+    return {
+        "status": status,
+        "reason": reason,
+        "early": was_early,
+        "tally": {"endorse": fmt(e, 18), "challenge": fmt(c, 18), "voted": fmt(v, 12), "potential": fmt(pot, 12)},
+    }
+
+
+def scenario_texts(text: str):
+    """The exact text of each case's "scenario" object."""
+    for match in re.finditer(r'"scenario":\s*', text):
+        start = match.end()
+        depth, i, in_string = 0, start, False
+        while True:
+            ch = text[i]
+            if in_string:
+                if ch == "\\":
+                    i += 1
+                elif ch == '"':
+                    in_string = False
+            elif ch == '"':
+                in_string = True
+            elif ch in "{[":
+                depth += 1
+            elif ch in "}]":
+                depth -= 1
+                if depth == 0:
+                    yield text[start : i + 1]
+                    break
+            i += 1
+
+
+def check_resolve() -> int:
+    text = (HERE / "resolve.json").read_text()
+    cases = json.loads(text)["cases"]
+    raws = list(scenario_texts(text))
+    assert len(raws) == len(cases)
+    for case, raw in zip(cases, raws):
+        try:
+            got = run_scenario(raw)
+        except Refused as refused:
+            assert case.get("error") == refused.kind, (case["name"], refused.kind)
+            continue
+        assert "error" not in case, (case["name"], got)
+        assert got == case["expected"], (case["name"], got, case["expected"])
+    return len(cases)
+
+
+def check_trust() -> int:
+    cases = json.loads((HERE / "trust.json").read_text())["cases"]
+    for case in cases:
+        t, c, y, rate = (unit(case[k]) for k in ("trust", "confidence", "outcome", "rate"))
+        if case["stance"] == "abstain":
+            after = t
+        else:
+            f = c if case["stance"] == "endorse" else ONE - c
+            g = ONE * ONE - 2 * (f - y) ** 2
+            nxt = t * ONE * ONE + rate * (g - t * ONE)
+            after = min(max(nxt // (ONE * ONE), 0), ONE)
+        assert fmt(after, 6) == case["after"], case
+    return len(cases)
+
+
+def main() -> int:
+    counts = {
+        "keys": check_keys(),
+        "messages": check_messages(),
+        "resolve scenarios": check_resolve(),
+        "trust updates": check_trust(),
+    }
+    for name, n in counts.items():
+        print(f"python agrees on {n} {name}")
+    total = sum(counts.values())
+    print(f"{total} passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
