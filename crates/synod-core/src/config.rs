@@ -44,6 +44,13 @@ pub struct SpaceConfig {
     pub max_message_age_ms: u64,
     /// Messages created further ahead of the log time than this are refused.
     pub max_clock_skew_ms: u64,
+    /// Most proposals one agent may have open at once.
+    #[serde(default = "default_max_open_per_agent")]
+    pub max_open_per_agent: u32,
+}
+
+fn default_max_open_per_agent() -> u32 {
+    1_000
 }
 
 impl Default for SpaceConfig {
@@ -58,6 +65,7 @@ impl Default for SpaceConfig {
             max_deadline_ms: 30 * 24 * 3600 * 1000,
             max_message_age_ms: 10 * 60 * 1000,
             max_clock_skew_ms: 60 * 1000,
+            max_open_per_agent: default_max_open_per_agent(),
         }
     }
 }
@@ -76,6 +84,7 @@ impl SpaceConfig {
         out.max_deadline_ms = p.max_deadline_ms.unwrap_or(out.max_deadline_ms);
         out.max_message_age_ms = p.max_message_age_ms.unwrap_or(out.max_message_age_ms);
         out.max_clock_skew_ms = p.max_clock_skew_ms.unwrap_or(out.max_clock_skew_ms);
+        out.max_open_per_agent = p.max_open_per_agent.unwrap_or(out.max_open_per_agent);
         out.validate()?;
         Ok(out)
     }
@@ -96,6 +105,12 @@ impl SpaceConfig {
                     format!("{name} must be in 1..={MAX_DEADLINE_HORIZON_MS}"),
                 );
             }
+        }
+        if self.max_open_per_agent == 0 {
+            return reject(
+                ErrorKind::OutOfRange,
+                "max_open_per_agent must be at least 1",
+            );
         }
         if self.trust_learning_rate.micros() == 0 {
             return reject(ErrorKind::OutOfRange, "trust_learning_rate must be above 0");
@@ -127,6 +142,8 @@ pub struct ConfigPatch {
     pub max_message_age_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_clock_skew_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_per_agent: Option<u32>,
 }
 
 impl ConfigPatch {

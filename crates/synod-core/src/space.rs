@@ -75,6 +75,8 @@ pub struct Agent {
     pub responses: u64,
     /// Outcomes that scored it.
     pub outcomes: u64,
+    /// Its proposals still open.
+    pub open_proposals: u32,
 }
 
 /// Where a proposal is in its life.
@@ -773,6 +775,11 @@ impl Space {
         });
         let removed = self.deadlines.remove(&(record.deadline, *id));
         assert!(removed, "an open proposal has a deadline");
+        let proposer = &mut self.agents[record.proposer as usize];
+        proposer.open_proposals = proposer
+            .open_proposals
+            .checked_sub(1)
+            .expect("counted when opened");
         Effect::ProposalClosed {
             proposal: *id,
             status: record.status,
@@ -1021,6 +1028,23 @@ impl Space {
         // Proposals past their deadline at `time` are closed by this entry
         // before the proposal opens, so they do not count.
         let expired = self.deadlines.range(..=(time, Digest([0xff; 32]))).count();
+        // The same for the proposer's own quota: what this entry's time
+        // closes does not count.
+        let own_expired = self
+            .deadlines
+            .range(..=(time, Digest([0xff; 32])))
+            .filter(|(_, id)| self.proposals[id].proposer == proposer)
+            .count() as u32;
+        let own_open = self.agents[proposer as usize].open_proposals - own_expired;
+        let limit = self.config.max_open_per_agent;
+        if own_open >= limit {
+            return reject(
+                ErrorKind::TooLarge,
+                format!(
+                    "this agent has {own_open} proposals open; the space allows {limit} per agent"
+                ),
+            );
+        }
         if self.deadlines.len() - expired >= MAX_OPEN_PROPOSALS {
             return reject(
                 ErrorKind::TooLarge,
@@ -1209,6 +1233,7 @@ impl Space {
             trust: BTreeMap::new(),
             responses: 0,
             outcomes: 0,
+            open_proposals: 0,
         });
         self.agent_index.insert(id.clone(), idx);
         idx
@@ -1292,6 +1317,11 @@ impl Space {
                 old_record.status = Status::Superseded;
                 let removed = self.deadlines.remove(&(old_record.deadline, old));
                 assert!(removed);
+                let proposer = &mut self.agents[old_record.proposer as usize];
+                proposer.open_proposals = proposer
+                    .open_proposals
+                    .checked_sub(1)
+                    .expect("counted when opened");
                 effects.push(Effect::ProposalSuperseded {
                     proposal: old,
                     by: id,
@@ -1305,6 +1335,7 @@ impl Space {
             deadline: p.deadline,
         });
         self.deadlines.insert((record.deadline, id));
+        self.agents[proposer as usize].open_proposals += 1;
         self.proposals.insert(id, record);
         if let Some(closed) = self.close_if_final(&id, index, time) {
             effects.push(closed);
@@ -1450,6 +1481,16 @@ impl Space {
             open, self.deadlines,
             "deadlines index only the open proposals"
         );
+        let mut per_agent = vec![0u32; self.agents.len()];
+        for r in self.proposals.values().filter(|r| r.status == Status::Open) {
+            per_agent[r.proposer as usize] += 1;
+        }
+        for (agent, count) in self.agents.iter().zip(per_agent) {
+            assert_eq!(
+                agent.open_proposals, count,
+                "open proposals counted per agent"
+            );
+        }
         for (deadline, _) in &self.deadlines {
             assert!(
                 *deadline > self.head.last_time,

@@ -838,3 +838,28 @@ fn a_response_sent_again_after_the_close_is_a_duplicate() {
         ErrorKind::ProposalClosed
     );
 }
+
+#[test]
+fn one_agent_may_hold_only_so_many_proposals_open() {
+    // A flood of proposals from one identity is refused once it holds the
+    // space's per-agent limit; a closed one frees its place.
+    let mut h = Harness::with_config(json!({"max_open_per_agent": 2}));
+    h.agent("alice", &[("ops.*", "1")]);
+    h.agent("bob", &[("ops.*", "1")]);
+    let first = h.propose("alice", "ops.a", "critical", "0.9").unwrap();
+    h.propose("alice", "ops.b", "critical", "0.9").unwrap();
+    let before = h.space.state_hash();
+    let err = h.propose("alice", "ops.c", "critical", "0.9").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::TooLarge, "{}", err.message);
+    assert_eq!(h.space.state_hash(), before);
+    // Others are not affected.
+    h.propose("bob", "ops.d", "critical", "0.9").unwrap();
+    h.respond("bob", first, "endorse", "1").unwrap();
+    assert_eq!(h.status(&first), "escalated");
+    h.propose("alice", "ops.c", "critical", "0.9").unwrap();
+    // At the deadline every one of them closes, and the count with them.
+    h.time += 11 * MINUTE;
+    h.propose("alice", "ops.e", "critical", "0.9").unwrap();
+    h.propose("alice", "ops.f", "critical", "0.9").unwrap();
+    assert_eq!(h.space.agent(&h.id("alice")).unwrap().open_proposals, 2);
+}
