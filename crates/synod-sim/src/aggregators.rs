@@ -8,15 +8,24 @@ use synod_core::trust;
 use crate::{Adversary, Config, Counts, Decision, Rng, Run, Vote};
 
 /// The aggregators, in report order. `oracle` is the ceiling.
-pub const AGGREGATORS: [&str; 7] = [
+pub const AGGREGATORS: [&str; 9] = [
     "majority",
     "average-confidence",
     "fixed-weights",
     "synod",
     "log-odds",
     "beta-logit",
+    "hedge",
+    "logistic",
     "oracle",
 ];
+
+/// Learning rate of Fixed-Share Hedge on the Brier loss.
+const HEDGE_RATE: f64 = 2.0;
+/// Fixed-Share mixing: the share of weight spread back to everyone.
+const HEDGE_SHARE: f64 = 0.01;
+/// Step size of the online logistic regression.
+const LOGISTIC_RATE: f64 = 0.05;
 
 /// Evidence cap for one vote in the log-odds rules (a confidence of
 /// 1 − 1e-6 would otherwise count as 14 votes).
@@ -86,6 +95,10 @@ struct Learners {
     trust: Vec<Vec<Trust>>,
     /// Beta counts (right, wrong) with forgetting, per agent per domain.
     beta: Vec<Vec<(f64, f64)>>,
+    /// Fixed-Share Hedge weights, per agent per domain.
+    hedge: Vec<Vec<f64>>,
+    /// Logistic-regression coefficients on `v · logit(c)`, per agent per domain.
+    theta: Vec<Vec<f64>>,
     rate: Ratio,
     policy: Policy,
     domains: usize,
@@ -98,6 +111,8 @@ impl Learners {
         Learners {
             trust: vec![vec![prior; config.domains]; config.agents],
             beta: vec![vec![(0.0, 0.0); config.domains]; config.agents],
+            hedge: vec![vec![1.0; config.domains]; config.agents],
+            theta: vec![vec![1.0; config.domains]; config.agents],
             domains: config.domains,
             prior,
             rate: Ratio::from_micros(50_000),
@@ -112,6 +127,12 @@ impl Learners {
     fn new_identity(&mut self) -> usize {
         self.trust.push(vec![self.prior; self.domains]);
         self.beta.push(vec![(0.0, 0.0); self.domains]);
+        // Hedge weights are kept at mean 1 within each committee: a new
+        // identity starts at the average scaled by the starting trust (1 for
+        // a closed space's 0.5).
+        let start = 2.0 * f64::from(self.prior.micros()) / 1e6;
+        self.hedge.push(vec![start; self.domains]);
+        self.theta.push(vec![1.0; self.domains]);
         self.trust.len() - 1
     }
 
@@ -183,6 +204,28 @@ impl Learners {
                     })
                     .sum(),
             ),
+            "hedge" => {
+                // The weighted mean forecast; Chow's rule on it as a posterior.
+                let total: f64 = votes.iter().map(|v| self.hedge[v.agent][domain]).sum();
+                let p = if total > 0.0 {
+                    votes
+                        .iter()
+                        .map(|v| self.hedge[v.agent][domain] * forecast(v))
+                        .sum::<f64>()
+                        / total
+                } else {
+                    0.5
+                };
+                chow(logit(p))
+            }
+            "logistic" => chow(
+                votes
+                    .iter()
+                    .map(|v| {
+                        self.theta[v.agent][domain] * sign(v) * logit(v.confidence).min(MAX_LOGIT)
+                    })
+                    .sum(),
+            ),
             "oracle" => chow(oracle),
             _ => unreachable!("unknown aggregator {name}"),
         }
@@ -230,6 +273,49 @@ impl Learners {
 
     fn learn(&mut self, votes: &[Vote], domain: usize, good: bool) {
         let outcome = if good { Score::ONE } else { Score::ZERO };
+        let y = if good { 1.0 } else { 0.0 };
+        // Hedge: multiplicative update on each member's Brier loss, then
+        // Fixed Share over the committee, so no weight stays dead for ever.
+        for v in votes {
+            let f = if v.endorse {
+                v.confidence
+            } else {
+                1.0 - v.confidence
+            };
+            self.hedge[v.agent][domain] *= (-HEDGE_RATE * (f - y) * (f - y)).exp();
+        }
+        let mean = votes
+            .iter()
+            .map(|v| self.hedge[v.agent][domain])
+            .sum::<f64>()
+            / votes.len().max(1) as f64;
+        for v in votes {
+            let w = &mut self.hedge[v.agent][domain];
+            *w = (1.0 - HEDGE_SHARE) * *w + HEDGE_SHARE * mean;
+        }
+        // Renormalize the committee to mean 1, so that weights stay
+        // comparable with those of agents who were not on it.
+        let mean = votes
+            .iter()
+            .map(|v| self.hedge[v.agent][domain])
+            .sum::<f64>()
+            / votes.len().max(1) as f64;
+        if mean > 0.0 {
+            for v in votes {
+                self.hedge[v.agent][domain] /= mean;
+            }
+        }
+        // Logistic regression: one gradient step on the log loss.
+        let x =
+            |v: &Vote| (if v.endorse { 1.0 } else { -1.0 }) * logit(v.confidence).min(MAX_LOGIT);
+        let z: f64 = votes
+            .iter()
+            .map(|v| self.theta[v.agent][domain] * x(v))
+            .sum();
+        let error = y - sigmoid(z);
+        for v in votes {
+            self.theta[v.agent][domain] += LOGISTIC_RATE * error * x(v);
+        }
         for v in votes {
             let stance = if v.endorse {
                 Stance::Endorse
