@@ -5,7 +5,8 @@ checked against the shared vectors.
 It derives did:key ids, canonicalizes with RFC 8785, hashes and signs
 (Ed25519 is deterministic), resolves every scenario of resolve.json with the
 exact integer rule of docs/PROTOCOL.md §5-§6, and replays every trust update of
-trust.json (§8). Nothing here is shared with the Rust code: agreement is the
+trust.json (§8). (The sample log, log/sample.jsonl, is checked by
+`synod audit verify`, not here.) Nothing here is shared with the Rust code: agreement is the
 evidence that another language gets the bit-identical answer.
 
 Needs: cryptography, rfc8785 (pip). Run: python3 vectors/check.py
@@ -68,7 +69,7 @@ def check_messages() -> int:
     return len(cases)
 
 
-DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]{1,6})?$")
+DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]{1,6})?")
 
 
 class Refused(Exception):
@@ -77,14 +78,18 @@ class Refused(Exception):
         self.kind = kind
 
 
+class Num(str):
+    """A JSON number kept as its exact text."""
+
+
 def unit(text) -> int:
     """A decimal in [0, 1], in millionths, from its exact text."""
-    if not DECIMAL.match(text):
+    if not isinstance(text, str) or not DECIMAL.fullmatch(text):
         raise Refused("malformed")
     negative = text.startswith("-")
     whole, _, frac = text.lstrip("-").partition(".")
     micros = int(whole) * ONE + int((frac + "000000")[:6])
-    if negative or micros > ONE:
+    if (negative and micros > 0) or micros > ONE:
         raise Refused("out_of_range")
     return micros
 
@@ -132,13 +137,53 @@ def fmt(value: int, decimals: int) -> str:
     return f"{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"
 
 
+def shape(s) -> None:
+    """Refuses, as `malformed`, anything that is not the scenario format:
+    done for the whole document before any value is looked at."""
+
+    def need(ok):
+        if not ok:
+            raise Refused("malformed")
+
+    def decimal(v):
+        need(isinstance(v, str))  # a JSON number (Num) or a string
+
+    def fields(obj, required, optional=()):
+        need(isinstance(obj, dict) and not any(isinstance(k, Num) for k in obj))
+        need(set(required) <= set(obj) <= set(required) | set(optional))
+
+    fields(s, ("stakes", "electorate", "proposer", "proposer_confidence", "responses"), ("policy", "deadline_passed"))
+    need(s["stakes"] in DEFAULTS and not isinstance(s["stakes"], Num))
+    need(isinstance(s["proposer"], str) and not isinstance(s["proposer"], Num))
+    decimal(s["proposer_confidence"])
+    need(isinstance(s.get("deadline_passed", False), bool))
+    policy = s.get("policy") or {}
+    fields(policy, (), ("approve_margin", "reject_margin", "quorum", "min_confidence", "human_required", "proposer_counts"))
+    for k, v in policy.items():
+        (need(isinstance(v, bool)) if k in ("human_required", "proposer_counts") else decimal(v))
+    need(isinstance(s["electorate"], list) and isinstance(s["responses"], list))
+    for m in s["electorate"]:
+        fields(m, ("agent", "authority", "trust"))
+        need(isinstance(m["agent"], str) and not isinstance(m["agent"], Num))
+        decimal(m["authority"])
+        decimal(m["trust"])
+    for r in s["responses"]:
+        fields(r, ("agent", "stance", "confidence"))
+        need(isinstance(r["agent"], str) and not isinstance(r["agent"], Num))
+        need(r["stance"] in ("endorse", "challenge", "abstain") and not isinstance(r["stance"], Num))
+        decimal(r["confidence"])
+
+
 def run_scenario(raw: str) -> dict:
-    # Decimals are read from their exact text: quote every bare number first.
-    quoted = re.sub(r'(?<=[:\[,\s])(-?[0-9][0-9eE.+-]*)(?=\s*[,}\]])', r'"\1"', raw)
-    s = json.loads(quoted)
-    known = {"stakes", "policy", "electorate", "proposer", "proposer_confidence", "responses", "deadline_passed"}
-    if set(s) - known:
+    # Numbers stay as their exact text (never floats); see `shape`.
+    def constant(name):
         raise Refused("malformed")
+
+    try:
+        s = json.loads(raw, parse_int=Num, parse_float=Num, parse_constant=constant)
+    except json.JSONDecodeError:
+        raise Refused("malformed")
+    shape(s)
     am, rm, q, mc, human = DEFAULTS[s["stakes"]]
     counts = True
     for name, value in (s.get("policy") or {}).items():
@@ -152,10 +197,8 @@ def run_scenario(raw: str) -> dict:
             mc = unit(value)
         elif name == "human_required":
             human = value
-        elif name == "proposer_counts":
-            counts = value
         else:
-            raise Refused("malformed")
+            counts = value
     policy = (am, rm, q, mc, human)
     members, listed = {}, set()
     for m in s["electorate"]:
@@ -178,8 +221,6 @@ def run_scenario(raw: str) -> dict:
             v += members[s["proposer"]]
     for r in s["responses"]:
         conf = unit(r["confidence"])
-        if r["stance"] not in ("endorse", "challenge", "abstain"):
-            raise Refused("malformed")
         if r["agent"] == s["proposer"] or r["agent"] not in members:
             raise Refused("not_eligible")
         if r["agent"] in responded:
@@ -194,7 +235,7 @@ def run_scenario(raw: str) -> dict:
             v += influence
     remaining = sum(i for a, i in members.items() if a not in responded)
     everyone = all(a in responded for a in members)
-    if s.get("deadline_passed", False) in (True, "true") or everyone:
+    if s.get("deadline_passed", False) or everyone:
         status, reason, was_early = *resolve(policy, e, c, v, pot), False
     else:
         verdict = early(policy, e, c, v, pot, remaining)

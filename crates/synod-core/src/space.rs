@@ -1035,7 +1035,14 @@ impl Space {
             .range(..=(time, Digest([0xff; 32])))
             .filter(|(_, id)| self.proposals[id].proposer == proposer)
             .count() as u32;
-        let own_open = self.agents[proposer as usize].open_proposals - own_expired;
+        // A proposal this one supersedes closes with it: it does not count.
+        let replaced = p
+            .supersedes
+            .as_ref()
+            .and_then(|old| self.proposals.get(old))
+            .is_some_and(|old| old.proposer == proposer && Self::is_open_at(old, time));
+        let own_open =
+            self.agents[proposer as usize].open_proposals - own_expired - u32::from(replaced);
         let limit = self.config.max_open_per_agent;
         if own_open >= limit {
             return reject(

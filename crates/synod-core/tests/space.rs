@@ -862,4 +862,25 @@ fn one_agent_may_hold_only_so_many_proposals_open() {
     h.propose("alice", "ops.e", "critical", "0.9").unwrap();
     h.propose("alice", "ops.f", "critical", "0.9").unwrap();
     assert_eq!(h.space.agent(&h.id("alice")).unwrap().open_proposals, 2);
+    // At the limit, replacing one of its own open proposals is still allowed:
+    // the old one closes as the new one opens.
+    let old = h
+        .space
+        .proposals()
+        .values()
+        .find(|p| {
+            p.status == synod_core::Status::Open && h.space.agent_at(p.proposer).id == h.id("alice")
+        })
+        .unwrap()
+        .id;
+    let mut body = h.proposal_body("ops.g", "critical", "0.9");
+    body["supersedes"] = json!(old);
+    h.propose_with("alice", body).unwrap();
+    assert_eq!(h.space.agent(&h.id("alice")).unwrap().open_proposals, 2);
+    // And a replica applying the same log reaches the same state.
+    let mut replica = Space::new();
+    for entry in &h.entries {
+        assert_eq!(replica.apply(entry).unwrap().rejected, None);
+    }
+    assert_eq!(replica.state_hash(), h.space.state_hash());
 }

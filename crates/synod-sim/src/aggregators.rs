@@ -107,9 +107,11 @@ struct Learners {
 
 impl Learners {
     fn new(config: &Config) -> Learners {
+        // The founding population starts at a closed space's prior; only
+        // identities created later start at `new_identity_trust`.
         let prior = Trust::from_micros(micros(config.new_identity_trust));
         Learners {
-            trust: vec![vec![prior; config.domains]; config.agents],
+            trust: vec![vec![Trust::from_micros(500_000); config.domains]; config.agents],
             beta: vec![vec![(0.0, 0.0); config.domains]; config.agents],
             hedge: vec![vec![1.0; config.domains]; config.agents],
             theta: vec![vec![1.0; config.domains]; config.agents],
@@ -457,10 +459,12 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
             let (votes, domain, good) = pending.pop_front().expect("non-empty");
             learners.learn(&votes, domain, good);
         }
-        // A whitewasher whose trust has sunk starts over under a new name.
+        // A whitewasher whose trust has sunk below where a new identity would
+        // start starts over under a new name.
+        let restart_below = Trust::from_micros(micros(config.new_identity_trust * 0.6));
         for &i in &committee {
             if agents[i].adversary == Some(Adversary::Whitewasher)
-                && learners.trust[identity[i]][domain] < Trust::from_micros(300_000)
+                && learners.trust[identity[i]][domain] < restart_below
             {
                 identity[i] = learners.new_identity();
             }

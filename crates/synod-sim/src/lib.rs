@@ -16,7 +16,9 @@
 //! escalates by Chow's rule when `|Λ| < ln((1 − c) / c)`.
 //!
 //! Randomness comes from a seeded SplitMix64 generator: the same seed gives
-//! the same numbers on every platform.
+//! the same stream. The model's `ln`, `exp` and `cos` come from the
+//! platform's maths library, so the last digits of a result may differ
+//! between platforms; on one platform a seed always gives the same numbers.
 
 #![warn(missing_docs)]
 
@@ -222,7 +224,7 @@ pub fn run(config: &Config, seed: u64) -> Run {
     aggregators::simulate(config, seed)
 }
 
-/// Mean and half-width of a 95 % interval (normal approximation) of `xs`.
+/// Mean and half-width of a 95 % interval of `xs` (Student's t).
 pub fn mean_ci(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
@@ -230,7 +232,14 @@ pub fn mean_ci(xs: &[f64]) -> (f64, f64) {
         return (mean, 0.0);
     }
     let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, 1.96 * (var / n).sqrt())
+    // Two-sided 97.5 % quantiles of Student's t for 1..=30 degrees of freedom.
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    let t = T.get(xs.len() - 2).copied().unwrap_or(1.96);
+    (mean, t * (var / n).sqrt())
 }
 
 /// A summary row: an aggregator's metrics over seeds, as (mean, ±95 %).

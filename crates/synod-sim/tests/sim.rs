@@ -125,3 +125,28 @@ fn the_chart_is_an_svg_with_every_series() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert_eq!(svg.matches("<polyline").count(), 2);
 }
+
+#[test]
+fn with_calibrated_agents_the_log_odds_vote_is_the_oracle() {
+    // Runs the simulator itself: with no adversaries and nobody
+    // over-confident, every vote's log-odds evidence is its λ (up to the
+    // evidence cap), so the log-odds aggregator and the oracle decide alike.
+    let config = Config {
+        proposals: 3_000,
+        overconfident_share: 0.0,
+        ..Config::default()
+    };
+    let run = run(&config, 5);
+    let counts = |name: &str| {
+        run.results
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .clone()
+    };
+    let (log_odds, oracle) = (counts("log-odds"), counts("oracle"));
+    let differs = (log_odds.right as i64 - oracle.right as i64).abs()
+        + (log_odds.escalated as i64 - oracle.escalated as i64).abs();
+    assert!(differs <= 15, "log-odds {log_odds:?} vs oracle {oracle:?}");
+}
