@@ -868,9 +868,7 @@ fn one_agent_may_hold_only_so_many_proposals_open() {
         .space
         .proposals()
         .values()
-        .find(|p| {
-            p.status == synod_core::Status::Open && h.space.agent_at(p.proposer).id == h.id("alice")
-        })
+        .find(|p| p.status == Status::Open && h.space.agent_at(p.proposer).id == h.id("alice"))
         .unwrap()
         .id;
     let mut body = h.proposal_body("ops.g", "critical", "0.9");
