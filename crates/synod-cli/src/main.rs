@@ -475,35 +475,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     seeds,
                     config.escalation_cost
                 );
-                let f = |(m, h): (f64, f64)| format!("{m:.4} ±{h:.4}");
-                let table: Vec<Vec<String>> = rows
+                let table: Vec<Vec<String>> = rows.iter().map(synod_sim::Row::cells).collect();
+                let headers: Vec<String> = synod_sim::COLUMNS
                     .iter()
-                    .map(|r| {
-                        vec![
-                            r.aggregator.clone(),
-                            f(r.accuracy),
-                            f(r.false_approval_rate),
-                            f(r.escalation_rate),
-                            f(r.cost),
-                            f(r.gap),
-                            f(r.swung),
-                            f(r.brier),
-                            f(r.aurc),
-                        ]
-                    })
+                    .map(|c| c.to_uppercase())
                     .collect();
                 table::print(
-                    &[
-                        "AGGREGATOR",
-                        "ACCURACY",
-                        "FALSE APPROVALS",
-                        "ESCALATIONS",
-                        "J",
-                        "GAP",
-                        "SWUNG",
-                        "BRIER",
-                        "AURC",
-                    ],
+                    &headers.iter().map(String::as_str).collect::<Vec<_>>(),
                     &table,
                 );
             }

@@ -317,25 +317,46 @@ pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
         .collect()
 }
 
+/// The column names of a summary row, in [`Row::cells`] order.
+pub const COLUMNS: [&str; 9] = [
+    "aggregator",
+    "accuracy",
+    "false approvals",
+    "escalations",
+    "J",
+    "normalised gap",
+    "swung by adversaries",
+    "Brier",
+    "AURC",
+];
+
+impl Row {
+    /// The row as text cells, each metric as `mean ± half-width`.
+    pub fn cells(&self) -> Vec<String> {
+        let f = |(m, h): (f64, f64)| format!("{m:.4} ± {h:.4}");
+        vec![
+            self.aggregator.clone(),
+            f(self.accuracy),
+            f(self.false_approval_rate),
+            f(self.escalation_rate),
+            f(self.cost),
+            f(self.gap),
+            f(self.swung),
+            f(self.brier),
+            f(self.aurc),
+        ]
+    }
+}
+
 /// The summary as a markdown table.
 pub fn markdown(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "| aggregator | accuracy | false approvals | escalations | J | normalised gap | swung by adversaries | Brier | AURC |\n|---|---|---|---|---|---|---|---|---|\n",
+    let mut out = format!(
+        "| {} |\n|{}\n",
+        COLUMNS.join(" | "),
+        "---|".repeat(COLUMNS.len())
     );
-    let f = |(m, h): (f64, f64)| format!("{m:.4} ± {h:.4}");
     for r in rows {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.aggregator,
-            f(r.accuracy),
-            f(r.false_approval_rate),
-            f(r.escalation_rate),
-            f(r.cost),
-            f(r.gap),
-            f(r.swung),
-            f(r.brier),
-            f(r.aurc)
-        ));
+        out.push_str(&format!("| {} |\n", r.cells().join(" | ")));
     }
     out
 }
