@@ -135,10 +135,7 @@ fn bad_input_gets_its_error_and_changes_nothing() {
         "open one",
         600_000,
     );
-    let id = http.post("/v1/proposals", &p).body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = post_proposal(&http, &p);
     let done = proposal(
         &http,
         &k["alice"],
@@ -480,10 +477,7 @@ fn events_resume_where_the_client_left_off_and_deadlines_close_through_the_log()
         "expires",
         1_500,
     );
-    let id = http.post("/v1/proposals", &p).body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = post_proposal(&http, &p);
     let live = read_events(
         &server.base,
         &format!("/v1/events?from={from}"),
@@ -517,10 +511,7 @@ fn a_restart_recovers_everything_acknowledged() {
             "survives",
             600_000,
         );
-        let id = http.post("/v1/proposals", &p).body["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = post_proposal(&http, &p);
         let (space, time) = http.space();
         assert!(
             http.post(
@@ -577,10 +568,7 @@ fn reviewer_tokens_decide_as_the_reviewer_they_stand_for() {
         "needs a human",
         600_000,
     );
-    let id = http.post("/v1/proposals", &p).body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = post_proposal(&http, &p);
     let (space, time) = http.space();
     http.post(
         &format!("/v1/proposals/{id}/responses"),
@@ -752,10 +740,7 @@ fn a_revoked_reviewer_token_stops_working_and_events_resume_inside_an_entry() {
         "revocation",
         600_000,
     );
-    let id = http.post("/v1/proposals", &p).body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = post_proposal(&http, &p);
     let (space, time) = http.space();
     http.post(
         &format!("/v1/proposals/{id}/responses"),

@@ -299,12 +299,17 @@ pub fn voting_space(
                 &format!("change {i}"),
                 3_600_000,
             );
-            let answer = http.post("/v1/proposals", &p);
-            assert_eq!(answer.status, 201, "{answer:?}");
-            answer.body["id"].as_str().unwrap().to_string()
+            post_proposal(http, &p)
         })
         .collect();
     (agents, ids)
+}
+
+/// Posts a proposal, which must be accepted (201); returns its id.
+pub fn post_proposal(http: &Http, proposal: &Verified) -> String {
+    let answer = http.post("/v1/proposals", proposal);
+    assert_eq!(answer.status, 201, "{answer:?}");
+    answer.body["id"].as_str().unwrap().to_string()
 }
 
 pub fn response(
