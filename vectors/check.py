@@ -3,7 +3,8 @@
 checked against the shared vectors.
 
 It derives did:key ids, canonicalizes with RFC 8785, hashes and signs
-(Ed25519 is deterministic), resolves every scenario of resolve.json with the
+(Ed25519 is deterministic), checks the signature rule (strict encodings, the
+cofactored equation) on the edge cases of signatures.json, resolves every scenario of resolve.json with the
 exact integer rule of docs/PROTOCOL.md §5-§6, and replays every trust update of
 trust.json (§8). (The sample log, log/sample.jsonl, is checked by
 `synod audit verify`, not here.) Nothing here is shared with the Rust code: agreement is the
@@ -66,6 +67,121 @@ def check_messages() -> int:
         mine = base64.urlsafe_b64encode(private.sign(signed)).rstrip(b"=").decode()
         assert mine == signature == case["signature"], case["name"]
         assert did_of(public) == envelope["signer"], case["name"]
+    return len(cases)
+
+
+# The signature rule of PROTOCOL.md §2.2-§2.3 in plain integer arithmetic:
+# strict encodings and the cofactored equation. (The `cryptography` package
+# checks the cofactorless equation, which refuses some signatures the rule
+# accepts; signatures.json has them.)
+P = 2**255 - 19
+L = 2**252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def point_add(p1, p2):
+    # Extended coordinates (X, Y, Z, T), x = X/Z, y = Y/Z, xy = T/Z.
+    x1, y1, z1, t1 = p1
+    x2, y2, z2, t2 = p2
+    a = (y1 - x1) * (y2 - x2) % P
+    b = (y1 + x1) * (y2 + x2) % P
+    c = 2 * t1 * t2 * D % P
+    d = 2 * z1 * z2 % P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def scalar_mul(n, point):
+    result = (0, 1, 1, 0)
+    while n:
+        if n & 1:
+            result = point_add(result, point)
+        point = point_add(point, point)
+        n >>= 1
+    return result
+
+
+def is_identity(point):
+    x, y, z, _ = point
+    return x % P == 0 and (y - z) % P == 0
+
+
+def decode_point(data: bytes):
+    """The point of a canonical encoding, or None."""
+    y = int.from_bytes(data, "little") & (2**255 - 1)
+    sign = data[31] >> 7
+    if y >= P:
+        return None
+    u, v = (y * y - 1) % P, (D * y * y + 1) % P
+    x = u * pow(v, P - 2, P) % P
+    root = pow(x, (P + 3) // 8, P)
+    if (root * root - x) % P != 0:
+        root = root * SQRT_M1 % P
+    if (root * root - x) % P != 0:
+        return None
+    if root == 0 and sign:
+        return None
+    if root & 1 != sign:
+        root = P - root
+    return (root, y, 1, root * y % P)
+
+
+BASE = decode_point(bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666"))
+
+
+def small_order(point) -> bool:
+    return is_identity(scalar_mul(8, point))
+
+
+def signature_valid(public: bytes, signature: bytes, message: bytes) -> bool:
+    a = decode_point(public)
+    r = decode_point(signature[:32])
+    s = int.from_bytes(signature[32:], "little")
+    if a is None or r is None or s >= L or small_order(a) or small_order(r):
+        return False
+    k = int.from_bytes(hashlib.sha512(signature[:32] + public + message).digest(), "little") % L
+    neg = lambda q: ((-q[0]) % P, q[1], q[2], (-q[3]) % P)
+    residual = point_add(point_add(scalar_mul(s, BASE), neg(scalar_mul(k, a))), neg(r))
+    return is_identity(scalar_mul(8, residual))
+
+
+def key_of_did(did: str):
+    """The public key bytes of an agent id, or None if it is not valid (§2.2)."""
+    alphabet = {c: i for i, c in enumerate(B58)}
+    if len(did) > 64 or not did.startswith("did:key:z"):
+        return None
+    n = 0
+    for c in did[len("did:key:z"):]:
+        if c not in alphabet:
+            return None
+        n = n * 58 + alphabet[c]
+    raw = n.to_bytes(34, "big") if n < 256**34 else b""
+    if len(raw) != 34 or raw[:2] != b"\xed\x01" or did_of(raw[2:]) != did:
+        return None
+    point = decode_point(raw[2:])
+    if point is None or small_order(point):
+        return None
+    return raw[2:]
+
+
+def envelope_valid(envelope: dict) -> bool:
+    public = key_of_did(envelope["signer"])
+    text = envelope["signature"]
+    if public is None or len(text) != 86:
+        return False
+    signature = base64.urlsafe_b64decode(text + "==")
+    unsigned = {k: v for k, v in envelope.items() if k != "signature"}
+    return signature_valid(public, signature, rfc8785.dumps(unsigned))
+
+
+def check_signatures() -> int:
+    cases = json.loads((HERE / "signatures.json").read_text())["cases"]
+    for case in cases:
+        assert envelope_valid(case["envelope"]) == case["valid"], case["name"]
+    # The honest messages pass the same rule.
+    for case in json.loads((HERE / "messages.json").read_text())["cases"]:
+        assert envelope_valid(case["envelope"]), case["name"]
     return len(cases)
 
 
@@ -307,6 +423,7 @@ def main() -> int:
     counts = {
         "keys": check_keys(),
         "messages": check_messages(),
+        "signature edge cases": check_signatures(),
         "resolve scenarios": check_resolve(),
         "trust updates": check_trust(),
     }

@@ -40,7 +40,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50)]
     proposals: usize,
     /// Concurrent HTTP connections.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     connections: usize,
     /// Run the `throughput` scenario this many times and report the median.
     #[arg(long, default_value_t = 3)]
@@ -152,23 +152,21 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// A minimal HTTP/1.1 keep-alive connection: the load generator shares the
-/// machine with the node, so it spends as little CPU per request as it can.
+/// machine with the node, so it spends as little CPU per request as it can
+/// (one thread drives every connection; requests are built before the clock
+/// starts; responses are parsed only for their status and length).
 struct Conn {
-    reader: BufReader<std::net::TcpStream>,
-    writer: std::net::TcpStream,
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
 }
 
 impl Conn {
-    fn open(base: &str) -> Result<Conn> {
-        let host = base
-            .strip_prefix("http://")
-            .context("the node's URL is http://HOST:PORT")?;
-        let stream = std::net::TcpStream::connect(host)?;
+    async fn open(host: &str) -> Result<Conn> {
+        let stream = tokio::net::TcpStream::connect(host).await?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         Ok(Conn {
-            writer: stream.try_clone()?,
-            reader: BufReader::new(stream),
+            stream,
+            buffer: Vec::with_capacity(8192),
         })
     }
 
@@ -186,33 +184,49 @@ impl Conn {
 
     /// Sends a request built by [`Conn::request`]; returns the status and
     /// the response body.
-    fn send(&mut self, request: &[u8]) -> Result<(u16, Vec<u8>)> {
-        use std::io::{Read as _, Write as _};
-        self.writer.write_all(request)?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
+    async fn send(&mut self, request: &[u8]) -> Result<(u16, Vec<u8>)> {
+        use tokio::io::AsyncWriteExt as _;
+        self.stream.write_all(request).await?;
+        let head_end = loop {
+            if let Some(i) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill().await?;
+        };
+        let head = std::str::from_utf8(&self.buffer[..head_end]).context("a bad response head")?;
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|s| s.parse().ok())
             .context("a bad status line")?;
         let mut length = 0usize;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
+        for header in lines {
             if let Some((name, value)) = header.split_once(':')
                 && name.eq_ignore_ascii_case("content-length")
             {
                 length = value.trim().parse()?;
             }
         }
-        let mut response = vec![0; length];
-        self.reader.read_exact(&mut response)?;
-        Ok((status, response))
+        while self.buffer.len() < head_end + length {
+            self.fill().await?;
+        }
+        let body = self.buffer[head_end..head_end + length].to_vec();
+        self.buffer.drain(..head_end + length);
+        Ok((status, body))
+    }
+
+    async fn fill(&mut self) -> Result<()> {
+        use tokio::io::AsyncReadExt as _;
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(60), self.stream.read(&mut chunk))
+            .await
+            .context("no response within 60 s")??;
+        if n == 0 {
+            bail!("the node closed the connection");
+        }
+        self.buffer.extend_from_slice(&chunk[..n]);
+        Ok(())
     }
 }
 
@@ -239,57 +253,63 @@ fn blast(
     let jobs = Arc::new(jobs);
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(Vec::new()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let started = Instant::now();
-    let threads: Vec<_> = (0..connections)
-        .map(|_| {
-            let (jobs, next, failures, base) = (
-                jobs.clone(),
-                next.clone(),
-                failures.clone(),
-                base.to_string(),
-            );
-            std::thread::spawn(move || {
-                let mut done = Vec::new();
-                let mut conn = match Conn::open(&base) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        failures.lock().unwrap().push(format!("connecting: {e}"));
-                        return done;
-                    }
-                };
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((path, request, tag)) = jobs.get(i) else {
-                        break;
-                    };
-                    let sent = Instant::now();
-                    match conn.send(request) {
-                        Ok((status, _)) if (200..300).contains(&status) => {
-                            done.push((*tag, sent, sent.elapsed()))
-                        }
-                        Ok((status, text)) => {
-                            failures.lock().unwrap().push(format!(
-                                "{path}: {status} {}",
-                                String::from_utf8_lossy(&text)
-                            ));
-                        }
+    let all = runtime.block_on(async {
+        let tasks: Vec<_> = (0..connections)
+            .map(|_| {
+                let (jobs, next, failures, host) = (
+                    jobs.clone(),
+                    next.clone(),
+                    failures.clone(),
+                    host.to_string(),
+                );
+                tokio::spawn(async move {
+                    let mut done = Vec::new();
+                    let mut conn = match Conn::open(&host).await {
+                        Ok(c) => c,
                         Err(e) => {
-                            failures.lock().unwrap().push(format!("{path}: {e}"));
+                            failures.lock().unwrap().push(format!("connecting: {e}"));
+                            return done;
+                        }
+                    };
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((path, request, tag)) = jobs.get(i) else {
                             break;
+                        };
+                        let sent = Instant::now();
+                        match conn.send(request).await {
+                            Ok((status, _)) if (200..300).contains(&status) => {
+                                done.push((*tag, sent, sent.elapsed()))
+                            }
+                            Ok((status, text)) => {
+                                failures.lock().unwrap().push(format!(
+                                    "{path}: {status} {}",
+                                    String::from_utf8_lossy(&text)
+                                ));
+                            }
+                            Err(e) => {
+                                failures.lock().unwrap().push(format!("{path}: {e}"));
+                                break;
+                            }
                         }
                     }
-                }
-                done
+                    done
+                })
             })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in threads {
-        all.extend(
-            t.join()
-                .map_err(|_| anyhow::anyhow!("a load thread panicked"))?,
-        );
-    }
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            match task.await {
+                Ok(done) => all.extend(done),
+                Err(_) => failures.lock().unwrap().push("a load task panicked".into()),
+            }
+        }
+        all
+    });
     let elapsed = started.elapsed();
     let failures = failures.lock().unwrap();
     if !failures.is_empty() {
@@ -319,6 +339,7 @@ struct VoteRun {
     name: String,
     /// Mean entries per fsync and mean fsync time (ms), from the node's metrics.
     batch_mean: f64,
+    signature_batch_mean: f64,
     fsync_mean_ms: f64,
     /// Node CPU time per accepted response, µs.
     node_cpu_us: f64,
@@ -450,6 +471,8 @@ fn vote(name: &str, agents: usize, proposals: usize, connections: usize) -> Resu
     Ok(VoteRun {
         name: name.to_string(),
         batch_mean: metric("synod_fsync_batch_entries_sum ") / batches,
+        signature_batch_mean: metric("synod_signature_batch_size_sum ")
+            / metric("synod_signature_batch_size_count ").max(1.0),
         node_cpu_us: node_cpu.as_secs_f64() * 1e6 / done.len().max(1) as f64,
         client_cpu_us: own_cpu.as_secs_f64() * 1e6 / done.len().max(1) as f64,
         fsync_mean_ms: metric("synod_fsync_seconds_sum ") * 1000.0
@@ -555,6 +578,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                        "last_vote_to_outcome_ms": {"p50": ms(r.outcome_p50), "p99": ms(r.outcome_p99)},
                        "ratio_to_single_core_verify": r.per_second / verify,
                        "entries_per_fsync_mean": r.batch_mean, "fsync_ms_mean": r.fsync_mean_ms,
+                       "signatures_per_batch_mean": r.signature_batch_mean,
                        "node_cpu_us_per_response": r.node_cpu_us,
                        "load_generator_cpu_us_per_request": r.client_cpu_us})
             })
@@ -579,6 +603,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 format!("{:.1} / {:.1}", ms(r.ack_p50), ms(r.ack_p99)),
                 format!("{:.1} / {:.1}", ms(r.outcome_p50), ms(r.outcome_p99)),
                 format!("{:.0} / {:.1}", r.batch_mean, r.fsync_mean_ms),
+                format!("{:.0}", r.signature_batch_mean),
                 format!("{:.0} / {:.0}", r.node_cpu_us, r.client_cpu_us),
             ]
         })
@@ -594,6 +619,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 "ACK P50/P99 MS",
                 "LAST VOTE→OUTCOME P50/P99 MS",
                 "ENTRIES/FSYNC, FSYNC MS",
+                "SIGS/BATCH",
                 "CPU µS/RESPONSE NODE / LOADGEN",
             ],
             &rows,

@@ -145,7 +145,8 @@ fn apply_responses(bencher: Bencher, n: usize) {
         });
 }
 
-/// Strict Ed25519 verification of one response-sized message.
+/// Checking the signature of one response-sized message (key already
+/// decoded): strict encodings, the cofactored equation.
 #[divan::bench(name = "ed25519::verify")]
 fn verify(bencher: Bencher) {
     let key = Keypair::from_seed(&[7; 32]);
@@ -156,4 +157,52 @@ fn verify(bencher: Bencher) {
         &key,
     );
     bencher.bench(|| black_box(&message).check_signature().is_ok());
+}
+
+/// Checking `n` response-sized messages from different signers: one at a
+/// time, and as one batch (`verify_batch`, the sequencer's path). Both
+/// include decoding each signature (`prepare`). Per-message cost is the
+/// median divided by `n`.
+#[divan::bench(name = "ed25519::check", args = [1, 16, 32, 64])]
+fn check_signatures(bencher: Bencher, n: usize) {
+    let messages = signed_responses(n);
+    bencher
+        .counter(ItemsCount::new(n))
+        .with_inputs(|| messages.clone())
+        .bench_local_values(|messages| {
+            messages
+                .into_iter()
+                .map(|m| m.verify().is_ok())
+                .filter(|ok| *ok)
+                .count()
+        });
+}
+
+#[divan::bench(name = "ed25519::check_batch", args = [1, 16, 32, 64])]
+fn check_batch(bencher: Bencher, n: usize) {
+    let messages = signed_responses(n);
+    bencher
+        .counter(ItemsCount::new(n))
+        .with_inputs(|| messages.clone())
+        .bench_local_values(|messages| {
+            let prepared = messages.into_iter().map(|m| m.prepare().unwrap()).collect();
+            synod_core::wire::verify_batch(prepared)
+                .iter()
+                .filter(|r| r.is_ok())
+                .count()
+        });
+}
+
+fn signed_responses(n: usize) -> Vec<SignedMessage> {
+    (0..n)
+        .map(|i| {
+            let key = Keypair::from_seed(&Digest::of(format!("signer {i}").as_bytes()).0);
+            SignedMessage::sign(
+                MessageType::Response,
+                json!({"space": "bench", "created_at": T0, "proposal": Digest::of(b"p"), "stance": "endorse",
+                       "confidence": "0.8", "reasoning": "checked"}),
+                &key,
+            )
+        })
+        .collect()
 }

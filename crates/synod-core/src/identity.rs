@@ -19,7 +19,8 @@ pub enum DidError {
     /// Not of the form `did:key:z…` with an Ed25519 multicodec key.
     #[error("not an Ed25519 did:key: {0}")]
     Format(String),
-    /// The 32 bytes are not a valid Ed25519 point.
+    /// The 32 bytes are not an acceptable Ed25519 key: not a canonically
+    /// encoded point, or of small order.
     #[error("did:key holds an invalid Ed25519 public key")]
     BadKey,
 }
@@ -74,7 +75,10 @@ impl AgentId {
         // The text is the only encoding of these bytes: base58 is one-to-one
         // on byte strings without leading zeros, and these start with 0xed.
         // So ids compare correctly as strings.
-        VerifyingKey::from_bytes(&key_bytes).map_err(|_| DidError::BadKey)
+        // Only keys that can sign under the rule of docs/PROTOCOL.md §2:
+        // canonical and not of small order.
+        let point = crate::signature::check_key(&key_bytes).map_err(|_| DidError::BadKey)?;
+        Ok(VerifyingKey::from(point))
     }
 
     /// An id whose text a [`KeyCache`] vouched for: it decoded it before.

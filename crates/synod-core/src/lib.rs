@@ -23,6 +23,7 @@ pub mod message;
 pub mod package;
 pub mod policy;
 pub mod scenario;
+mod signature;
 pub mod space;
 pub mod tally;
 pub mod trust;

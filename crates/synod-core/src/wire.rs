@@ -8,7 +8,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use serde::de::DeserializeSeed as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{ErrorKind, Rejection, reject};
 use crate::identity::{AgentId, KeyCache, Keypair, NoKeyCache};
+use crate::signature::{self, Equation};
 
 /// Largest envelope accepted, in bytes of JSON as received.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -301,24 +302,48 @@ impl SignedMessage {
         }
     }
 
-    /// Checks the signature (strict RFC 8032 verification: canonical `S`, no
-    /// small-order keys) and returns the message as [`Verified`].
+    /// Checks the signature (docs/PROTOCOL.md §2: strict encodings, the
+    /// cofactored equation) and returns the message as [`Verified`].
     pub fn verify(self) -> Result<Verified, Rejection> {
-        self.check_signature()?;
-        Ok(Verified(self))
+        self.prepare()?.verify()
     }
 
     /// Checks the signature without consuming the message.
     pub fn check_signature(&self) -> Result<(), Rejection> {
-        let signature = Signature::from_bytes(&self.signature);
-        self.signer_key
-            .verify_strict(&self.signed_bytes, &signature)
-            .map_err(|_| {
-                Rejection::new(
-                    ErrorKind::BadSignature,
-                    format!("signature does not verify for {}", self.signer),
-                )
-            })
+        match self.equation() {
+            Some(equation) if equation.holds() => Ok(()),
+            _ => Err(self.bad_signature()),
+        }
+    }
+
+    /// Decodes the signature and computes what its equation needs, without
+    /// checking the equation: the cheap part of verifying, which can run
+    /// anywhere, before the expensive part is done for many messages at once
+    /// by [`verify_batch`]. Fails when the signature is malformed.
+    pub fn prepare(self) -> Result<Prepared, Rejection> {
+        match self.equation() {
+            Some(equation) => Ok(Prepared {
+                message: self,
+                equation,
+            }),
+            None => Err(self.bad_signature()),
+        }
+    }
+
+    fn equation(&self) -> Option<Equation> {
+        Equation::new(
+            self.signer_key.to_edwards(),
+            self.signer_key.to_bytes(),
+            &self.signature,
+            &self.signed_bytes,
+        )
+    }
+
+    fn bad_signature(&self) -> Rejection {
+        Rejection::new(
+            ErrorKind::BadSignature,
+            format!("signature does not verify for {}", self.signer),
+        )
     }
 
     /// The message type.
@@ -369,6 +394,52 @@ impl SignedMessage {
     /// the form in which the node stores and exports a message.
     pub fn canonical_envelope(&self) -> Vec<u8> {
         canonicalize(&self.to_value())
+    }
+}
+
+/// A message whose signature is decoded but whose equation is not checked
+/// yet: made by [`SignedMessage::prepare`], turned into [`Verified`] by
+/// [`Prepared::verify`] or, many at once, by [`verify_batch`].
+#[derive(Clone)]
+pub struct Prepared {
+    message: SignedMessage,
+    equation: Equation,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Prepared").field(&self.message).finish()
+    }
+}
+
+impl Prepared {
+    /// Checks this one signature's equation.
+    pub fn verify(self) -> Result<Verified, Rejection> {
+        if self.equation.holds() {
+            Ok(Verified(self.message))
+        } else {
+            Err(self.message.bad_signature())
+        }
+    }
+}
+
+impl std::ops::Deref for Prepared {
+    type Target = SignedMessage;
+    fn deref(&self) -> &SignedMessage {
+        &self.message
+    }
+}
+
+/// Verifies many prepared messages at once, answering for each exactly what
+/// [`Prepared::verify`] would. All their equations are checked as one
+/// (docs/PROTOCOL.md §2), at about half the cost per signature for batches
+/// of 16 and more; when that fails, each is checked alone to find which.
+pub fn verify_batch(batch: Vec<Prepared>) -> Vec<Result<Verified, Rejection>> {
+    let equations: Vec<&Equation> = batch.iter().map(|p| &p.equation).collect();
+    if batch.len() > 1 && signature::batch_holds(&equations) {
+        batch.into_iter().map(|p| Ok(Verified(p.message))).collect()
+    } else {
+        batch.into_iter().map(Prepared::verify).collect()
     }
 }
 

@@ -353,3 +353,183 @@ fn sample_log_export() {
     assert!(summary.trust_updates > 0);
     assert_eq!(summary.proposals.get("approved_by_human"), Some(&1));
 }
+
+/// Signatures at the edges of the rule of PROTOCOL.md §2.2–§2.3, each made
+/// by hand from a known secret: which ones a verifier must accept and which
+/// it must refuse. Checked one by one and in batches (the answers must be
+/// the same), and independently by vectors/check.py.
+#[test]
+fn signature_edges() {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use ed25519_dalek::SigningKey;
+    use sha2::{Digest as _, Sha512};
+
+    let signing = SigningKey::from_bytes(&Digest::of(b"signature-edges").0);
+    let a = signing.to_scalar();
+    let honest_key = signing.verifying_key().to_bytes();
+    let did = |key: &[u8; 32]| {
+        let mut bytes = vec![0xed, 0x01];
+        bytes.extend_from_slice(key);
+        format!("did:key:z{}", bs58::encode(bytes).into_string())
+    };
+    let signed_bytes = |name: &str, key: &[u8; 32]| {
+        synod_core::wire::canonicalize(&json!({
+            "body": {"case": name}, "signer": did(key), "type": "registration"
+        }))
+    };
+    let challenge = |r: &[u8; 32], key: &[u8; 32], message: &[u8]| {
+        let mut h = Sha512::new();
+        h.update(r);
+        h.update(key);
+        h.update(message);
+        Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+    };
+    // A signature with nonce point R = [r]B + T and secret `a` for key bytes
+    // `key`, answering R's own challenge.
+    let sign_with = |name: &str, key: &[u8; 32], r: Scalar, torsion: usize, a: Scalar| {
+        let big_r = (B * r + EIGHT_TORSION[torsion]).compress().to_bytes();
+        let k = challenge(&big_r, key, &signed_bytes(name, key));
+        let s = r + k * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&big_r);
+        sig[32..].copy_from_slice(s.as_bytes());
+        sig
+    };
+    let nonce = Scalar::from_bytes_mod_order(Digest::of(b"nonce").0);
+    // ℓ, little-endian: S + ℓ is the same scalar, not canonically encoded.
+    let mut ell = [0u8; 32];
+    ell[..16].copy_from_slice(&27742317777372353535851937790883648493u128.to_le_bytes());
+    ell[31] = 0x10;
+    let add_ell = |sig: [u8; 64]| {
+        let mut out = sig;
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = u16::from(sig[32 + i]) + u16::from(ell[i]) + carry;
+            out[32 + i] = v as u8;
+            carry = v >> 8;
+        }
+        out
+    };
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    // A small-order key: [8]A is the identity. With it, S = 0 and R = A
+    // satisfy the cofactored equation for any message.
+    let small_key = EIGHT_TORSION[1].compress().to_bytes();
+
+    let mut cases: Vec<(&str, [u8; 32], [u8; 64], bool, &str)> = Vec::new();
+    let name = "honest";
+    cases.push((
+        name,
+        honest_key,
+        sign_with(name, &honest_key, nonce, 0, a),
+        true,
+        "an RFC 8032 signature",
+    ));
+    let name = "torsion-in-r";
+    cases.push((name, honest_key, sign_with(name, &honest_key, nonce, 1, a), true,
+        "R = [r]B + T with T of order 8: the cofactored equation holds (the cofactorless one does not)"));
+    let name = "torsion-of-order-2-in-r";
+    cases.push((
+        name,
+        honest_key,
+        sign_with(name, &honest_key, nonce, 4, a),
+        true,
+        "R = [r]B + T with T of order 2",
+    ));
+    let name = "s-not-canonical";
+    cases.push((
+        name,
+        honest_key,
+        add_ell(sign_with(name, &honest_key, nonce, 0, a)),
+        false,
+        "the honest S plus L: S >= L",
+    ));
+    let name = "r-small-order";
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&identity);
+    let k = challenge(&identity, &honest_key, &signed_bytes(name, &honest_key));
+    sig[32..].copy_from_slice((k * a).as_bytes());
+    cases.push((
+        name,
+        honest_key,
+        sig,
+        false,
+        "R is the identity and S = k·a: the equation holds, but R is of small order",
+    ));
+    let name = "key-small-order";
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&small_key);
+    cases.push((name, small_key, sig, false,
+        "A is a point of order 8, R = A, S = 0: the equation holds for every message, but A is of small order"));
+    let name = "wrong-message";
+    let sig = sign_with("another message", &honest_key, nonce, 0, a);
+    cases.push((
+        name,
+        honest_key,
+        sig,
+        false,
+        "a valid signature of other bytes",
+    ));
+    let name = "r-not-canonical";
+    // y = 2^255 − 19 + 1 encodes y = 1 (the identity) non-canonically.
+    let mut r = [0xffu8; 32];
+    r[0] = 0xee;
+    r[31] = 0x7f;
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&r);
+    let k = challenge(&r, &honest_key, &signed_bytes(name, &honest_key));
+    sig[32..].copy_from_slice((k * a).as_bytes());
+    cases.push((name, honest_key, sig, false,
+        "R is y = p + 1, a non-canonical encoding (of the identity, so also of small order), S = k·a"));
+
+    let rows: Vec<Value> = cases
+        .iter()
+        .map(|(name, key, sig, valid, why)| {
+            let envelope = json!({
+                "type": "registration", "body": {"case": name}, "signer": did(key),
+                "signature": base64_url(sig),
+            });
+            json!({"name": name, "envelope": envelope, "valid": valid, "why": why})
+        })
+        .collect();
+    let generated = serde_json::to_string_pretty(&json!({
+        "description": "Signatures at the edges of PROTOCOL.md §2.2-§2.3 (strict encodings, cofactored equation): `valid` says whether a verifier must accept the envelope's signature. The bodies are not messages of the protocol; only the signature is tested.",
+        "cases": rows,
+    }))
+    .unwrap() + "\n";
+    pinned("signatures.json", &generated);
+
+    // Each case alone, then in batches with honest messages around it: the
+    // same answer every time.
+    let honest = |i: u8| {
+        SignedMessage::sign(MessageType::Registration, json!({"n": i}), &key_of("alice"))
+            .prepare()
+            .unwrap()
+    };
+    for case in read_json("signatures.json")["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let valid = case["valid"].as_bool().unwrap();
+        let text = case["envelope"].to_string();
+        let prepared = SignedMessage::parse(text.as_bytes()).and_then(SignedMessage::prepare);
+        let alone = prepared.clone().and_then(|p| p.verify());
+        assert_eq!(alone.is_ok(), valid, "{name}: {alone:?}");
+        if let Err(e) = &alone {
+            assert_eq!(e.kind, ErrorKind::BadSignature, "{name}");
+        }
+        if let Ok(p) = prepared {
+            let batch = vec![honest(1), p, honest(2), honest(3)];
+            let results = synod_core::wire::verify_batch(batch);
+            assert_eq!(results[1].is_ok(), valid, "{name} in a batch");
+            assert!(
+                results.iter().enumerate().all(|(i, r)| i == 1 || r.is_ok()),
+                "{name}"
+            );
+        }
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -17,7 +17,7 @@ use synod_core::message::{Body as MessageBody, Role};
 use synod_core::package::DecisionPackage;
 use synod_core::space::{ProposalRecord, Space, Status};
 use synod_core::tally::resolve;
-use synod_core::wire::{Digest, MAX_MESSAGE_BYTES, MessageType, SignedMessage, Verified};
+use synod_core::wire::{Digest, MAX_MESSAGE_BYTES, MessageType, Prepared, SignedMessage, Verified};
 use synod_core::{AgentId, ErrorKind, Rejection};
 
 use crate::{Node, SubmitError, keys, now_ms};
@@ -219,13 +219,14 @@ async fn limited_body(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
         .map_err(|_| too_large())
 }
 
-/// Parses and verifies a signed message of type `expected`.
+/// Parses a signed message of type `expected` and decodes its signature;
+/// the sequencer checks the signature, in a batch with others.
 async fn signed(
     node: &Node,
     headers: &HeaderMap,
     body: Body,
     expected: MessageType,
-) -> ApiResult<Verified> {
+) -> ApiResult<Prepared> {
     let bytes = limited_body(headers, body).await?;
     let result = SignedMessage::parse_cached(&bytes, node.keys()).and_then(|m| {
         if m.kind() != expected {
@@ -238,7 +239,7 @@ async fn signed(
                 ),
             ));
         }
-        m.verify()
+        m.prepare()
     });
     result.map_err(|r| {
         node.metrics().rejected(r.kind);
@@ -393,7 +394,7 @@ async fn propose(
 
 /// Refuses a message whose `proposal` is not the one in the path. The full
 /// body is checked by the sequencer; this only compares the field.
-fn check_path_matches(message: &Verified, id: &Digest) -> ApiResult<()> {
+fn check_path_matches(message: &SignedMessage, id: &Digest) -> ApiResult<()> {
     let named = message.body().get("proposal").and_then(Value::as_str);
     if named.and_then(Digest::from_hex) != Some(*id) {
         return Err(ApiError::new(

@@ -24,7 +24,7 @@ use serde_json::json;
 use synod_core::config::Mode;
 use synod_core::log::LogIndex;
 use synod_core::space::Effect;
-use synod_core::wire::{MessageType, Verified};
+use synod_core::wire::{MessageType, Prepared, Verified};
 use synod_core::{Rejection, Space};
 use synod_store::Store;
 use tokio::sync::{broadcast, oneshot};
@@ -97,6 +97,28 @@ pub enum SubmitError {
     /// storage failure).
     #[error("unavailable: {0}")]
     Unavailable(String),
+}
+
+/// A message for the sequencer: already verified (signed by the node
+/// itself), or prepared and left for the sequencer to verify in a batch.
+#[derive(Debug)]
+pub enum Submission {
+    /// Its signature is checked.
+    Verified(Verified),
+    /// Its signature is decoded; the sequencer checks it.
+    Prepared(Prepared),
+}
+
+impl From<Verified> for Submission {
+    fn from(message: Verified) -> Submission {
+        Submission::Verified(message)
+    }
+}
+
+impl From<Prepared> for Submission {
+    fn from(message: Prepared) -> Submission {
+        Submission::Prepared(message)
+    }
 }
 
 /// One applied entry, as published to event subscribers once durable.
@@ -346,8 +368,11 @@ impl Node {
         Ok(())
     }
 
-    /// Submits a verified message and waits until it is durable (or refused).
-    pub async fn submit(&self, message: Verified) -> Result<Receipt, SubmitError> {
+    /// Submits a message and waits until it is durable (or refused). A
+    /// [`Prepared`] message has its signature checked by the sequencer, in a
+    /// batch with the others that arrived meanwhile.
+    pub async fn submit(&self, message: impl Into<Submission>) -> Result<Receipt, SubmitError> {
+        let message = message.into();
         if let Some(why) = self.fatal() {
             return Err(SubmitError::Unavailable(why));
         }

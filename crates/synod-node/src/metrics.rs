@@ -72,6 +72,7 @@ const ROUND_BOUNDS: &[f64] = &[1.0, 2.0, 3.0, 5.0, 10.0];
 pub struct Metrics {
     entries: AtomicU64,
     batch_entries: Histogram,
+    signature_batch: Histogram,
     fsync_seconds: Histogram,
     vote_to_outcome_seconds: Histogram,
     rounds: Histogram,
@@ -85,6 +86,7 @@ impl Default for Metrics {
         Metrics {
             entries: AtomicU64::new(0),
             batch_entries: Histogram::new(BATCH_BOUNDS),
+            signature_batch: Histogram::new(BATCH_BOUNDS),
             fsync_seconds: Histogram::new(SECONDS_BOUNDS),
             vote_to_outcome_seconds: Histogram::new(VOTE_BOUNDS),
             rounds: Histogram::new(ROUND_BOUNDS),
@@ -104,6 +106,10 @@ impl Metrics {
         self.entries.fetch_add(entries as u64, Ordering::Relaxed);
         self.batch_entries.observe(entries as f64);
         self.fsync_seconds.observe(fsync.as_secs_f64());
+    }
+
+    pub(crate) fn verified(&self, signatures: usize) {
+        self.signature_batch.observe(signatures as f64);
     }
 
     /// Counts a refusal of `kind` (the node also calls it for requests it
@@ -156,6 +162,11 @@ impl Metrics {
             &mut out,
             "synod_fsync_batch_entries",
             "Entries committed per fsync.",
+        );
+        self.signature_batch.render(
+            &mut out,
+            "synod_signature_batch_size",
+            "Signatures checked together in one batch verification.",
         );
         self.fsync_seconds.render(
             &mut out,

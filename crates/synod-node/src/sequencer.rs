@@ -2,9 +2,12 @@
 //! applies them to the space, and group-commits each batch before it answers.
 //!
 //! One loop iteration: wait for the first message (or the next deadline),
-//! take everything else already queued (up to [`MAX_BATCH`]), apply it all
-//! under the state's write lock, append the accepted entries to the store in
-//! one transaction (one fsync), release the lock, then answer and publish.
+//! take everything else already queued (up to [`MAX_BATCH`]), check the
+//! signatures of the whole batch at once (batch verification,
+//! docs/PROTOCOL.md §2.3; the API threads have already parsed each message
+//! and decoded its signature), apply it all under the state's write lock,
+//! append the accepted entries to the store in one transaction (one fsync),
+//! release the lock, then answer and publish.
 //! While one batch is being written, the next one queues up: the busier the
 //! node, the more entries share an fsync.
 
@@ -14,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use synod_core::log::LogIndex;
 use synod_core::space::Effect;
-use synod_core::wire::Verified;
+use synod_core::wire::{Prepared, Verified, verify_batch};
 use tokio::sync::oneshot;
 
-use crate::{Node, Published, SubmitError, now_ms};
+use crate::{Node, Published, Submission, SubmitError, now_ms};
 
 /// A batch smaller than this waits up to [`GROUP_COMMIT_WAIT`] for more.
 pub const GROUP_COMMIT_TARGET: usize = 32;
@@ -36,17 +39,17 @@ pub const SNAPSHOT_EVERY_ENTRIES: u64 = 10_000;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// What the sequencer is asked to do.
-// Nearly every command is a submission; see `Payload`.
+// Nearly every command is a submission.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
-    /// Order, apply and persist a message.
-    Submit {
-        message: Verified,
-        reply: oneshot::Sender<Result<Receipt, SubmitError>>,
-    },
+    /// Check the signature (if not yet checked), order, apply and persist a
+    /// message.
+    Submit { message: Submission, reply: Reply },
     /// Stop after the commands before this one.
     Shutdown,
 }
+
+type Reply = oneshot::Sender<Result<Receipt, SubmitError>>;
 
 /// A durable, applied message.
 #[derive(Debug, Clone)]
@@ -67,48 +70,31 @@ pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
             .map(|d| Duration::from_millis(d.saturating_sub(now_ms())))
             .unwrap_or(MAX_IDLE)
             .min(MAX_IDLE);
-        let mut commands = Vec::new();
-        match rx.recv_timeout(wait) {
-            Ok(c) => commands.push(c),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        let mut submissions = Vec::new();
+        let mut stop = match rx.recv_timeout(wait) {
+            Ok(c) => take(&node, c, &mut submissions),
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        }
-        while commands.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(c) => commands.push(c),
-                Err(_) => break,
-            }
+        };
+        if !stop {
+            stop = drain(&node, &rx, &mut submissions, MAX_BATCH);
         }
         // Group commit: when only a few messages are waiting, give others a
         // moment to join this fsync. Each commit costs CPU (page writes, the
-        // device's doorbell), so fewer, fuller batches leave more CPU for
-        // checking signatures; the wait is bounded by [`GROUP_COMMIT_WAIT`].
-        if !commands.is_empty() && commands.len() < GROUP_COMMIT_TARGET {
+        // device's doorbell), and bigger batches verify their signatures more
+        // cheaply, so fewer, fuller batches leave more CPU for the rest; the
+        // wait is bounded by [`GROUP_COMMIT_WAIT`].
+        if !stop && !submissions.is_empty() && submissions.len() < GROUP_COMMIT_TARGET {
             let until = Instant::now() + GROUP_COMMIT_WAIT;
-            while commands.len() < GROUP_COMMIT_TARGET {
+            while !stop && submissions.len() < GROUP_COMMIT_TARGET {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
                 match rx.recv_timeout(left) {
-                    Ok(c) => commands.push(c),
+                    Ok(c) => stop = take(&node, c, &mut submissions),
                     Err(_) => break,
                 }
-            }
-        }
-        node.queued.fetch_sub(
-            commands
-                .iter()
-                .filter(|c| matches!(c, Command::Submit { .. }))
-                .count(),
-            Ordering::Relaxed,
-        );
-        let mut stop = false;
-        let mut submissions = Vec::with_capacity(commands.len());
-        for command in commands {
-            match command {
-                Command::Submit { message, reply } => submissions.push((message, reply)),
-                Command::Shutdown => stop = true,
             }
         }
         let stepped =
@@ -141,6 +127,39 @@ pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
     }
 }
 
+/// Adds a command taken off the queue to `into`; true if it is `Shutdown`.
+fn take(node: &Node, command: Command, into: &mut Vec<(Submission, Reply)>) -> bool {
+    match command {
+        Command::Submit { message, reply } => {
+            node.queued.fetch_sub(1, Ordering::Relaxed);
+            into.push((message, reply));
+            false
+        }
+        Command::Shutdown => true,
+    }
+}
+
+/// Takes what is already queued, up to `limit` messages, without waiting.
+/// True if it met `Shutdown` (it takes nothing after it).
+fn drain(
+    node: &Node,
+    rx: &mpsc::Receiver<Command>,
+    into: &mut Vec<(Submission, Reply)>,
+    limit: usize,
+) -> bool {
+    while into.len() < limit {
+        match rx.try_recv() {
+            Ok(c) => {
+                if take(node, c, into) {
+                    return true;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    false
+}
+
 /// Stops the node taking messages, and puts the state back to what is on
 /// disk, so that no reader ever sees an entry that was applied in memory but
 /// not made durable. If even that fails, the process cannot serve a true
@@ -157,11 +176,42 @@ fn halt(node: &Node, space: &mut synod_core::Space, why: String) {
     }
 }
 
-/// Applies and persists one batch. Returns false once the node must stop.
-fn step(
-    node: &Node,
-    submissions: Vec<(Verified, oneshot::Sender<Result<Receipt, SubmitError>>)>,
-) -> bool {
+/// Checks the signatures of every prepared submission, as one batch, and
+/// answers those that fail.
+fn verify(node: &Node, submissions: Vec<(Submission, Reply)>) -> Vec<(Verified, Reply)> {
+    let mut verified = Vec::with_capacity(submissions.len());
+    let mut prepared: Vec<Prepared> = Vec::new();
+    let mut waiting = Vec::new();
+    // Keep arrival order: the prepared ones go back into their slots.
+    for (i, (message, reply)) in submissions.into_iter().enumerate() {
+        match message {
+            Submission::Verified(message) => verified.push((i, message, reply)),
+            Submission::Prepared(message) => {
+                prepared.push(message);
+                waiting.push((i, reply));
+            }
+        }
+    }
+    if !prepared.is_empty() {
+        node.metrics.verified(prepared.len());
+    }
+    for ((i, reply), result) in waiting.into_iter().zip(verify_batch(prepared)) {
+        match result {
+            Ok(message) => verified.push((i, message, reply)),
+            Err(rejection) => {
+                node.metrics.rejected(rejection.kind);
+                let _ = reply.send(Err(SubmitError::Rejected(rejection)));
+            }
+        }
+    }
+    verified.sort_by_key(|(i, ..)| *i);
+    verified.into_iter().map(|(_, m, r)| (m, r)).collect()
+}
+
+/// Verifies, applies and persists one batch. Returns false once the node
+/// must stop.
+fn step(node: &Node, submissions: Vec<(Submission, Reply)>) -> bool {
+    let submissions = verify(node, submissions);
     let now = now_ms();
     let mut space = node.space.write().unwrap_or_else(|e| e.into_inner());
     let mut batch = Vec::new();
@@ -202,6 +252,20 @@ fn step(
         .store(space.head().next_index, Ordering::Release);
     drop(space);
 
+    // Trust history first, so that a client reading an agent right after its
+    // answer sees the history that answer implies.
+    let published: Vec<Published> = batch
+        .into_iter()
+        .map(|(entry, effects)| Published {
+            index: entry.index,
+            time: entry.time,
+            effects,
+            frames: std::sync::OnceLock::new(),
+        })
+        .collect();
+    for p in &published {
+        node.record_trust(p);
+    }
     for (reply, index, time, effects) in waiting {
         let _ = reply.send(Ok(Receipt {
             index,
@@ -209,16 +273,9 @@ fn step(
             effects,
         }));
     }
-    for (entry, effects) in batch {
-        let published = Published {
-            index: entry.index,
-            time: entry.time,
-            effects,
-            frames: std::sync::OnceLock::new(),
-        };
-        node.record_trust(&published);
+    for p in published {
         // No subscriber is fine: the event is in the store.
-        let _ = node.events.send(Arc::new(published));
+        let _ = node.events.send(Arc::new(p));
     }
     true
 }
