@@ -105,9 +105,11 @@ def _shutdown(response: httpx.Response | None) -> None:
         return
     stream = response.extensions.get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
+    # A socket.socket, or asyncio's TransportSocket wrapping one.
+    shutdown = getattr(sock, "shutdown", None)
+    if callable(shutdown):
         try:
-            sock.shutdown(socket.SHUT_RDWR)
+            shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
@@ -143,6 +145,8 @@ class _StreamState:
         self.retry_max = retry_max
         self.delay = retry_initial
         self.response: httpx.Response | None = None
+        # Whether a next()/anext() is under way (perhaps in another thread or task).
+        self._busy = False
 
     def request(self) -> tuple[dict[str, str], dict[str, Any]]:
         headers = {"accept": "text/event-stream", "cache-control": "no-cache"}
@@ -213,7 +217,11 @@ class EventStream(_StreamState):
         return self
 
     def __next__(self) -> Event:
-        return next(self._gen)
+        self._busy = True
+        try:
+            return next(self._gen)
+        finally:
+            self._busy = False
 
     def __enter__(self) -> EventStream:
         return self
@@ -224,10 +232,11 @@ class EventStream(_StreamState):
     def close(self) -> None:
         self.closed = True
         _shutdown(self.response)
-        try:
-            self._gen.close()
-        except ValueError:
-            pass  # running in another thread: it stops at the shut socket
+        if not self._busy:  # else another thread iterates: it stops at the shut socket
+            try:
+                self._gen.close()
+            except ValueError:
+                pass
 
     def _run(self) -> Generator[Event, None, None]:
         first = True
@@ -295,7 +304,11 @@ class AsyncEventStream(_StreamState):
         return self
 
     async def __anext__(self) -> Event:
-        return await self._gen.__anext__()
+        self._busy = True
+        try:
+            return await self._gen.__anext__()
+        finally:
+            self._busy = False
 
     async def __aenter__(self) -> AsyncEventStream:
         return self
@@ -306,10 +319,8 @@ class AsyncEventStream(_StreamState):
     async def aclose(self) -> None:
         self.closed = True
         _shutdown(self.response)
-        try:
+        if not self._busy:  # else another task iterates: it stops at the shut socket
             await self._gen.aclose()
-        except RuntimeError:
-            pass  # being iterated by another task: it stops at the shut socket
 
     async def _run(self) -> AsyncGenerator[Event, None]:
         first = True
