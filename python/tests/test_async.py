@@ -56,7 +56,7 @@ async def test_the_whole_lifecycle_async(team: Team) -> None:
         assert decided["status"] == "rejected_by_human"
         receipt = await node.report_outcome(contested, result="success", key=team.oscar)
         assert [e["type"] for e in receipt["effects"]].count("trust_updated") == 3
-        assert (await node.agent(team.bob.did))["trust"]["fraud.detection"] < "0.5"
+        assert float((await node.agent(team.bob.did))["trust"]["fraud.detection"]) < 0.5
 
         open_ids = [p["id"] async for p in node.open_proposals("fraud.*")]
         assert open_ids == []
