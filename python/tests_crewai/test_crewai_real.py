@@ -29,3 +29,15 @@ def test_real_crewai_tools_drive_a_proposal(team: Team) -> None:
         return str(tool.run(**arguments))
 
     _round_trip(team, call)
+
+
+def test_the_crewai_snippet_of_integrations_md_runs(team: Team) -> None:
+    from tests.conftest import REPO
+    from tests.test_docs import python_blocks
+
+    block = next(b for b in python_blocks(REPO / "docs" / "INTEGRATIONS.md") if "crewai" in b)
+    namespace: dict[str, Any] = {"node": team.client(team.bob)}
+    exec(block, namespace)
+    reviewer = namespace["reviewer"]
+    assert [t.name for t in reviewer.tools] == [spec.name for spec in TOOL_SPECS]
+    assert reviewer.tools[0].run(domain="fraud.*") == "[]"  # no proposal is open
