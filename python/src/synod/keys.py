@@ -109,7 +109,7 @@ def b64url_decode(text: str) -> bytes:
     return data
 
 
-# --- Edwards25519, only as far as key checks need it -------------------------
+# --- Edwards25519: the key checks and the signature rule ----------------------
 
 _P = 2**255 - 19
 _D = (-121665 * pow(121666, _P - 2, _P)) % _P
@@ -118,16 +118,19 @@ _SQRT_M1 = pow(2, (_P - 1) // 4, _P)
 GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
 
 _Point = tuple[int, int, int, int]
+_IDENTITY: _Point = (0, 1, 1, 0)
 
 
 def _decompress(encoded: bytes) -> _Point | None:
-    """Decodes a point as ed25519-dalek's ``CompressedEdwardsY::decompress``
-    does (a y at or above p is reduced); None if it is not on the curve."""
+    """The point of a *canonical* encoding (y < p; x = 0 only with the sign
+    bit clear), in extended coordinates; None if the bytes are not one."""
     if len(encoded) != 32:
         return None
     y_int = int.from_bytes(encoded, "little")
     sign = y_int >> 255
-    y = (y_int & ((1 << 255) - 1)) % _P
+    y = y_int & ((1 << 255) - 1)
+    if y >= _P:
+        return None
     u = (y * y - 1) % _P
     v = (_D * y * y + 1) % _P
     x = (u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P)) % _P
@@ -138,9 +141,22 @@ def _decompress(encoded: bytes) -> _Point | None:
         x = (x * _SQRT_M1) % _P
     else:
         return None
-    if sign:
+    if x == 0 and sign:
+        return None
+    if (x & 1) != sign:
         x = (-x) % _P
     return (x, y, 1, (x * y) % _P)
+
+
+def _add(p1: _Point, p2: _Point) -> _Point:
+    x1, y1, z1, t1 = p1
+    x2, y2, z2, t2 = p2
+    a = (y1 - x1) * (y2 - x2) % _P
+    b = (y1 + x1) * (y2 + x2) % _P
+    c = 2 * t1 * t2 * _D % _P
+    d = 2 * z1 * z2 % _P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
 
 
 def _double(point: _Point) -> _Point:
@@ -155,39 +171,78 @@ def _double(point: _Point) -> _Point:
     return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
 
 
-def _is_small_order(encoded: bytes) -> bool:
-    """True if the point is of small order (its 8-multiple is the identity)."""
-    point = _decompress(encoded)
-    if point is None:
-        return False
-    for _ in range(3):
+def _multiply(n: int, point: _Point) -> _Point:
+    result = _IDENTITY
+    while n:
+        if n & 1:
+            result = _add(result, point)
         point = _double(point)
+        n >>= 1
+    return result
+
+
+def _negate(point: _Point) -> _Point:
+    x, y, z, t = point
+    return ((-x) % _P, y, z, (-t) % _P)
+
+
+def _is_identity(point: _Point) -> bool:
     x, y, z, _ = point
     return x % _P == 0 and (y - z) % _P == 0
 
 
+def _times_8_is_identity(point: _Point) -> bool:
+    for _ in range(3):
+        point = _double(point)
+    return _is_identity(point)
+
+
+_BASE = _decompress(bytes.fromhex("58" + "66" * 31))
+
+
+def _is_small_order(encoded: bytes) -> bool:
+    """True if the bytes encode a point of small order (its 8-multiple is
+    the identity)."""
+    point = _decompress(encoded)
+    return point is not None and _times_8_is_identity(point)
+
+
 def is_valid_point(encoded: bytes) -> bool:
-    """Whether 32 bytes decode to a point of the curve (PROTOCOL §2.2 rule 4)."""
-    return _decompress(encoded) is not None
+    """Whether 32 bytes are an acceptable public key (PROTOCOL §2.2 rule 4):
+    the canonical encoding of a curve point that is not of small order."""
+    point = _decompress(encoded)
+    return point is not None and not _times_8_is_identity(point)
 
 
 def verify_strict(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """Strict Ed25519 verification (PROTOCOL §2.3): canonical ``S``, ``R`` and
-    the key not of small order, the cofactorless equation."""
+    """The signature rule of PROTOCOL §2.3: canonical ``S``; ``R`` and the key
+    canonical and not of small order; the cofactored equation
+    ``[8]([S]B - [k]A - R) = identity``.
+
+    OpenSSL (through ``cryptography``) checks the cofactorless equation, which
+    implies the cofactored one, so it settles every honest signature quickly;
+    only a signature it refuses is checked again by the cofactored equation
+    in plain integer arithmetic (slow, and only ever reached by invalid or
+    deliberately crafted signatures)."""
     if len(signature) != 64 or len(public_key) != 32:
         return False
-    r, s = signature[:32], signature[32:]
-    if int.from_bytes(s, "little") >= GROUP_ORDER:
+    r_bytes, s_bytes = signature[:32], signature[32:]
+    s = int.from_bytes(s_bytes, "little")
+    if s >= GROUP_ORDER:
         return False
-    if _decompress(r) is None or _decompress(public_key) is None:
-        return False
-    if _is_small_order(r) or _is_small_order(public_key):
+    a = _decompress(public_key)
+    r = _decompress(r_bytes)
+    if a is None or r is None or _times_8_is_identity(a) or _times_8_is_identity(r):
         return False
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+        return True
     except Exception:  # InvalidSignature, or a key OpenSSL refuses
-        return False
-    return True
+        pass
+    assert _BASE is not None
+    k = int.from_bytes(hashlib.sha512(r_bytes + public_key + message).digest(), "little") % GROUP_ORDER
+    residual = _add(_add(_multiply(s, _BASE), _negate(_multiply(k, a))), _negate(r))
+    return _times_8_is_identity(residual)
 
 
 # --- did:key ---------------------------------------------------------------
