@@ -1,0 +1,193 @@
+"""Bodies of every message type (docs/PROTOCOL.md §4), without the common
+``space`` and ``created_at`` members, which :func:`sign_message` adds.
+
+The builders only shape the JSON: every rule is checked by the node, so a
+wrong value comes back as a :class:`synod.SynodError` of the right kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping, Sequence
+
+from .keys import Keypair
+from .wire import DecimalLike, MessageType, SignedMessage, sign, to_decimal
+
+__all__ = [
+    "Stance",
+    "Stakes",
+    "HumanDecision",
+    "OutcomeResult",
+    "Role",
+    "registration_body",
+    "proposal_body",
+    "response_body",
+    "outcome_body",
+    "decision_body",
+    "configuration_body",
+    "set_change",
+    "grant_change",
+    "policy_overrides",
+    "sign_message",
+    "UNSET",
+]
+
+Stance = Literal["endorse", "challenge", "abstain"]
+Stakes = Literal["low", "medium", "high", "critical"]
+HumanDecision = Literal["approve", "reject"]
+OutcomeResult = Literal["success", "failure"]
+Role = Literal["agent", "reviewer", "oracle", "admin"]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+#: Marks an argument that was not given (``payload=None`` is a JSON null).
+UNSET: Any = _Unset()
+
+
+def _authorities(values: Mapping[str, DecimalLike] | None) -> dict[str, str]:
+    return {pattern: to_decimal(v) for pattern, v in (values or {}).items()}
+
+
+def registration_body(
+    *,
+    seq: int,
+    name: str,
+    vendor: str | None = None,
+    model: str | None = None,
+    authorities: Mapping[str, DecimalLike] | None = None,
+    roles: Sequence[str] = (),
+) -> dict[str, Any]:
+    """§4.3. ``authorities`` maps domain patterns to declared authority; the
+    roles asked for are recorded but grant nothing."""
+    body: dict[str, Any] = {"seq": seq, "name": name, "authorities": _authorities(authorities), "roles": list(roles)}
+    if vendor is not None:
+        body["vendor"] = vendor
+    if model is not None:
+        body["model"] = model
+    return body
+
+
+def policy_overrides(
+    *,
+    approve_margin: DecimalLike | None = None,
+    reject_margin: DecimalLike | None = None,
+    quorum: DecimalLike | None = None,
+    min_confidence: DecimalLike | None = None,
+    human_required: bool | None = None,
+    proposer_counts: bool | None = None,
+    reviewers_required: int | None = None,
+) -> dict[str, Any]:
+    """A proposal's ``policy``: overrides that may only tighten (§5.2)."""
+    out: dict[str, Any] = {}
+    for name, value in (
+        ("approve_margin", approve_margin),
+        ("reject_margin", reject_margin),
+        ("quorum", quorum),
+        ("min_confidence", min_confidence),
+    ):
+        if value is not None:
+            out[name] = to_decimal(value)
+    if human_required is not None:
+        out["human_required"] = human_required
+    if proposer_counts is not None:
+        out["proposer_counts"] = proposer_counts
+    if reviewers_required is not None:
+        out["reviewers_required"] = reviewers_required
+    return out
+
+
+def proposal_body(
+    *,
+    domain: str,
+    kind: str,
+    summary: str,
+    confidence: DecimalLike,
+    stakes: str,
+    deadline: int,
+    payload: Any = UNSET,
+    policy: Mapping[str, Any] | None = None,
+    supersedes: str | None = None,
+) -> dict[str, Any]:
+    """§4.4. ``deadline`` is absolute log time in ms; ``confidence`` is the
+    proposer's probability that the action succeeds, in (0, 1]."""
+    action: dict[str, Any] = {"kind": kind, "summary": summary}
+    if payload is not UNSET:
+        action["payload"] = payload
+    body: dict[str, Any] = {
+        "domain": domain,
+        "action": action,
+        "confidence": to_decimal(confidence),
+        "stakes": stakes,
+        "deadline": deadline,
+    }
+    if policy:
+        body["policy"] = dict(policy)
+    if supersedes is not None:
+        body["supersedes"] = supersedes
+    return body
+
+
+def response_body(
+    *, proposal: str, stance: str, confidence: DecimalLike, reasoning: str = ""
+) -> dict[str, Any]:
+    """§4.5. ``confidence`` is the responder's probability that its stance is
+    right, in [0, 1]; ``reasoning`` is kept in the audit log."""
+    return {"proposal": proposal, "stance": stance, "confidence": to_decimal(confidence), "reasoning": reasoning}
+
+
+def outcome_body(
+    *, proposal: str, result: str | None = None, score: DecimalLike | None = None
+) -> dict[str, Any]:
+    """§4.6: exactly one of ``result`` (``success``/``failure``) and ``score``
+    (a graded outcome in [0, 1])."""
+    if (result is None) == (score is None):
+        raise ValueError("give exactly one of result and score")
+    body: dict[str, Any] = {"proposal": proposal}
+    if result is not None:
+        body["result"] = result
+    if score is not None:
+        body["score"] = to_decimal(score)
+    return body
+
+
+def decision_body(*, proposal: str, decision: str, note: str = "") -> dict[str, Any]:
+    """§4.7: a reviewer's ``approve`` or ``reject`` of an escalated proposal."""
+    return {"proposal": proposal, "decision": decision, "note": note}
+
+
+def set_change(**patch: Any) -> dict[str, Any]:
+    """A configuration ``set`` change (§7.0): ``mode="open"``,
+    ``trust_prior=0.5``, ``max_deadline_ms=...``, ``policies={...}``. Decimal
+    fields given as numbers are written as decimal strings."""
+    decimals = {"trust_prior", "open_authority_cap", "open_initial_trust", "trust_learning_rate"}
+    out: dict[str, Any] = {}
+    for name, value in patch.items():
+        out[name] = to_decimal(value) if name in decimals and value is not None else value
+    return {"set": out}
+
+
+def grant_change(
+    agent: str, *, authorities: Mapping[str, DecimalLike] | None = None, roles: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A configuration ``grant`` (§4.8): replaces the agent's granted
+    authorities and roles; admits an agent the space does not know."""
+    return {"grant": {"agent": agent, "authorities": _authorities(authorities), "roles": list(roles)}}
+
+
+def configuration_body(*, seq: int, change: Mapping[str, Any]) -> dict[str, Any]:
+    """§4.8: ``seq`` 0 creates a space; afterwards above the space's
+    configuration sequence number."""
+    return {"seq": seq, "change": dict(change)}
+
+
+def sign_message(
+    kind: MessageType, body: Mapping[str, Any], key: Keypair, *, space: str, created_at: int
+) -> SignedMessage:
+    """Adds ``space`` and ``created_at`` to ``body`` and signs it."""
+    full = dict(body)
+    full["space"] = space
+    full["created_at"] = created_at
+    return sign(kind, full, key)

@@ -1,0 +1,336 @@
+"""Typed shapes of the node's JSON answers (crates/synod-node/src/api.rs).
+
+They are ``TypedDict``s: the values are the decoded JSON as the node sent it,
+so decimals stay exact strings (``"0.85"``) and digests lowercase hex.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Literal, TypedDict, Union
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover
+    from typing_extensions import NotRequired
+
+__all__ = [
+    "Status",
+    "Tally",
+    "Policy",
+    "SpaceConfig",
+    "Head",
+    "SpaceInfo",
+    "Health",
+    "AgentSummary",
+    "AgentDetail",
+    "AgentList",
+    "TrustPoint",
+    "Action",
+    "ResponseRecord",
+    "Closure",
+    "OutcomeRecord",
+    "Leaning",
+    "Electorate",
+    "Position",
+    "Thresholds",
+    "Confidences",
+    "ReviewerDecision",
+    "DecisionPackage",
+    "ProposalSummary",
+    "ProposalDetail",
+    "ProposalList",
+    "Escalation",
+    "EscalationList",
+    "Effect",
+    "Receipt",
+    "RegistrationReceipt",
+    "ProposalReceipt",
+    "ResponseReceipt",
+    "DecisionReceipt",
+    "LogLine",
+    "Envelope",
+    "Verdict",
+]
+
+Status = Literal[
+    "open", "approved", "rejected", "escalated", "approved_by_human", "rejected_by_human", "superseded"
+]
+
+#: ``"approved"``, ``"rejected"`` or ``{"escalated": reason}``.
+Verdict = Union[str, dict[str, str]]
+
+#: An effect (docs/PROTOCOL.md §10.1): a JSON object tagged by ``type``.
+Effect = dict[str, Any]
+
+#: A signed envelope as JSON.
+Envelope = dict[str, Any]
+
+
+class Tally(TypedDict):
+    endorse: str
+    challenge: str
+    voted: str
+    potential: str
+
+
+class Policy(TypedDict):
+    approve_margin: str
+    reject_margin: str
+    quorum: str
+    min_confidence: str
+    human_required: bool
+    proposer_counts: bool
+    reviewers_required: int
+
+
+class SpaceConfig(TypedDict):
+    mode: Literal["open", "closed"]
+    trust_prior: str
+    open_authority_cap: str
+    open_initial_trust: str
+    trust_learning_rate: str
+    policies: dict[str, Policy]
+    max_deadline_ms: int
+    max_message_age_ms: int
+    max_clock_skew_ms: int
+    max_open_per_agent: int
+
+
+class Head(TypedDict):
+    next_index: int
+    last_hash: str
+    last_time: int
+
+
+class SpaceInfo(TypedDict):
+    space: str
+    config: SpaceConfig
+    config_seq: int
+    head: Head
+    #: The node's clock (ms), for ``created_at``.
+    time: int
+    agents: int
+    proposals: int
+    state_hash: NotRequired[str]
+
+
+class Health(TypedDict):
+    status: str
+    durable_next: NotRequired[int]
+    reason: NotRequired[str]
+
+
+class AgentSummary(TypedDict):
+    id: str
+    name: str
+    vendor: str | None
+    model: str | None
+    registered: bool
+    seq: int
+    roles: list[str]
+    declared_authorities: dict[str, str]
+    granted_authorities: dict[str, str]
+    responses: int
+    outcomes: int
+
+
+class TrustPoint(TypedDict):
+    time: int
+    index: int
+    domain: str
+    trust: str
+
+
+class AgentDetail(AgentSummary):
+    #: Trust per exact domain earned from outcomes.
+    trust: dict[str, str]
+    #: Trust in a domain without history.
+    trust_prior: str
+    trust_history: list[TrustPoint]
+
+
+class AgentList(TypedDict):
+    agents: list[AgentSummary]
+    total: int
+
+
+class Action(TypedDict):
+    kind: str
+    summary: str
+    payload: Any
+
+
+class ResponseRecord(TypedDict):
+    agent: str
+    name: str
+    stance: str
+    confidence: str
+    reasoning: str
+    index: int
+
+
+class Closure(TypedDict):
+    verdict: Verdict
+    cause: Literal["deadline", "all_responded", "early"]
+    index: int
+    time: int
+
+
+class OutcomeRecord(TypedDict):
+    score: str
+    reporter: str
+    index: int
+
+
+class Leaning(TypedDict):
+    verdict: Verdict
+    final: bool
+
+
+class Electorate(TypedDict):
+    members: int
+    pending: int
+
+
+class Position(TypedDict):
+    agent: str
+    name: str
+    vendor: str | None
+    stance: str
+    confidence: str
+    authority: str
+    trust: str
+    weight: str
+    reasoning: str
+    proposer: bool
+
+
+class Thresholds(TypedDict):
+    quorum_needed: str
+    confidence_needed: str
+    approve_needed: str
+    reject_needed: str
+    margin: str
+
+
+class Confidences(TypedDict):
+    endorse: list[str]
+    challenge: list[str]
+    abstain: list[str]
+    histogram: list[int]
+
+
+class ReviewerDecision(TypedDict):
+    reviewer: str
+    decision: str
+    note: str
+
+
+class DecisionPackage(TypedDict):
+    """Everything a human needs to decide a proposal (PROTOCOL §7.2)."""
+
+    id: str
+    proposal: Envelope
+    status: Status
+    reason: str | None
+    cause: str | None
+    policy: Policy
+    positions: list[Position]
+    tally: Tally
+    thresholds: Thresholds
+    confidences: Confidences
+    silent: list[str]
+    decisions: list[ReviewerDecision]
+
+
+class ProposalSummary(TypedDict):
+    id: str
+    status: Status
+    domain: str
+    stakes: str
+    proposer: str
+    kind: str
+    summary: str
+    deadline: int
+    entered_index: int
+    tally: Tally
+    reason: str | None
+
+
+class ProposalDetail(ProposalSummary):
+    message: Envelope
+    action: Action
+    confidence: str
+    policy: Policy
+    entered_time: int
+    electorate: Electorate
+    responses: list[ResponseRecord]
+    closure: Closure | None
+    supersedes: str | None
+    superseded_by: str | None
+    outcome: OutcomeRecord | None
+    #: Only while open: what the rule would say now; never final.
+    leaning: NotRequired[Leaning]
+    #: Once escalated (and after human decisions).
+    package: NotRequired[DecisionPackage]
+
+
+class ProposalList(TypedDict):
+    proposals: list[ProposalSummary]
+    #: More proposals match than were returned.
+    more: bool
+
+
+class Escalation(ProposalSummary):
+    package: DecisionPackage
+
+
+class EscalationList(TypedDict):
+    escalations: list[Escalation]
+    total: int
+
+
+class Receipt(TypedDict):
+    """A message's place in the log and its effects."""
+
+    index: int
+    time: int
+    effects: list[Effect]
+
+
+class RegistrationReceipt(Receipt):
+    agent: str
+
+
+class ProposalReceipt(Receipt):
+    #: The proposal id.
+    id: str
+    #: ``open``, or the status it closed with at once.
+    status: Status
+
+
+class ResponseReceipt(Receipt):
+    status: Status | None
+    tally: Tally | None
+
+
+class DecisionReceipt(Receipt):
+    status: Status
+
+
+class _Rejected(TypedDict):
+    error: str
+    message: str
+
+
+class LogLine(TypedDict):
+    """One line of the audit export (PROTOCOL §10.2)."""
+
+    index: int
+    time: int
+    prev: str
+    hash: str
+    message: Envelope | None
+    effects: list[Effect]
+    rejected: NotRequired[_Rejected | None]

@@ -1,0 +1,236 @@
+"""Against a real ``synod serve``: Python signs, Rust verifies; proposals are
+approved, escalated and decided by reviewers; outcomes move trust."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synod import Client, Keypair, SignedMessage, SynodError, reviewer_keypair, verify_chain
+
+from .conftest import Server, Team, run_cli
+from .helpers import wait_for
+
+S = 1_000_000
+
+
+def test_reads_describe_the_space(server: Server, admin_client: Client) -> None:
+    info = admin_client.space(state_hash=True)
+    assert info["space"].startswith("space-")
+    assert info["config"]["mode"] == "closed"
+    assert info["config"]["policies"]["critical"]["human_required"] is True
+    assert info["head"]["next_index"] == 1 and len(info["state_hash"]) == 64
+    assert admin_client.health()["status"] == "ok"
+    assert "synod" in admin_client.metrics()
+    assert "/v1/events" in admin_client.openapi()["paths"]
+    agents = admin_client.agents()
+    assert agents["total"] == 1 and agents["agents"][0]["roles"] == ["admin"]
+    me = admin_client.agent()
+    assert me["id"] == server.admin().did and me["trust_history"] == []
+
+
+def test_registration_grants_and_listing(team: Team) -> None:
+    with team.client(team.alice) as alice:
+        listed = alice.agents()
+        names = [a["name"] for a in listed["agents"]]
+        assert names == ["admin", "alice", "bob", "carol", "oscar", "rita"]
+        assert alice.agents(limit=2, after=1)["agents"][0]["name"] == "alice"
+        mine = alice.agent()
+        assert mine["granted_authorities"] == {"fraud.*": "1"} and mine["roles"] == ["agent"]
+        # A second registration needs a higher seq; the client finds it.
+        receipt = alice.register("alice-2", model="m1")
+        assert receipt["agent"] == team.alice.did
+        assert alice.agent()["seq"] == 2 and alice.agent()["name"] == "alice-2"
+
+
+def test_a_proposal_is_approved_by_the_votes(team: Team) -> None:
+    """PROTOCOL §6.3's example: alice proposes at 0.9, bob endorses at 1, the
+    proposal closes approved early and carol is too late."""
+    with team.client(team.alice) as alice:
+        receipt = alice.propose(
+            "fraud.detection", "block_card", "Block card 4411", 0.9, payload={"card": 4411, "score": 0.97}
+        )
+        pid = receipt["id"]
+        assert receipt["status"] == "open" and len(pid) == 64
+        signed = SignedMessage.from_dict(alice.proposal(pid)["message"])
+        assert signed.id == pid and signed.verify() and signed.signer == team.alice.did
+        answer = alice.respond(pid, "endorse", 1, "card seen in two countries", key=team.bob)
+        assert answer["status"] == "approved"
+        assert answer["tally"] == {"endorse": "0.85", "challenge": "0", "voted": "0.9", "potential": "1.15"}
+        detail = alice.proposal(pid)
+        assert detail["status"] == "approved" and detail["closure"] is not None
+        assert detail["closure"]["cause"] == "early" and detail["closure"]["verdict"] == "approved"
+        assert detail["action"]["payload"] == {"card": 4411, "score": 0.97}
+        assert [(r["name"], r["stance"], r["reasoning"]) for r in detail["responses"]] == [
+            ("bob", "endorse", "card seen in two countries")
+        ]
+        with pytest.raises(SynodError) as late:
+            alice.respond(pid, "challenge", 0.7, key=team.carol)
+        assert late.value.kind == "proposal_closed" and late.value.status == 409
+        assert [p["id"] for p in alice.proposals(status="approved", domain="fraud.*")["proposals"]] == [pid]
+        assert alice.proposals(status="approved", domain="credit.*")["proposals"] == []
+
+
+def _contested(team: Team, client: Client) -> str:
+    """Alice proposes at 0.6, bob challenges at 0.9, carol endorses at 0.5:
+    E = 0.425, C = 0.36, neither margin holds: escalated as contested."""
+    pid = client.propose("fraud.detection", "freeze_account", "Freeze account 17", "0.6", key=team.alice)["id"]
+    assert client.respond(pid, "challenge", "0.9", "normal pattern", key=team.bob)["status"] == "open"
+    answer = client.respond(pid, "endorse", "0.5", "unsure", key=team.carol)
+    assert answer["status"] == "escalated"
+    return pid
+
+
+def test_a_contested_proposal_escalates_and_a_reviewer_token_decides_it(team: Team) -> None:
+    with team.client() as node:
+        pid = _contested(team, node)
+        detail = node.proposal(pid)
+        assert detail["reason"] == "contested"
+        package = detail["package"]
+        assert [p["stance"] for p in package["positions"]] == ["endorse", "challenge", "endorse"]
+        assert package["tally"] == {"endorse": "0.425", "challenge": "0.36", "voted": "1.15", "potential": "1.15"}
+        escalations = node.escalations()
+        assert escalations["total"] == 1 and escalations["escalations"][0]["id"] == pid
+        # The token from `synod reviewer add`, over bearer auth.
+        decided = node.decide(pid, "approve", "checked with the customer", reviewer_token=team.reviewer_token)
+        assert decided["status"] == "approved_by_human"
+        assert any(e["type"] == "human_decided" and e["reviewer"] == team.reviewer_did for e in decided["effects"])
+        assert node.proposal(pid)["package"]["decisions"] == [
+            {"reviewer": team.reviewer_did, "decision": "approve", "note": "checked with the customer"}
+        ]
+        assert node.escalations()["total"] == 0
+        with pytest.raises(SynodError) as again:
+            node.decide(pid, "reject", reviewer_token=team.reviewer_token)
+        assert again.value.kind == "invalid_state"
+
+
+def test_a_python_reviewer_token_works_in_the_cli_and_signed_decisions(team: Team, admin_client: Client) -> None:
+    token, did = admin_client.add_reviewer("ruth")
+    assert reviewer_keypair(token).did == did
+    assert "reviewer" in admin_client.agent(did)["roles"]
+    first = _contested(team, admin_client)
+    out = run_cli("review", first, "reject", "--token", token, "--node", team.server.url, "--json")
+    assert json.loads(out.stdout)["status"] == "rejected_by_human"
+    # The same reviewer signing its own decision message instead.
+    second = _contested(team, admin_client)
+    decided = admin_client.decide(second, "approve", "signed", key=reviewer_keypair(token))
+    assert decided["status"] == "approved_by_human"
+    with pytest.raises(SynodError) as bad:
+        admin_client.decide(second, "approve", reviewer_token="synod_rt_" + "A" * 43)
+    assert bad.value.kind == "unauthorized" and bad.value.status == 401
+
+
+def _trust_after(t: int, forecast: int, outcome: int, rate: int) -> int:
+    """PROTOCOL §8 in integers (millionths)."""
+    miss = forecast - outcome
+    g12 = S * S - 2 * miss * miss
+    next18 = t * S * S + rate * (g12 - t * S)
+    return max(0, min(next18 // (S * S), S))
+
+
+def _decimal(micros: int) -> str:
+    whole, frac = divmod(micros, S)
+    return f"{whole}.{frac:06d}".rstrip("0").rstrip(".") if frac else str(whole)
+
+
+def test_an_outcome_moves_trust_as_the_rule_says(team: Team) -> None:
+    """PROTOCOL §8's worked example: alice proposes at 0.9, bob endorses at
+    0.8, carol challenges at 0.7, the action fails."""
+    with team.client() as node:
+        pid = node.propose("fraud.detection", "block_card", "Block card 9", "0.9", stakes="critical", key=team.alice)["id"]
+        node.respond(pid, "endorse", "0.8", key=team.bob)
+        assert node.respond(pid, "challenge", "0.7", key=team.carol)["status"] == "escalated"
+        node.decide(pid, "approve", reviewer_token=team.reviewer_token)
+        with pytest.raises(SynodError) as barred:
+            node.report_outcome(pid, result="failure", key=team.bob)
+        assert barred.value.kind == "wrong_role"
+        receipt = node.report_outcome(pid, result="failure", key=team.oscar)
+        updates = [e for e in receipt["effects"] if e["type"] == "trust_updated"]
+        assert [u["agent"] for u in updates] == [team.alice.did, team.bob.did, team.carol.did]
+        rate = 50_000
+        expected = {
+            team.alice.did: _trust_after(500_000, 900_000, 0, rate),
+            team.bob.did: _trust_after(500_000, 800_000, 0, rate),
+            team.carol.did: _trust_after(500_000, 300_000, 0, rate),
+        }
+        assert [_decimal(v) for v in expected.values()] == ["0.444", "0.461", "0.516"]
+        for update in updates:
+            assert update["before"] == "0.5" and update["after"] == _decimal(expected[update["agent"]])
+        for did, micros in expected.items():
+            agent = node.agent(did)
+            assert agent["trust"] == {"fraud.detection": _decimal(micros)}
+            assert agent["outcomes"] == 1
+            # The node answers the outcome before it records trust history
+            # (crates/synod-node/src/sequencer.rs), so the point may lag.
+            history = wait_for(lambda did=did: node.agent(did)["trust_history"], timeout=5, what="trust history")
+            assert [(p["domain"], p["trust"], p["index"]) for p in history] == [
+                ("fraud.detection", _decimal(micros), receipt["index"])
+            ]
+        assert node.proposal(pid)["outcome"] == {"score": "0", "reporter": team.oscar.did, "index": receipt["index"]}
+        with pytest.raises(SynodError) as twice:
+            node.report_outcome(pid, score=0.5, key=team.oscar)
+        assert twice.value.kind == "duplicate"
+
+
+def test_the_log_export_chains_and_python_verifies_every_rust_signature(team: Team) -> None:
+    with team.client() as node:
+        _contested(team, node)
+        lines = node.log()
+        assert verify_chain(lines) == node.space()["head"]["last_hash"]
+        assert len(lines) == node.space()["head"]["next_index"]
+        assert all(SignedMessage.from_dict(l["message"]).verify() for l in lines if l["message"])
+        assert node.log(from_index=3, limit=2)[0]["index"] == 3
+        # The genesis and the reviewer's registration were signed by Rust.
+        assert lines[0]["message"] is not None and lines[0]["message"]["signer"] == team.admin.did
+
+
+def test_the_cli_signs_with_a_key_python_wrote_and_python_with_one_the_cli_made(
+    team: Team, admin_client: Client, tmp_path: Path
+) -> None:
+    py_key = Keypair.generate()
+    py_key.save(tmp_path / "py.json")
+    admin_client.grant(py_key.did, authorities={"fraud.*": "0.2"}, roles=["agent"])
+    did = run_cli("keygen", "--out", str(tmp_path / "rust.json")).stdout.strip()
+    admin_client.grant(did, authorities={"fraud.*": "0.3"}, roles=["agent"])
+    out = run_cli(
+        "propose", "--domain", "fraud.review", "--kind", "review", "--summary", "from the CLI",
+        "--confidence", "0.7", "--key", str(tmp_path / "py.json"), "--node", team.server.url, "--json",
+    )
+    pid = json.loads(out.stdout)["id"]
+    assert admin_client.proposal(pid)["proposer"] == py_key.did
+    rust_key = Keypair.load(tmp_path / "rust.json")
+    assert admin_client.respond(pid, "abstain", 0, "no view", key=rust_key)["status"] == "open"
+    assert [r["agent"] for r in admin_client.proposal(pid)["responses"]] == [did]
+
+
+def test_supersede_and_policy_overrides(team: Team) -> None:
+    with team.client(team.alice) as alice:
+        first = alice.propose("fraud.detection", "block_card", "v1", 0.7, stakes="high")["id"]
+        tighter = {"quorum": "0.9", "human_required": True}
+        second = alice.propose(
+            "fraud.detection", "block_card", "v2", 0.7, stakes="high", supersedes=first, policy=tighter
+        )
+        assert any(e["type"] == "proposal_superseded" and e["by"] == second["id"] for e in second["effects"])
+        detail = alice.proposal(second["id"])
+        assert detail["supersedes"] == first and detail["policy"]["quorum"] == "0.9"
+        assert detail["policy"]["human_required"] is True
+        assert alice.proposal(first)["status"] == "superseded"
+        assert alice.proposal(first)["superseded_by"] == second["id"]
+
+
+def test_config_changes_through_the_admin(admin_client: Client) -> None:
+    receipt = admin_client.set_config(trust_learning_rate=0.1, max_open_per_agent=5)
+    assert receipt["effects"] == [{"type": "config_changed", "seq": 1}]
+    config = admin_client.space()["config"]
+    assert config["trust_learning_rate"] == "0.1" and config["max_open_per_agent"] == 5
+    assert admin_client.space()["config_seq"] == 1
+
+
+def test_an_agent_survives_a_node_restart(team: Team) -> None:
+    with team.client(team.alice) as alice:
+        pid = alice.propose("fraud.detection", "block_card", "before restart", 0.6, stakes="critical")["id"]
+        team.server.restart()
+        assert alice.proposal(pid)["status"] == "open"
+        assert alice.respond(pid, "endorse", 0.6, key=team.bob)["status"] == "open"
