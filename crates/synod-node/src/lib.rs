@@ -101,6 +101,9 @@ pub enum SubmitError {
 
 /// A message for the sequencer: already verified (signed by the node
 /// itself), or prepared and left for the sequencer to verify in a batch.
+// Nearly every submission is `Prepared`; boxing it would add an allocation
+// per message to save space only in the rare `Verified` case.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Submission {
     /// Its signature is checked.
