@@ -417,7 +417,9 @@ fn signature_edges() {
     // satisfy the cofactored equation for any message.
     let small_key = EIGHT_TORSION[1].compress().to_bytes();
 
-    let mut cases: Vec<(&str, [u8; 32], [u8; 64], bool, &str)> = Vec::new();
+    // (name, key, signature, valid, why)
+    type Case = (&'static str, [u8; 32], [u8; 64], bool, &'static str);
+    let mut cases: Vec<Case> = Vec::new();
     let name = "honest";
     cases.push((
         name,
