@@ -4,6 +4,7 @@ until the loop has answered a proposal)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -14,7 +15,7 @@ import pytest
 
 from synod import Keypair
 
-from .conftest import REPO, Team
+from .conftest import REPO, Team, run_cli
 from .helpers import wait_for
 
 FENCE = re.compile(r"```python\n(.*?)```", re.S)
@@ -91,7 +92,23 @@ def test_the_readme_snippets_run(doc_env: Team, capsys: pytest.CaptureFixture[st
 def test_the_integrations_snippets_run(doc_env: Team, capsys: pytest.CaptureFixture[str]) -> None:
     team = doc_env
     blocks = python_blocks(REPO / "docs" / "INTEGRATIONS.md")
-    assert len(blocks) == 3 and "crewai" in blocks[2]
+    assert len(blocks) == 5 and "openai" in blocks[0] and "langchain_mcp" in blocks[1] and "crewai" in blocks[4]
+    # MCP over HTTP (OpenAI Agents SDK, langchain-mcp-adapters), as an agent
+    # made with `synod agent token` and admitted by the admin.
+    made = json.loads(run_cli("agent", "token", "--json").stdout)
+    with team.client(team.admin) as admin:
+        admin.grant(made["did"], authorities={"fraud.*": "0.8"}, roles=["agent"])
+    os.environ["SYNOD_AGENT_TOKEN"] = made["token"]
+    try:
+        mcp_namespace: dict[str, Any] = {}
+        exec(blocks[0], mcp_namespace)
+        assert mcp_namespace["openai_agent"].name == "fraud reviewer"
+        exec(blocks[1], mcp_namespace)
+    finally:
+        del os.environ["SYNOD_AGENT_TOKEN"]
+    out = capsys.readouterr().out
+    assert "'list_open_proposals'" in out and "'respond'" in out
+    assert made["did"] in out  # whoami through LangChain's MCP adapter
     key = Keypair.generate()
     key.save(Path(os.environ["SYNOD_CONFIG_DIR"]) / "keys" / "fraud-bot.json")
     with team.client(team.admin) as admin:
@@ -103,14 +120,14 @@ def test_the_integrations_snippets_run(doc_env: Team, capsys: pytest.CaptureFixt
         return {"stance": "challenge", "confidence": 0.7, "reasoning": "the model doubts it"}
 
     namespace: dict[str, Any] = {"ask_model": ask_model}
-    loop, pid = run_loop_block(blocks[0], namespace, team, "block_card", {"card": "1"})
+    loop, pid = run_loop_block(blocks[2], namespace, team, "block_card", {"card": "1"})
     assert loop.handled[pid] == "responded" and len(prompts) == 1 and "fraud.detection" in prompts[0]
     with team.client() as node:
         assert [(r["stance"], r["confidence"], r["reasoning"]) for r in node.proposal(pid)["responses"]] == [
             ("challenge", "0.7", "the model doubts it")
         ]
     # LangChain (the CrewAI block runs in python/tests_crewai).
-    exec(blocks[1], namespace)
+    exec(blocks[3], namespace)
     out = capsys.readouterr().out
     assert "synod_list_open_proposals" in out and pid in out
     assert [t.name for t in namespace["reviewer_tools"]] == [

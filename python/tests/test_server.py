@@ -162,9 +162,8 @@ def test_an_outcome_moves_trust_as_the_rule_says(team: Team) -> None:
             agent = node.agent(did)
             assert agent["trust"] == {"fraud.detection": _decimal(micros)}
             assert agent["outcomes"] == 1
-            # The node answers the outcome before it records trust history
-            # (crates/synod-node/src/sequencer.rs), so the point may lag.
-            history = wait_for(lambda did=did: node.agent(did)["trust_history"], timeout=5, what="trust history")
+            # The node records trust history before it answers the outcome.
+            history = node.agent(did)["trust_history"]
             assert [(p["domain"], p["trust"], p["index"]) for p in history] == [
                 ("fraud.detection", _decimal(micros), receipt["index"])
             ]

@@ -203,3 +203,27 @@ impl Client {
         Ok(())
     }
 }
+
+/// The MCP adapter reaches the node through this client.
+impl synod_mcp::Api for Client {
+    fn get(&self, path: &str) -> std::result::Result<Value, synod_mcp::Failure> {
+        Client::get(self, path).map_err(mcp_failure)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> std::result::Result<Value, synod_mcp::Failure> {
+        Client::post(self, path, body, None).map_err(mcp_failure)
+    }
+}
+
+fn mcp_failure(e: anyhow::Error) -> synod_mcp::Failure {
+    match e.downcast_ref::<ApiError>() {
+        Some(api) => synod_mcp::Failure {
+            kind: api.kind.clone(),
+            message: api.message.clone(),
+        },
+        None => synod_mcp::Failure {
+            kind: "unreachable".into(),
+            message: format!("{e:#}"),
+        },
+    }
+}

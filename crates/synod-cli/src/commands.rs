@@ -36,6 +36,11 @@ pub enum AgentCommand {
         #[arg(long = "role")]
         roles: Vec<String>,
     },
+    /// Make a new agent token for the MCP endpoint (`/mcp`): print the token
+    /// and the did it stands for. The token is the agent's key (its seed is
+    /// derived from it); the node stores nothing. Register the agent, or
+    /// grant it authority, under that did.
+    Token,
     /// List agents.
     List,
     /// Show one agent (default: the key's own).
@@ -239,6 +244,21 @@ pub fn agent(command: AgentCommand, conn: &Conn) -> Result<ExitCode> {
                 })
                 .collect();
             table::print(&["NAME", "VENDOR", "ID", "ROLES", "AUTHORITY"], &rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::Token => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| anyhow!("no randomness available: {e}"))?;
+            let token = format!("synod_at_{}", synod_core::wire::hex_encode(&secret));
+            let did = synod_mcp::token_keypair(&token).id().to_string();
+            if conn.json {
+                return print_json(&json!({"token": token, "did": did}));
+            }
+            println!("{token}");
+            eprintln!(
+                "agent {did}: send `Authorization: Bearer <token>` to {}/mcp; keep the token secret, it is the agent's key",
+                conn.node
+            );
             Ok(ExitCode::SUCCESS)
         }
         AgentCommand::Show { did } => {

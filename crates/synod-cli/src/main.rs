@@ -173,6 +173,16 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Serve the MCP tools over standard input and output, for one agent:
+    /// its key from --key (or the named key), or from --token.
+    Mcp {
+        /// Act as the agent of this token (`synod agent token`) instead of a
+        /// key file.
+        #[arg(long, env = "SYNOD_AGENT_TOKEN")]
+        token: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Agents.
     Agent {
         #[command(subcommand)]
@@ -546,6 +556,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Mcp { token, conn } => {
+            let key = match token {
+                Some(token) => synod_mcp::token_keypair(&token),
+                None => conn.keypair()?,
+            };
+            let api: std::sync::Arc<dyn synod_mcp::Api> = std::sync::Arc::new(conn.client());
+            // Standard output is the protocol channel from here on.
+            serve::runtime()?
+                .block_on(synod_mcp::serve_stdio(synod_mcp::Synod::with_key(api, key)))
+                .map_err(|e| anyhow::anyhow!("mcp: {e}"))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Agent { command, conn } => commands::agent(command, &conn),
         Command::Propose { args, conn } => commands::propose(args, &conn),

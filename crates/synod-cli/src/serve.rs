@@ -31,13 +31,22 @@ impl ConfigFile {
 /// How long open connections may finish after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Serves `node` on `listener` until `shutdown` completes.
+/// Serves `node` on `listener` until `shutdown` completes: the node's API,
+/// events, inbox and metrics, and the MCP endpoint at `/mcp`.
 pub async fn run(
     node: Arc<Node>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     use axum::serve::ListenerExt as _;
+    // The MCP adapter speaks the node's public API, here over loopback to
+    // this very server; the node's own `Host` check guards `/mcp` too.
+    let own = listener.local_addr()?;
+    let api: Arc<dyn synod_mcp::Api> = Arc::new(crate::client::Client::new(&format!(
+        "http://{}",
+        loopback(own)
+    )));
+    let mcp = axum::Router::new().nest_service("/mcp", synod_mcp::http_service(api));
     // Small frames (event streams, short answers) must not wait for Nagle's
     // algorithm and a delayed ACK.
     let listener = listener.tap_io(|stream| {
@@ -46,12 +55,11 @@ pub async fn run(
     // Open event streams never end by themselves: give connections a grace
     // period after the shutdown signal, then stop regardless.
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, synod_node::router(node.clone())).with_graceful_shutdown(
-        async move {
-            shutdown.await;
-            let _ = stopping_tx.send(true);
-        },
-    );
+    let app = synod_node::router_with(node.clone(), mcp);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    });
     let grace = async move {
         let _ = stopping_rx.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
@@ -62,6 +70,17 @@ pub async fn run(
     }
     node.shutdown();
     Ok(())
+}
+
+/// Where this process reaches its own listener: loopback when it listens on
+/// every address.
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 /// Ctrl-C, or SIGTERM (how service managers stop a process).
@@ -115,6 +134,9 @@ pub fn serve(listen: &str, config: NodeConfig) -> Result<()> {
         println!("  admin key  {}", node.admin_key_path().display());
         println!("  inbox      http://{addr}/");
         println!("  api        http://{addr}/v1  (OpenAPI at /openapi.json)");
+        println!(
+            "  mcp        http://{addr}/mcp  (streamable HTTP; Authorization: Bearer <agent token>)"
+        );
         run(node, listener, ctrl_c()).await
     })
 }

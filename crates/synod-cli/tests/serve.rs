@@ -784,3 +784,86 @@ fn a_revoked_reviewer_token_stops_working_and_events_resume_inside_an_entry() {
     let refused = http.post(&format!("/v1/escalations/{id}/decisions"), &decision);
     assert_eq!((refused.status, refused.kind()), (403, "wrong_role"));
 }
+
+#[test]
+fn the_agent_card_is_signed_by_the_nodes_key() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let dir = TempDir::new("card");
+    let server = Server::start(dir.path());
+    let http = server.client();
+    let answer = http.get("/.well-known/agent-card.json");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let card = answer.body;
+    let (space, _) = http.space();
+    assert_eq!(card["name"], json!(format!("synod space {space}")));
+    assert_eq!(card["url"], json!(format!("{}/mcp", http.base)));
+    let skills: BTreeSet<&str> = card["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    for skill in [
+        "propose",
+        "respond",
+        "status",
+        "outcome",
+        "escalation",
+        "audit",
+    ] {
+        assert!(skills.contains(skill), "no {skill} skill");
+    }
+    // The JWS: its header names the admin key, and it verifies over the
+    // card's canonical form without `signatures`.
+    let jws = &card["signatures"][0];
+    let protected = jws["protected"].as_str().unwrap();
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(protected).unwrap()).unwrap();
+    let admin = server.admin();
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["kid"], json!(admin.id()));
+    let mut unsigned = card.clone();
+    unsigned.as_object_mut().unwrap().remove("signatures");
+    let payload = URL_SAFE_NO_PAD.encode(synod_core::wire::canonicalize(&unsigned));
+    let signature: [u8; 64] = URL_SAFE_NO_PAD
+        .decode(jws["signature"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = synod_core::AgentId::parse(header["kid"].as_str().unwrap())
+        .unwrap()
+        .key();
+    let input = format!("{protected}.{payload}");
+    assert!(
+        key.verify_strict(
+            input.as_bytes(),
+            &ed25519_dalek::Signature::from_bytes(&signature)
+        )
+        .is_ok()
+    );
+    unsigned["url"] = json!("http://elsewhere/mcp");
+    let forged = format!(
+        "{protected}.{}",
+        URL_SAFE_NO_PAD.encode(synod_core::wire::canonicalize(&unsigned))
+    );
+    assert!(
+        key.verify_strict(
+            forged.as_bytes(),
+            &ed25519_dalek::Signature::from_bytes(&signature)
+        )
+        .is_err()
+    );
+    // The MCP endpoint sits behind the same Host check as the API.
+    let addr = http.base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+}

@@ -141,6 +141,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T
 
 /// The whole router: API, events, inbox pages, metrics.
 pub fn router(node: Arc<Node>) -> Router {
+    router_with(node, Router::new())
+}
+
+/// [`router`] with `extra` routes (e.g. the MCP endpoint) merged in, behind
+/// the same `Host` check and fallbacks.
+pub fn router_with(node: Arc<Node>, extra: Router<Arc<Node>>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -157,7 +163,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/escalations/{id}/decisions", post(decide))
         .route("/v1/events", get(crate::events::stream))
         .route("/v1/log", get(export_log))
+        .route("/.well-known/agent-card.json", get(crate::card::serve))
         .merge(crate::inbox::routes())
+        .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
             check_host,
@@ -793,6 +801,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/escalations/{id}/decisions"),
     ("get", "/v1/events"),
     ("get", "/v1/log"),
+    ("get", "/.well-known/agent-card.json"),
 ];
 
 /// The error kinds and statuses, for the OpenAPI document and tests.

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod api;
+pub mod card;
 mod events;
 mod inbox;
 pub mod keys;
@@ -29,7 +30,7 @@ use synod_core::{Rejection, Space};
 use synod_store::Store;
 use tokio::sync::{broadcast, oneshot};
 
-pub use api::{ROUTES, error_statuses, router, status_of};
+pub use api::{ROUTES, error_statuses, router, router_with, status_of};
 pub use metrics::Metrics;
 pub use sequencer::Receipt;
 
@@ -165,6 +166,9 @@ pub struct Node {
     trust_history: Mutex<std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>>,
     data_dir: PathBuf,
     allowed_hosts: Vec<String>,
+    /// The key that signs the agent card: the space's admin key, if its
+    /// file is in the data directory.
+    card_key: Option<synod_core::Keypair>,
 }
 
 /// Milliseconds since the Unix epoch: the node's source of log time.
@@ -205,6 +209,7 @@ impl Node {
             trust_history: Mutex::new(Default::default()),
             data_dir: config.data_dir.clone(),
             allowed_hosts: config.allowed_hosts.clone(),
+            card_key: keys::read(&config.data_dir.join(ADMIN_KEY_FILE)).ok(),
         });
         node.refill_trust_history()?;
         let worker = node.clone();
@@ -269,6 +274,11 @@ impl Node {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The key that signs the agent card, if the node has one.
+    pub(crate) fn card_key(&self) -> Option<&synod_core::Keypair> {
+        self.card_key.as_ref()
     }
 
     /// The admin key file of this node's space.

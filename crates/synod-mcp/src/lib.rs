@@ -1,0 +1,649 @@
+//! synod's MCP server: the Model Context Protocol in front of a node's HTTP
+//! API, for LLM agents.
+//!
+//! Everything that touches rmcp (whose API changes often) is in this crate,
+//! and this crate knows nothing of the node but its public HTTP API, through
+//! [`Api`]. A session is bound to one agent key: a key given when the server
+//! starts (`synod mcp --key`, over stdio), or, over streamable HTTP, a key
+//! derived from the bearer token each request carries ([`token_keypair`]).
+//! The server builds and signs every message on the agent's behalf, so the
+//! model never handles keys or signatures.
+
+use std::sync::Arc;
+
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::schemars::{self, JsonSchema};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler, ServiceExt as _, tool, tool_handler, tool_router,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use synod_core::Keypair;
+use synod_core::domain::{Domain, DomainPattern};
+use synod_core::wire::{MessageType, Verified};
+
+/// A node's HTTP API, as the adapter uses it. Calls block; the server runs
+/// them off the async runtime.
+pub trait Api: Send + Sync + 'static {
+    /// `GET path` (path and query), the JSON answer.
+    fn get(&self, path: &str) -> Result<Value, Failure>;
+    /// `POST path` with a JSON body, the JSON answer.
+    fn post(&self, path: &str, body: &Value) -> Result<Value, Failure>;
+}
+
+/// Why a call to the node failed: the node's error kind and message, or
+/// `unreachable` when there was no answer.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The node's error kind (docs/PROTOCOL.md §12), or `unreachable`.
+    pub kind: String,
+    /// What went wrong, for the model to read.
+    pub message: String,
+}
+
+/// The label mixed into a token to derive an agent key from it.
+pub const AGENT_TOKEN_CONTEXT: &[u8] = b"synod/agent-token/v1";
+
+/// The agent key a bearer token stands for: the Ed25519 key whose seed is
+/// `SHA-256("synod/agent-token/v1" ‖ token)`. The node stores nothing; whoever
+/// holds the token is the agent, so a token is a secret like a key file.
+pub fn token_keypair(token: &str) -> Keypair {
+    let mut h = Sha256::new();
+    h.update(AGENT_TOKEN_CONTEXT);
+    h.update(token.as_bytes());
+    Keypair::from_seed(&h.finalize().into())
+}
+
+/// Whose key signs what a session does.
+#[derive(Clone)]
+enum Identity {
+    /// One key for the whole server (stdio).
+    Key(Arc<Keypair>),
+    /// Each HTTP request's `Authorization: Bearer <token>`.
+    BearerToken,
+}
+
+/// The MCP server: one per session.
+#[derive(Clone)]
+pub struct Synod {
+    api: Arc<dyn Api>,
+    identity: Identity,
+}
+
+impl std::fmt::Debug for Synod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Synod").finish_non_exhaustive()
+    }
+}
+
+/// Parameters of `register`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterArgs {
+    /// A short name people will see (e.g. "fraud-screening").
+    pub name: String,
+    /// Who built or runs the agent (e.g. "Acme AI").
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// The model behind it (e.g. "claude-sonnet").
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Domains you claim authority in, with a weight from 0 to 1, e.g.
+    /// {"credit.*": "0.8"}. In an open space these count; in a closed
+    /// space an administrator grants authority instead.
+    #[serde(default)]
+    pub authorities: std::collections::BTreeMap<String, Decimal>,
+}
+
+/// Parameters of `list_open_proposals`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    /// Only this domain or pattern (e.g. "credit.*"); default: every domain
+    /// you have authority in.
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+/// A proposal id.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalArgs {
+    /// The proposal id: 64 lowercase hex characters.
+    pub proposal_id: String,
+}
+
+/// Parameters of `propose`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeArgs {
+    /// The domain the decision belongs to, e.g. "credit.loans".
+    pub domain: String,
+    /// A machine-readable kind of action, e.g. "approve_loan".
+    pub kind: String,
+    /// One line a person can read, e.g. "Approve loan #4411 for 25,000 EUR".
+    pub summary: String,
+    /// Details the other agents need to judge (any JSON object).
+    #[serde(default)]
+    pub payload: Option<Value>,
+    /// Your probability, 0 to 1, that the action is right.
+    pub confidence: Decimal,
+    /// How much is at stake: "low", "medium", "high" or "critical"
+    /// ("critical" always goes to a human).
+    pub stakes: String,
+    /// Minutes until the vote closes (default 60).
+    #[serde(default)]
+    pub deadline_minutes: Option<u32>,
+}
+
+/// Parameters of `respond`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RespondArgs {
+    /// The proposal id.
+    pub proposal_id: String,
+    /// "endorse" (the action is right), "challenge" (it is wrong) or
+    /// "abstain" (you cannot judge it).
+    pub stance: String,
+    /// Your probability, 0 to 1, that your stance is right.
+    pub confidence: Decimal,
+    /// Why: the evidence you relied on. Kept in the audit log and shown to
+    /// the humans who review escalations.
+    pub reasoning: String,
+}
+
+/// Parameters of `report_outcome`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeArgs {
+    /// The proposal id.
+    pub proposal_id: String,
+    /// "success" or "failure": how the decision turned out in reality.
+    #[serde(default)]
+    pub result: Option<String>,
+    /// Or a score from 0 (a clear failure) to 1 (a clear success).
+    #[serde(default)]
+    pub score: Option<Decimal>,
+}
+
+/// A decimal from 0 to 1, as text ("0.85") or as a number (0.85). Numbers
+/// are written with at most six decimals before signing; the protocol only
+/// ever sees the text.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Decimal {
+    /// Exact decimal text.
+    Text(String),
+    /// A JSON number.
+    Number(f64),
+}
+
+impl Decimal {
+    fn text(&self) -> String {
+        match self {
+            Decimal::Text(t) => t.clone(),
+            Decimal::Number(n) => {
+                let s = format!("{n:.6}");
+                let s = s.trim_end_matches('0').trim_end_matches('.');
+                if s.is_empty() || s == "-" {
+                    "0".into()
+                } else {
+                    s.into()
+                }
+            }
+        }
+    }
+}
+
+fn ok(value: &Value) -> CallToolResult {
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    CallToolResult::success(vec![ContentBlock::text(text)])
+}
+
+/// A failure the model should read and act on (not a protocol error).
+fn refused(failure: Failure) -> CallToolResult {
+    let text = json!({"error": failure.kind, "message": failure.message}).to_string();
+    CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+fn failure(kind: &str, message: impl Into<String>) -> Failure {
+    Failure {
+        kind: kind.into(),
+        message: message.into(),
+    }
+}
+
+fn check_id(id: &str) -> Result<(), Failure> {
+    if id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(failure(
+            "malformed",
+            "a proposal id is 64 lowercase hex characters",
+        ))
+    }
+}
+
+impl Synod {
+    /// A server that signs everything with `key` (stdio).
+    pub fn with_key(api: Arc<dyn Api>, key: Keypair) -> Synod {
+        Synod {
+            api,
+            identity: Identity::Key(Arc::new(key)),
+        }
+    }
+
+    /// A server that signs with the key of each request's bearer token
+    /// (streamable HTTP).
+    pub fn with_bearer_tokens(api: Arc<dyn Api>) -> Synod {
+        Synod {
+            api,
+            identity: Identity::BearerToken,
+        }
+    }
+
+    fn key(&self, context: &RequestContext<RoleServer>) -> Result<Arc<Keypair>, Failure> {
+        match &self.identity {
+            Identity::Key(key) => Ok(key.clone()),
+            Identity::BearerToken => {
+                let token = context
+                    .extensions
+                    .get::<http::request::Parts>()
+                    .and_then(|parts| parts.headers.get(http::header::AUTHORIZATION))
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty());
+                match token {
+                    Some(token) => Ok(Arc::new(token_keypair(token))),
+                    None => Err(failure(
+                        "unauthorized",
+                        "this MCP endpoint needs `Authorization: Bearer <agent token>`; make a token with `synod agent token`",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Runs `f` against the node off the async runtime.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Api) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let api = self.api.clone();
+        tokio::task::spawn_blocking(move || f(api.as_ref()))
+            .await
+            .unwrap_or_else(|e| Err(failure("internal", format!("the call failed: {e}"))))
+    }
+
+    /// Signs `body` as `kind` (adding the node's space and clock) and posts
+    /// it to `path`.
+    async fn send(
+        &self,
+        key: Arc<Keypair>,
+        path: String,
+        kind: MessageType,
+        mut body: Value,
+    ) -> Result<Value, Failure> {
+        self.call(move |api| {
+            let space = api.get("/v1/space")?;
+            body["space"] = space["space"].clone();
+            body["created_at"] = space["time"].clone();
+            let message = Verified::sign(kind, body, &key);
+            let mut answer = api.post(&path, &message.to_value())?;
+            answer["signed_by"] = json!(key.id());
+            Ok(answer)
+        })
+        .await
+    }
+
+    fn answer(result: Result<Value, Failure>) -> Result<CallToolResult, ErrorData> {
+        Ok(match result {
+            Ok(value) => ok(&value),
+            Err(f) => refused(f),
+        })
+    }
+}
+
+/// The agent's own record, or `None` if it is not registered.
+fn own_record(api: &dyn Api, did: &str) -> Result<Option<Value>, Failure> {
+    match api.get(&format!("/v1/agents/{did}")) {
+        Ok(v) => Ok(Some(v)),
+        Err(f) if f.kind == "not_found" => Ok(None),
+        Err(f) => Err(f),
+    }
+}
+
+/// The domain patterns an agent's record gives it authority in: granted if
+/// any (a closed space), else declared (an open space).
+fn authority_patterns(record: &Value) -> Vec<DomainPattern> {
+    let granted = &record["granted_authorities"];
+    let source = if granted.as_object().is_some_and(|o| !o.is_empty()) {
+        granted
+    } else {
+        &record["declared_authorities"]
+    };
+    source
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .filter_map(|p| DomainPattern::parse(p).ok())
+        .collect()
+}
+
+#[tool_router]
+impl Synod {
+    #[tool(
+        description = "Who you are in this space: your agent id (did:key), whether you are registered, your roles, the domains you have authority in, and your trust per domain.",
+        annotations(read_only_hint = true)
+    )]
+    async fn whoami(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let key = match self.key(&context) {
+            Ok(k) => k,
+            Err(f) => return Ok(refused(f)),
+        };
+        let did = key.id().to_string();
+        Self::answer(
+            self.call(move |api| {
+                let space = api.get("/v1/space")?;
+                let record = own_record(api, &did)?;
+                Ok(
+                    json!({"agent": did, "space": space["space"], "mode": space["config"]["mode"],
+                          "registered": record.as_ref().is_some_and(|r| r["registered"] == true),
+                          "record": record}),
+                )
+            })
+            .await,
+        )
+    }
+
+    #[tool(
+        description = "Register yourself as an agent of this space, or update your registration (name, vendor, model, claimed authorities). In an open space, claimed authorities are what your votes weigh; in a closed space an administrator grants authority, and registering only names you."
+    )]
+    async fn register(
+        &self,
+        Parameters(args): Parameters<RegisterArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let key = match self.key(&context) {
+            Ok(k) => k,
+            Err(f) => return Ok(refused(f)),
+        };
+        let did = key.id().to_string();
+        let authorities: serde_json::Map<String, Value> = args
+            .authorities
+            .iter()
+            .map(|(p, a)| (p.clone(), json!(a.text())))
+            .collect();
+        let seq = match self.call(move |api| own_record(api, &did)).await {
+            Ok(record) => record.and_then(|r| r["seq"].as_u64()).unwrap_or(0) + 1,
+            Err(f) => return Ok(refused(f)),
+        };
+        let mut body = json!({"seq": seq, "name": args.name, "authorities": authorities});
+        if let Some(v) = args.vendor {
+            body["vendor"] = json!(v);
+        }
+        if let Some(m) = args.model {
+            body["model"] = json!(m);
+        }
+        Self::answer(
+            self.send(key, "/v1/agents".into(), MessageType::Registration, body)
+                .await,
+        )
+    }
+
+    #[tool(
+        description = "The open proposals that await a judgement in your domains (or in `domain`), oldest first: id, domain, action, stakes, deadline and the current tally. Read one with `read_proposal` before you respond.",
+        annotations(read_only_hint = true)
+    )]
+    async fn list_open_proposals(
+        &self,
+        Parameters(args): Parameters<ListArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let key = match self.key(&context) {
+            Ok(k) => k,
+            Err(f) => return Ok(refused(f)),
+        };
+        let did = key.id().to_string();
+        if let Some(d) = &args.domain
+            && DomainPattern::parse(d).is_err()
+        {
+            return Ok(refused(failure(
+                "malformed",
+                format!("{d:?} is not a domain or pattern (e.g. credit.loans, credit.*)"),
+            )));
+        }
+        Self::answer(
+            self.call(move |api| {
+                let mine = own_record(api, &did)?
+                    .map(|r| authority_patterns(&r))
+                    .unwrap_or_default();
+                let path = match &args.domain {
+                    Some(d) => format!("/v1/proposals?status=open&limit=1000&domain={d}"),
+                    None => "/v1/proposals?status=open&limit=1000".into(),
+                };
+                let listed = api.get(&path)?;
+                let proposals: Vec<Value> = listed["proposals"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| {
+                        args.domain.is_some()
+                            || p["domain"]
+                                .as_str()
+                                .and_then(|d| Domain::parse(d).ok())
+                                .is_some_and(|d| mine.iter().any(|m| m.matches(&d)))
+                    })
+                    .cloned()
+                    .collect();
+                Ok(json!({"proposals": proposals, "your_domains": mine.iter().map(|m| m.to_string()).collect::<Vec<_>>()}))
+            })
+            .await,
+        )
+    }
+
+    #[tool(
+        description = "Everything about one proposal: the action and its payload, the proposer's confidence, each response so far (stance, confidence, reasoning), the live tally and what the rule would say now (`leaning`, not final), and, once escalated or decided by people, the decision package.",
+        annotations(read_only_hint = true)
+    )]
+    async fn read_proposal(
+        &self,
+        Parameters(args): Parameters<ProposalArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if let Err(f) = check_id(&args.proposal_id) {
+            return Ok(refused(f));
+        }
+        let id = args.proposal_id;
+        Self::answer(
+            self.call(move |api| api.get(&format!("/v1/proposals/{id}")))
+                .await,
+        )
+    }
+
+    #[tool(
+        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Returns the proposal id."
+    )]
+    async fn propose(
+        &self,
+        Parameters(args): Parameters<ProposeArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let key = match self.key(&context) {
+            Ok(k) => k,
+            Err(f) => return Ok(refused(f)),
+        };
+        let minutes = u64::from(args.deadline_minutes.unwrap_or(60).max(1));
+        let mut action = json!({"kind": args.kind, "summary": args.summary});
+        if let Some(payload) = args.payload {
+            action["payload"] = payload;
+        }
+        let body = json!({"domain": args.domain, "action": action, "confidence": args.confidence.text(),
+                          "stakes": args.stakes});
+        Self::answer(
+            self.call({
+                let key = key.clone();
+                move |api| {
+                    let space = api.get("/v1/space")?;
+                    let now = space["time"].as_u64().unwrap_or(0);
+                    let mut body = body;
+                    body["space"] = space["space"].clone();
+                    body["created_at"] = json!(now);
+                    body["deadline"] = json!(now.saturating_add(minutes * 60_000));
+                    let message = Verified::sign(MessageType::Proposal, body, &key);
+                    let mut answer = api.post("/v1/proposals", &message.to_value())?;
+                    answer["signed_by"] = json!(key.id());
+                    Ok(answer)
+                }
+            })
+            .await,
+        )
+    }
+
+    #[tool(description = RESPOND_DESCRIPTION)]
+    async fn respond(
+        &self,
+        Parameters(args): Parameters<RespondArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let key = match self.key(&context) {
+            Ok(k) => k,
+            Err(f) => return Ok(refused(f)),
+        };
+        if let Err(f) = check_id(&args.proposal_id) {
+            return Ok(refused(f));
+        }
+        let body = json!({"proposal": args.proposal_id, "stance": args.stance,
+                          "confidence": args.confidence.text(), "reasoning": args.reasoning});
+        let path = format!("/v1/proposals/{}/responses", args.proposal_id);
+        Self::answer(self.send(key, path, MessageType::Response, body).await)
+    }
+
+    #[tool(
+        description = "A proposal's status in a few words: open (with the live tally and the current leaning, which is not final), approved, rejected, escalated (waiting for a human), approved_by_human, rejected_by_human, expired or superseded; and its outcome once reported.",
+        annotations(read_only_hint = true)
+    )]
+    async fn check_status(
+        &self,
+        Parameters(args): Parameters<ProposalArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if let Err(f) = check_id(&args.proposal_id) {
+            return Ok(refused(f));
+        }
+        let id = args.proposal_id;
+        Self::answer(
+            self.call(move |api| {
+                let p = api.get(&format!("/v1/proposals/{id}"))?;
+                Ok(json!({"id": p["id"], "status": p["status"], "reason": p["reason"], "tally": p["tally"],
+                          "leaning": p["leaning"], "responses": p["responses"].as_array().map_or(0, Vec::len),
+                          "outcome": p["outcome"]}))
+            })
+            .await,
+        )
+    }
+
+    #[tool(
+        description = "Report how a decided proposal turned out in reality: result \"success\" or \"failure\", or a score from 0 to 1. Outcomes move every responder's trust: those who were confidently right gain influence, those confidently wrong lose it. Report only what you observed; the report is signed and audited."
+    )]
+    async fn report_outcome(
+        &self,
+        Parameters(args): Parameters<OutcomeArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let key = match self.key(&context) {
+            Ok(k) => k,
+            Err(f) => return Ok(refused(f)),
+        };
+        if let Err(f) = check_id(&args.proposal_id) {
+            return Ok(refused(f));
+        }
+        let mut body = json!({"proposal": args.proposal_id});
+        match (args.result, args.score) {
+            (Some(r), None) => body["result"] = json!(r),
+            (None, Some(s)) => body["score"] = json!(s.text()),
+            _ => {
+                return Ok(refused(failure(
+                    "malformed",
+                    "give exactly one of `result` (\"success\" or \"failure\") and `score` (0 to 1)",
+                )));
+            }
+        }
+        let path = format!("/v1/proposals/{}/outcome", args.proposal_id);
+        Self::answer(self.send(key, path, MessageType::Outcome, body).await)
+    }
+}
+
+const RESPOND_DESCRIPTION: &str = concat!(
+    "Answer a proposal in your domain: endorse (the action is right), challenge (it is wrong) or abstain. ",
+    "Abstain when the question is outside what you can judge or you lack the information: an abstention is counted ",
+    "as taking part but weighs nothing, and it costs no trust. Confidence is the probability, from 0 to 1, that your ",
+    "stance is right; it is scored against the real outcome, so state what you believe, not what would sway the vote. ",
+    "Your reasoning is kept in the audit log and shown to the humans who review escalations: give the evidence. ",
+    "You can answer each proposal once; the answer is final."
+);
+
+#[tool_handler(
+    name = "synod",
+    instructions = "synod lets several agents decide together whether an action should be taken. An agent proposes an action in a domain (e.g. credit.loans); the agents with authority in that domain endorse, challenge or abstain, each with a confidence; synod weighs each answer by authority x confidence x trust and approves, rejects, or escalates to a human. Trust moves with real outcomes: being confidently wrong costs influence. Start with `whoami`, then `list_open_proposals` to see what awaits your judgement, `read_proposal` before you answer, and `respond`. Everything you send is signed with your agent key and kept in the audit log."
+)]
+impl ServerHandler for Synod {}
+
+/// Serves one session over standard input and output until the client
+/// closes it.
+pub async fn serve_stdio(server: Synod) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let running = server.serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}
+
+/// The streamable HTTP endpoint (mounted at `/mcp` by `synod serve`): each
+/// session's key comes from its requests' bearer token. rmcp's own `Host`
+/// check is off: the node's router checks `Host` for every route, this one
+/// included, against the node's configured names.
+pub fn http_service(api: Arc<dyn Api>) -> StreamableHttpService<Synod, LocalSessionManager> {
+    let config = StreamableHttpServerConfig::default().disable_allowed_hosts();
+    StreamableHttpService::new(
+        move || Ok(Synod::with_bearer_tokens(api.clone())),
+        LocalSessionManager::default().into(),
+        config,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_decimal_text() {
+        assert_eq!(Decimal::Number(0.85).text(), "0.85");
+        assert_eq!(Decimal::Number(1.0).text(), "1");
+        assert_eq!(Decimal::Number(0.0).text(), "0");
+        assert_eq!(Decimal::Number(0.1234567).text(), "0.123457");
+        assert_eq!(Decimal::Text("0.70".into()).text(), "0.70");
+    }
+
+    #[test]
+    fn a_token_always_names_the_same_agent() {
+        let a = token_keypair("secret-1");
+        assert_eq!(a.id(), token_keypair("secret-1").id());
+        assert_ne!(a.id(), token_keypair("secret-2").id());
+    }
+
+    #[test]
+    fn authority_comes_from_grants_when_there_are_any() {
+        let record = json!({"granted_authorities": {"credit.*": "0.9"}, "declared_authorities": {"fraud": "1"}});
+        let p = authority_patterns(&record);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].matches(&Domain::parse("credit.loans").unwrap()));
+        let record = json!({"granted_authorities": {}, "declared_authorities": {"fraud": "1"}});
+        assert!(authority_patterns(&record)[0].matches(&Domain::parse("fraud").unwrap()));
+    }
+}

@@ -1,0 +1,193 @@
+"""The official Python MCP client (package ``mcp``) drives synod's MCP server:
+over stdio (``synod mcp``, bound to a key file) and over streamable HTTP
+(``/mcp`` on ``synod serve``, bound to an agent token). In each round one
+agent takes part through MCP and the others through this package: one
+proposal approved by the votes, one escalated and then decided by a human."""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import anyio
+import pytest
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+
+from synod import Client
+
+from .conftest import Team, run_cli, synod_bin
+
+TOOLS = {
+    "whoami",
+    "register",
+    "list_open_proposals",
+    "read_proposal",
+    "propose",
+    "respond",
+    "check_status",
+    "report_outcome",
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def field(obj: Any, snake: str, camel: str) -> Any:
+    """A field of an mcp model: snake_case in mcp 2, camelCase in mcp 1 (the
+    version LangChain's and OpenAI's adapters install)."""
+    return getattr(obj, snake) if hasattr(obj, snake) else getattr(obj, camel)
+
+
+async def call(session: ClientSession, tool: str, **arguments: Any) -> Any:
+    """Calls a tool and returns its JSON answer; fails on a tool error."""
+    result = await session.call_tool(tool, arguments)
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert not field(result, "is_error", "isError"), f"{tool} failed: {text}"
+    return json.loads(text)
+
+
+async def call_error(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Calls a tool that must fail and returns its error object."""
+    result = await session.call_tool(tool, arguments)
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert field(result, "is_error", "isError"), f"{tool} should have failed: {text}"
+    error: dict[str, Any] = json.loads(text)
+    return error
+
+
+@asynccontextmanager
+async def stdio_session(node: str, key_file: Path) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(command=synod_bin(), args=["mcp", "--node", node, "--key", str(key_file)])
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            yield session
+
+
+@asynccontextmanager
+async def http_session(node: str, token: str | None) -> AsyncIterator[ClientSession]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with create_mcp_http_client(headers=headers) as http:
+        async with streamable_http_client(f"{node}/mcp", http_client=http) as streams:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                yield session
+
+
+@pytest.mark.anyio
+async def test_over_stdio_an_mcp_agent_proposes_and_a_python_agent_approves(team: Team, tmp_path: Path) -> None:
+    key_file = team.alice.save(tmp_path / "alice.key")
+    node = team.server.url
+    with anyio.fail_after(60):
+        async with stdio_session(node, key_file) as session:
+            listed = await session.list_tools()
+            assert {t.name for t in listed.tools} == TOOLS
+            respond = next(t for t in listed.tools if t.name == "respond")
+            assert "abstain" in (respond.description or "").lower()
+            assert "audit log" in (respond.description or "")
+            assert "confidence" in field(respond, "input_schema", "inputSchema")["properties"]
+
+            me = await call(session, "whoami")
+            assert me["agent"] == team.alice.did and me["registered"] is True
+
+            proposed = await call(
+                session,
+                "propose",
+                domain="fraud.detection",
+                kind="block_card",
+                summary="Block card 4411",
+                payload={"card": 4411},
+                confidence=0.9,
+                stakes="medium",
+            )
+            pid = proposed["id"]
+            assert proposed["status"] == "open" and proposed["signed_by"] == team.alice.did
+            mine = await call(session, "list_open_proposals")
+            assert [p["id"] for p in mine["proposals"]] == [pid] and mine["your_domains"] == ["fraud.*"]
+            assert (await call(session, "list_open_proposals", domain="credit.*"))["proposals"] == []
+
+            # Bob answers through the Python package; PROTOCOL §6.3's example
+            # closes approved early.
+            with Client(node, key=team.bob) as bob:
+                assert bob.respond(pid, "endorse", 1, "card seen in two countries")["status"] == "approved"
+
+            status = await call(session, "check_status", proposal_id=pid)
+            assert status["status"] == "approved" and status["responses"] == 1
+            detail = await call(session, "read_proposal", proposal_id=pid)
+            assert detail["action"]["payload"] == {"card": 4411}
+            assert [r["agent"] for r in detail["responses"]] == [team.bob.did]
+
+            # Bad input comes back as a tool error the model can read.
+            bad = await call_error(session, "respond", proposal_id="nope", stance="endorse", confidence=0.5, reasoning="x")
+            assert bad["error"] == "malformed"
+            closed = await call_error(session, "respond", proposal_id=pid, stance="challenge", confidence=0.5, reasoning="late")
+            assert closed["error"] in ("proposal_closed", "not_eligible")
+
+    # What MCP signed is in the audit log, verifiable by `synod audit verify`.
+    export = tmp_path / "log.jsonl"
+    run_cli("log", "export", "--node", node, "--out", str(export))
+    assert json.loads(run_cli("audit", "verify", str(export), "--json").stdout)["entries"] > 0
+
+
+@pytest.mark.anyio
+async def test_over_http_a_token_agent_challenges_and_a_human_decides(team: Team) -> None:
+    node = team.server.url
+    made = json.loads(run_cli("agent", "token", "--json").stdout)
+    token, did = made["token"], made["did"]
+    with Client(node, key=team.admin) as admin:
+        admin.grant(did, authorities={"fraud.*": "0.8"}, roles=["agent"])
+
+    with anyio.fail_after(60):
+        # Without a token the tools refuse; the session itself is allowed.
+        async with http_session(node, None) as anonymous:
+            refused = await call_error(anonymous, "whoami")
+            assert refused["error"] == "unauthorized"
+
+        async with http_session(node, token) as session:
+            registered = await call(session, "register", name="tess", vendor="mcp-test", model="any")
+            assert registered["agent"] == did
+            me = await call(session, "whoami")
+            assert me["agent"] == did and me["record"]["name"] == "tess"
+
+            # Alice proposes through the package; tess challenges through MCP;
+            # bob abstains and carol endorses: E = 0.425 against C = 0.36, no
+            # margin holds, so it escalates as contested.
+            with Client(node) as package:
+                pid = package.propose("fraud.detection", "freeze_account", "Freeze account 17", "0.6", key=team.alice)["id"]
+                waiting = await call(session, "list_open_proposals")
+                assert pid in [p["id"] for p in waiting["proposals"]]
+                answer = await call(
+                    session, "respond", proposal_id=pid, stance="challenge", confidence="0.9", reasoning="normal pattern"
+                )
+                assert answer["status"] == "open" and answer["signed_by"] == did
+                assert package.respond(pid, "abstain", "0.5", "not my area", key=team.bob)["status"] == "open"
+                assert package.respond(pid, "endorse", "0.5", "unsure", key=team.carol)["status"] == "escalated"
+
+                status = await call(session, "check_status", proposal_id=pid)
+                assert status["status"] == "escalated" and status["reason"] == "contested"
+                package_view = await call(session, "read_proposal", proposal_id=pid)
+                positions = {p["agent"]: p["stance"] for p in package_view["package"]["positions"]}
+                assert positions[did] == "challenge" and positions[team.carol.did] == "endorse"
+
+                # A human decides it in the inbox's API.
+                decided = package.decide(pid, "approve", "checked with the customer", reviewer_token=team.reviewer_token)
+                assert decided["status"] == "approved_by_human"
+            assert (await call(session, "check_status", proposal_id=pid))["status"] == "approved_by_human"
+
+            # Tess is no oracle: reporting the outcome is refused.
+            denied = await call_error(session, "report_outcome", proposal_id=pid, result="failure")
+            assert denied["error"] == "wrong_role"
+            # The oracle reports it through the package; tess, who challenged
+            # at 0.9 an action that turned out right, loses trust (PROTOCOL §8:
+            # 0.5 + 0.05 x (1 - 2 x 0.9^2 - 0.5) = 0.444).
+            with Client(node, key=team.oscar) as oscar:
+                oscar.report_outcome(pid, result="success")
+            after = await call(session, "whoami")
+            assert after["record"]["trust"] == {"fraud.detection": "0.444"}
