@@ -141,6 +141,11 @@ enum Command {
         /// of J against the share into DIR.
         #[arg(long, value_name = "DIR")]
         sweep: Option<PathBuf>,
+        /// Compare log-odds weightings (confidence cap × trust power ×
+        /// authority) with the core's linear rule: no adversaries, then every
+        /// adversary kind at --share; prints a markdown table of gaps.
+        #[arg(long)]
+        ablation: bool,
     },
     /// Create a new agent key and print its did.
     Keygen {
@@ -381,6 +386,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             markdown,
             json,
             sweep,
+            ablation,
         } => {
             let Some(adversary) = synod_sim::Adversary::parse(&adversary) else {
                 anyhow::bail!("unknown adversary {adversary:?}");
@@ -399,6 +405,64 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 outcome_delay: delay,
                 ..synod_sim::Config::default()
             };
+            if ablation {
+                let mut weightings = Vec::new();
+                for confidence in [0.8_f64, 0.9, 0.99] {
+                    for trust_power in [1, 2] {
+                        for authority in [true, false] {
+                            weightings.push(synod_sim::Weighting {
+                                cap: (confidence / (1.0 - confidence)).ln(),
+                                trust_power,
+                                authority,
+                            });
+                        }
+                    }
+                }
+                let mut columns = vec![("no adversaries".to_string(), config.adversary, 0.0)];
+                for kind in synod_sim::Adversary::ALL {
+                    columns.push((
+                        format!("{} {:.0} %", kind.name(), share * 100.0),
+                        kind,
+                        share,
+                    ));
+                }
+                let mut table: Vec<(String, Vec<String>)> = Vec::new();
+                for (c, (_, kind, share)) in columns.iter().enumerate() {
+                    eprint!("\r{} {:.0}%   ", kind.name(), share * 100.0);
+                    let cfg = synod_sim::Config {
+                        adversary: *kind,
+                        adversary_share: *share,
+                        weightings: weightings.clone(),
+                        ..config.clone()
+                    };
+                    let runs: Vec<_> = (1..=seeds).map(|seed| synod_sim::run(&cfg, seed)).collect();
+                    let rows = synod_sim::summarize(&cfg, &runs);
+                    let shown = rows.iter().filter(|r| {
+                        ["synod", "log-odds", "logistic"].contains(&r.aggregator.as_str())
+                            || r.aggregator.starts_with("logit ")
+                    });
+                    for (k, r) in shown.enumerate() {
+                        if c == 0 {
+                            table.push((r.aggregator.clone(), Vec::new()));
+                        }
+                        table[k].1.push(format!("{:.2} ± {:.2}", r.gap.0, r.gap.1));
+                    }
+                }
+                eprintln!();
+                println!(
+                    "| weighting | {} |",
+                    columns
+                        .iter()
+                        .map(|c| c.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+                println!("|---|{}", "---|".repeat(columns.len()));
+                for (name, cells) in table {
+                    println!("| {name} | {} |", cells.join(" | "));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             if let Some(dir) = sweep {
                 std::fs::create_dir_all(&dir)?;
                 let shares = [0.0, 0.1, 0.2, 0.3, 0.4];

@@ -7,12 +7,15 @@ use synod_core::trust;
 
 use crate::{Adversary, Config, Counts, Decision, Rng, Run, Vote};
 
-/// The aggregators, in report order. `oracle` is the ceiling.
-pub const AGGREGATORS: [&str; 9] = [
+/// The aggregators, in report order. `oracle` is the ceiling. `synod-logit`
+/// is the best candidate log-odds weighting for the core found by the
+/// ablation ([`Weighting::CANDIDATE`]).
+pub const AGGREGATORS: [&str; 10] = [
     "majority",
     "average-confidence",
     "fixed-weights",
     "synod",
+    "synod-logit",
     "log-odds",
     "beta-logit",
     "hedge",
@@ -44,6 +47,45 @@ fn sigmoid(x: f64) -> f64 {
 fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-6, 1.0 - 1e-6);
     (p / (1.0 - p)).ln()
+}
+
+/// A log-odds weighting of votes, for the ablation: evidence
+/// `± a·(2t)^p·min(logit(c), cap)`, with `a` the declared authority (or 1),
+/// `t` the trust the core's rule learned (`2t`, so the prior 0.5 counts a
+/// vote at face value) and `p` the trust power; decided by Chow's rule.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Weighting {
+    /// Largest logit one vote can contribute (`ln(c/(1−c))` of the
+    /// confidence `c` at which it saturates).
+    pub cap: f64,
+    /// Power of the trust factor.
+    pub trust_power: i32,
+    /// Whether declared authority scales the vote.
+    pub authority: bool,
+}
+
+impl Weighting {
+    /// The best all-round candidate of the ablation (docs/DECISION-QUALITY.md):
+    /// confidence saturating at 0.8, trust squared, authority kept.
+    pub const CANDIDATE: Weighting = Weighting {
+        cap: 1.386_294_361_119_890_6, // ln 4: confidence 0.8
+        trust_power: 2,
+        authority: true,
+    };
+
+    /// A short label: `logit ≤c, t^p, a` (or `no a`).
+    pub fn label(&self) -> String {
+        let saturates = sigmoid(self.cap);
+        format!(
+            "logit cap {saturates:.2}, (2t)^{}, {}",
+            self.trust_power,
+            if self.authority {
+                "authority"
+            } else {
+                "no authority"
+            }
+        )
+    }
 }
 
 struct Agent {
@@ -148,16 +190,7 @@ impl Learners {
         tau: f64,
         oracle: f64,
     ) -> (Decision, f64) {
-        let chow = |evidence: f64| {
-            let decision = if evidence >= tau {
-                Decision::Approve
-            } else if evidence <= -tau {
-                Decision::Reject
-            } else {
-                Decision::Escalate
-            };
-            (decision, sigmoid(evidence))
-        };
+        let chow = |evidence: f64| self.chow(evidence, tau);
         let sign = |v: &Vote| if v.endorse { 1.0 } else { -1.0 };
         let forecast = |v: &Vote| {
             if v.endorse {
@@ -191,6 +224,7 @@ impl Learners {
             }
             "fixed-weights" => self.core(votes, domain, false),
             "synod" => self.core(votes, domain, true),
+            "synod-logit" => chow(self.logit_evidence(Weighting::CANDIDATE, votes, domain)),
             "log-odds" => chow(
                 votes
                     .iter()
@@ -231,6 +265,37 @@ impl Learners {
             "oracle" => chow(oracle),
             _ => unreachable!("unknown aggregator {name}"),
         }
+    }
+
+    /// Chow's rule on log-odds `evidence`: decide when the posterior is
+    /// beyond `tau`, else escalate; and the posterior.
+    fn chow(&self, evidence: f64, tau: f64) -> (Decision, f64) {
+        let decision = if evidence >= tau {
+            Decision::Approve
+        } else if evidence <= -tau {
+            Decision::Reject
+        } else {
+            Decision::Escalate
+        };
+        (decision, sigmoid(evidence))
+    }
+
+    /// The evidence of `votes` under a log-odds `weighting`, on the trust the
+    /// core's rule learned.
+    fn logit_evidence(&self, weighting: Weighting, votes: &[Vote], domain: usize) -> f64 {
+        votes
+            .iter()
+            .map(|v| {
+                let t = 2.0 * f64::from(self.trust[v.agent][domain].micros()) / 1e6;
+                let a = if weighting.authority {
+                    v.authority
+                } else {
+                    1.0
+                };
+                let sign = if v.endorse { 1.0 } else { -1.0 };
+                sign * a * t.powi(weighting.trust_power) * logit(v.confidence).min(weighting.cap)
+            })
+            .sum()
     }
 
     /// The protocol core's rule: exact tally and ordered checks, with trust
@@ -373,11 +438,16 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
     let agents = population(config, &mut rng);
     let mut learners = Learners::new(config);
     let tau = ((1.0 - config.escalation_cost) / config.escalation_cost).ln();
-    let mut counts = vec![Counts::default(); AGGREGATORS.len()];
+    let names: Vec<String> = AGGREGATORS
+        .iter()
+        .map(|n| n.to_string())
+        .chain(config.weightings.iter().map(Weighting::label))
+        .collect();
+    let mut counts = vec![Counts::default(); names.len()];
     // Each agent's current identity; whitewashers and sybils change theirs.
     let mut identity: Vec<usize> = (0..config.agents).collect();
     let mut forecasts: Vec<Vec<(f64, bool)>> =
-        vec![Vec::with_capacity(config.proposals); AGGREGATORS.len()];
+        vec![Vec::with_capacity(config.proposals); names.len()];
     let mut pending = std::collections::VecDeque::new();
     for t in 0..config.proposals {
         let domain = rng.below(config.domains);
@@ -440,14 +510,21 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
             }
             votes.push(vote);
         }
-        for (n, name) in AGGREGATORS.iter().enumerate() {
-            let (decision, p) = learners.decide(name, &votes, domain, tau, oracle);
+        for n in 0..names.len() {
+            let decide = |votes: &[Vote]| match AGGREGATORS.get(n) {
+                Some(name) => learners.decide(name, votes, domain, tau, oracle),
+                None => {
+                    let w = config.weightings[n - AGGREGATORS.len()];
+                    learners.chow(learners.logit_evidence(w, votes, domain), tau)
+                }
+            };
+            let (decision, p) = decide(&votes);
             score(&mut counts[n], decision, good);
             let y = if good { 1.0 } else { 0.0 };
             counts[n].brier += (p - y) * (p - y);
             forecasts[n].push((p, good));
             if decision != Decision::Escalate && clean.len() < votes.len() {
-                let (without, _) = learners.decide(name, &clean, domain, tau, oracle);
+                let (without, _) = decide(&clean);
                 if without != decision {
                     counts[n].swung += 1;
                 }
@@ -476,11 +553,7 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
     }
     Run {
         seed,
-        results: AGGREGATORS
-            .iter()
-            .map(|n| n.to_string())
-            .zip(counts)
-            .collect(),
+        results: names.into_iter().zip(counts).collect(),
     }
 }
 

@@ -27,7 +27,7 @@ mod rng;
 
 use serde::{Deserialize, Serialize};
 
-pub use aggregators::AGGREGATORS;
+pub use aggregators::{AGGREGATORS, Weighting};
 pub use rng::Rng;
 
 /// What kind of adversary the dishonest share of the population is.
@@ -109,6 +109,9 @@ pub struct Config {
     pub new_identity_trust: f64,
     /// Outcomes are revealed this many proposals after the decision.
     pub outcome_delay: usize,
+    /// Extra log-odds weightings to compare (the ablation), reported after
+    /// [`AGGREGATORS`].
+    pub weightings: Vec<Weighting>,
 }
 
 impl Default for Config {
@@ -125,6 +128,7 @@ impl Default for Config {
             sleeper_turns_at: 2_000,
             new_identity_trust: 0.5,
             outcome_delay: 0,
+            weightings: Vec::new(),
         }
     }
 }
