@@ -303,6 +303,107 @@ enum AuditCommand {
     },
 }
 
+/// The sweep's other charts: risk–coverage and calibration without
+/// adversaries (seed means), and sleepers' trust over time (seed 1, 20 %).
+fn extra_charts(config: &synod_sim::Config, seeds: u64, dir: &std::path::Path) -> Result<()> {
+    let shown = ["majority", "synod", "synod-logit", "logistic", "oracle"];
+    let clean = synod_sim::Config {
+        adversary_share: 0.0,
+        ..config.clone()
+    };
+    let runs: Vec<_> = (1..=seeds)
+        .map(|seed| synod_sim::run(&clean, seed))
+        .collect();
+    let mean_of = |name: &str, f: &dyn Fn(&synod_sim::Counts) -> Vec<f64>| -> Vec<f64> {
+        let all: Vec<Vec<f64>> = runs
+            .iter()
+            .filter_map(|r| r.results.iter().find(|(n, _)| n == name))
+            .map(|(_, c)| f(c))
+            .collect();
+        (0..all[0].len())
+            .map(|i| all.iter().map(|v| v[i]).sum::<f64>() / all.len() as f64)
+            .collect()
+    };
+    let coverage: Vec<f64> = (1..=20).map(|k| f64::from(k) * 5.0).collect();
+    let series: Vec<(String, Vec<f64>)> = shown
+        .iter()
+        .map(|n| (n.to_string(), mean_of(n, &|c| c.risk_curve.clone())))
+        .collect();
+    std::fs::write(
+        dir.join("risk-coverage.svg"),
+        synod_sim::svg_chart(
+            "Risk against coverage, no adversaries",
+            "coverage: the most confident % of proposals decided",
+            "error rate among them",
+            &coverage,
+            &series,
+        ),
+    )?;
+    let centers: Vec<f64> = (0..10).map(|b| f64::from(b) / 10.0 + 0.05).collect();
+    let mut series: Vec<(String, Vec<f64>)> = ["synod", "synod-logit", "log-odds", "oracle"]
+        .iter()
+        .map(|n| {
+            let observed = mean_of(n, &|c| {
+                c.calibration
+                    .iter()
+                    .enumerate()
+                    .map(|(b, (_, y, count))| {
+                        if *count == 0 {
+                            f64::from(b as u32) / 10.0 + 0.05
+                        } else {
+                            y / *count as f64
+                        }
+                    })
+                    .collect()
+            });
+            (n.to_string(), observed)
+        })
+        .collect();
+    series.push(("perfectly calibrated".into(), centers.clone()));
+    std::fs::write(
+        dir.join("calibration.svg"),
+        synod_sim::svg_chart(
+            "Calibration of the consensus probability, no adversaries",
+            "stated probability that the action is good (tenths)",
+            "share of those actions that were good",
+            &centers,
+            &series,
+        ),
+    )?;
+    let sleepy = synod_sim::Config {
+        adversary: synod_sim::Adversary::Sleeper,
+        adversary_share: 0.2,
+        ..config.clone()
+    };
+    if let Some(trace) = synod_sim::run(&sleepy, 1).sleepers {
+        let xs: Vec<f64> = trace.series.iter().map(|p| p.0 as f64).collect();
+        let series = vec![
+            (
+                "sleepers".to_string(),
+                trace.series.iter().map(|p| p.1).collect(),
+            ),
+            (
+                "honest agents".to_string(),
+                trace.series.iter().map(|p| p.2).collect(),
+            ),
+        ];
+        std::fs::write(
+            dir.join("sleeper-trust.svg"),
+            synod_sim::svg_chart(
+                &format!(
+                    "Mean trust, 20 % sleepers turning at proposal {}",
+                    trace.turn
+                ),
+                "proposal",
+                "mean trust (the core's rule)",
+                &xs,
+                &series,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 fn read_input(file: Option<&PathBuf>) -> Result<String> {
     let mut text = String::new();
     match file {
@@ -520,6 +621,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("| {} | {} |", kind.name(), gaps.join(" | "));
                 }
                 eprintln!();
+                extra_charts(&config, seeds, &dir)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let runs: Vec<_> = (1..=seeds)
@@ -530,11 +632,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .collect();
             eprintln!();
             let rows = synod_sim::summarize(&config, &runs);
+            let recovery = synod_sim::sleeper_recovery(&runs);
             if json {
+                let recovery = recovery.map(|((mean, half), recovered, total)| {
+                    serde_json::json!({"proposals_after_turn": [mean, half], "recovered": recovered, "runs": total})
+                });
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &serde_json::json!({"config": config, "rows": rows})
+                        &serde_json::json!({"config": config, "rows": rows, "sleeper_recovery": recovery})
                     )?
                 );
             } else if markdown {
@@ -557,6 +663,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 table::print(
                     &headers.iter().map(String::as_str).collect::<Vec<_>>(),
                     &table,
+                );
+            }
+            if let Some(((mean, half), recovered, total)) = recovery
+                && !json
+            {
+                println!(
+                    "\nsleepers turn at proposal {}: the core's trust put them below half the honest agents' trust {mean:.0} ± {half:.0} proposals later (in {recovered} of {total} runs)",
+                    config.sleeper_turns_at
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -421,16 +421,22 @@ fn score(counts: &mut Counts, decision: Decision, good: bool) {
 /// Area under the risk–coverage curve: decide every proposal by the side of
 /// 0.5 its probability is on, take them most confident first, and average the
 /// error rate among the first k over every k. Lower is better.
-fn aurc(forecasts: &mut [(f64, bool)]) -> f64 {
+fn aurc(forecasts: &mut [(f64, bool)]) -> (f64, Vec<f64>) {
     forecasts.sort_by(|a, b| (b.0 - 0.5).abs().total_cmp(&(a.0 - 0.5).abs()));
+    let n = forecasts.len().max(1);
     let (mut errors, mut area) = (0.0, 0.0);
+    let mut curve = Vec::with_capacity(20);
     for (k, (p, good)) in forecasts.iter().enumerate() {
         if (*p > 0.5) != *good {
             errors += 1.0;
         }
         area += errors / (k + 1) as f64;
+        // The risk at coverage 5 %, 10 %, …, 100 %.
+        if (k + 1) * 20 >= (curve.len() + 1) * n {
+            curve.push(errors / (k + 1) as f64);
+        }
     }
-    area / forecasts.len().max(1) as f64
+    (area / n as f64, curve)
 }
 
 pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
@@ -449,7 +455,34 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
     let mut forecasts: Vec<Vec<(f64, bool)>> =
         vec![Vec::with_capacity(config.proposals); names.len()];
     let mut pending = std::collections::VecDeque::new();
+    let tracing = config.adversary == Adversary::Sleeper && config.adversary_share > 0.0;
+    let mut sleepers = tracing.then(|| crate::SleeperTrace {
+        turn: config.sleeper_turns_at,
+        series: Vec::new(),
+        recovery: None,
+    });
     for t in 0..config.proposals {
+        if let Some(trace) = sleepers.as_mut()
+            && t % 50 == 0
+        {
+            let mean = |sleeper: bool| {
+                let (mut sum, mut n) = (0.0_f64, 0.0_f64);
+                for (i, a) in agents.iter().enumerate() {
+                    if (a.adversary == Some(Adversary::Sleeper)) == sleeper {
+                        for t in &learners.trust[identity[i]] {
+                            sum += f64::from(t.micros()) / 1e6;
+                            n += 1.0;
+                        }
+                    }
+                }
+                sum / n.max(1.0)
+            };
+            let (s, h) = (mean(true), mean(false));
+            trace.series.push((t, s, h));
+            if t >= trace.turn && trace.recovery.is_none() && s < h / 2.0 {
+                trace.recovery = Some(t - trace.turn);
+            }
+        }
         let domain = rng.below(config.domains);
         let good = rng.unit() < 0.5;
         let committee = rng.sample(config.agents, config.committee);
@@ -522,6 +555,10 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
             score(&mut counts[n], decision, good);
             let y = if good { 1.0 } else { 0.0 };
             counts[n].brier += (p - y) * (p - y);
+            let bin = &mut counts[n].calibration[((p * 10.0) as usize).min(9)];
+            bin.0 += p;
+            bin.1 += y;
+            bin.2 += 1;
             forecasts[n].push((p, good));
             if decision != Decision::Escalate && clean.len() < votes.len() {
                 let (without, _) = decide(&clean);
@@ -549,11 +586,12 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
     }
     for (n, f) in forecasts.iter_mut().enumerate() {
         counts[n].brier /= config.proposals.max(1) as f64;
-        counts[n].aurc = aurc(f);
+        (counts[n].aurc, counts[n].risk_curve) = aurc(f);
     }
     Run {
         seed,
         results: names.into_iter().zip(counts).collect(),
+        sleepers,
     }
 }
 

@@ -176,6 +176,12 @@ pub struct Counts {
     pub brier: f64,
     /// Area under the risk–coverage curve (lower is better).
     pub aurc: f64,
+    /// Calibration of the consensus probability `p`: for each tenth of
+    /// [0, 1], the sum of `p`, the number of good actions, and the count.
+    pub calibration: [(f64, f64, u64); 10],
+    /// The risk–coverage curve: the error rate among the most confident
+    /// `k` % of proposals, for `k` = 5, 10, …, 100.
+    pub risk_curve: Vec<f64>,
 }
 
 impl Counts {
@@ -212,6 +218,34 @@ impl Counts {
     pub fn cost(&self, c: f64) -> f64 {
         self.error_rate() + c * self.escalation_rate()
     }
+
+    /// Expected calibration error of the consensus probability: the mean,
+    /// weighted by count, of |mean `p` − share of good actions| over tenths
+    /// (= Σ |Σp − good| / N).
+    pub fn ece(&self) -> f64 {
+        let total: u64 = self.calibration.iter().map(|b| b.2).sum();
+        if total == 0 {
+            return 0.0;
+        }
+        self.calibration
+            .iter()
+            .map(|(p, y, _)| (p - y).abs() / total as f64)
+            .sum()
+    }
+}
+
+/// The sleepers' trust against the honest agents', as the core's trust rule
+/// learns it, when the adversaries are sleepers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SleeperTrace {
+    /// The proposal at which the sleepers turn.
+    pub turn: usize,
+    /// Every 50 proposals: (proposal, sleepers' mean trust, honest agents'
+    /// mean trust), over every domain.
+    pub series: Vec<(usize, f64, f64)>,
+    /// Proposals after the turn until the sleepers' mean trust fell below
+    /// half the honest agents' (`None` if it never did).
+    pub recovery: Option<usize>,
 }
 
 /// One run: the counts of every aggregator, by name.
@@ -221,6 +255,23 @@ pub struct Run {
     pub seed: u64,
     /// Aggregator name and its counts, in [`AGGREGATORS`] order.
     pub results: Vec<(String, Counts)>,
+    /// With sleepers: their trust over time.
+    pub sleepers: Option<SleeperTrace>,
+}
+
+/// How long the core's trust took to put turned sleepers below half the
+/// honest agents' trust, over the seeds where it did: (mean, ±95 %), and in
+/// how many of the runs it did. `None` without sleepers.
+pub fn sleeper_recovery(runs: &[Run]) -> Option<((f64, f64), usize, usize)> {
+    let traces: Vec<&SleeperTrace> = runs.iter().filter_map(|r| r.sleepers.as_ref()).collect();
+    if traces.is_empty() {
+        return None;
+    }
+    let recovered: Vec<f64> = traces
+        .iter()
+        .filter_map(|t| t.recovery.map(|r| r as f64))
+        .collect();
+    Some((mean_ci(&recovered), recovered.len(), traces.len()))
 }
 
 /// Runs one seed.
@@ -267,6 +318,8 @@ pub struct Row {
     pub brier: (f64, f64),
     /// Area under the risk–coverage curve.
     pub aurc: (f64, f64),
+    /// Expected calibration error of the consensus probability.
+    pub ece: (f64, f64),
 }
 
 /// Summarizes runs of the same configuration over seeds.
@@ -308,6 +361,7 @@ pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
                 gap: mean_ci(&gaps),
                 brier: per(&|k| k.brier),
                 aurc: per(&|k| k.aurc),
+                ece: per(&|k| k.ece()),
                 swung: per(&|k| {
                     let automatic = (k.right + k.wrong) as f64;
                     if automatic == 0.0 {
@@ -322,7 +376,7 @@ pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
 }
 
 /// The column names of a summary row, in [`Row::cells`] order.
-pub const COLUMNS: [&str; 9] = [
+pub const COLUMNS: [&str; 10] = [
     "aggregator",
     "accuracy",
     "false approvals",
@@ -332,6 +386,7 @@ pub const COLUMNS: [&str; 9] = [
     "swung by adversaries",
     "Brier",
     "AURC",
+    "ECE",
 ];
 
 impl Row {
@@ -348,6 +403,7 @@ impl Row {
             f(self.swung),
             f(self.brier),
             f(self.aurc),
+            f(self.ece),
         ]
     }
 }
@@ -435,9 +491,13 @@ pub fn svg_chart(
             py(y)
         ));
     }
-    for x in xs {
+    // At most about a dozen labels, each with no more digits than it needs.
+    let every = xs.len().div_ceil(12).max(1);
+    for x in xs.iter().step_by(every) {
+        let label = format!("{x:.2}");
+        let label = label.trim_end_matches('0').trim_end_matches('.');
         out.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{x}</text>\n",
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{label}</text>\n",
             px(*x),
             H - BOTTOM + 16.0
         ));

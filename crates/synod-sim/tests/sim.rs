@@ -180,3 +180,46 @@ fn the_ablations_candidate_weighting_beats_the_linear_rule_with_and_without_adve
         );
     }
 }
+
+#[test]
+fn sleepers_lose_their_trust_after_they_turn_and_not_before() {
+    let config = Config {
+        proposals: 3_000,
+        adversary: Adversary::Sleeper,
+        adversary_share: 0.2,
+        sleeper_turns_at: 1_500,
+        ..Config::default()
+    };
+    let runs: Vec<_> = (1..=3).map(|s| run(&config, s)).collect();
+    for r in &runs {
+        let trace = r.sleepers.as_ref().expect("a sleeper run is traced");
+        // Before the turn they are honest (and strong): never below half.
+        assert!(
+            trace
+                .series
+                .iter()
+                .filter(|p| p.0 < trace.turn)
+                .all(|p| p.1 >= p.2 / 2.0)
+        );
+        let recovery = trace.recovery.expect("trust catches the sleepers");
+        assert!(recovery > 0 && recovery < 1_000, "{recovery}");
+    }
+    let ((mean, _), recovered, total) = synod_sim::sleeper_recovery(&runs).unwrap();
+    assert_eq!((recovered, total), (3, 3));
+    assert!(mean > 0.0);
+    // No trace without sleepers.
+    let clean = run(&Config::default(), 1);
+    assert!(clean.sleepers.is_none());
+}
+
+#[test]
+fn calibration_error_measures_the_distance_from_the_diagonal() {
+    let mut counts = synod_sim::Counts::default();
+    // Tenth 0.8–0.9: 100 forecasts at 0.85, 85 good: calibrated.
+    counts.calibration[8] = (85.0, 85.0, 100);
+    assert!(counts.ece().abs() < 1e-12);
+    // Another 100 at 0.95 of which only half were good: off by 0.45 on
+    // half of the forecasts.
+    counts.calibration[9] = (95.0, 50.0, 100);
+    assert!((counts.ece() - 0.225).abs() < 1e-12, "{}", counts.ece());
+}
