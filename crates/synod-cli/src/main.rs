@@ -125,6 +125,10 @@ enum Command {
         /// Share of the population that is adversarial, in [0, 1].
         #[arg(long, default_value_t = 0.2)]
         share: f64,
+        /// Authority the adversaries claim in every domain, in [0, 1]
+        /// (default: like honest agents, their real skill plus noise).
+        #[arg(long)]
+        adversary_authority: Option<f64>,
         /// Starting trust of every identity (0.5: a closed space's prior).
         #[arg(long, default_value_t = 0.5)]
         new_identity_trust: f64,
@@ -483,6 +487,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             adversary,
             share,
             new_identity_trust,
+            adversary_authority,
             delay,
             markdown,
             json,
@@ -503,6 +508,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 adversary,
                 adversary_share: share,
                 new_identity_trust: new_identity_trust.clamp(0.0, 1.0),
+                adversary_authority: adversary_authority.map(|a| a.clamp(0.0, 1.0)),
                 outcome_delay: delay,
                 ..synod_sim::Config::default()
             };

@@ -536,7 +536,10 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
                 agent: identity[i],
                 endorse,
                 confidence,
-                authority: a.authority[domain],
+                authority: match (a.adversary, config.adversary_authority) {
+                    (Some(_), Some(claimed)) => claimed,
+                    _ => a.authority[domain],
+                },
             };
             if a.adversary.is_none() {
                 clean.push(vote);

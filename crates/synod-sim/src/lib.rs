@@ -109,6 +109,10 @@ pub struct Config {
     pub new_identity_trust: f64,
     /// Outcomes are revealed this many proposals after the decision.
     pub outcome_delay: usize,
+    /// The authority adversaries claim in every domain (an open space takes
+    /// declared authority at its word); `None`: like honest agents, their
+    /// real skill plus noise.
+    pub adversary_authority: Option<f64>,
     /// Extra log-odds weightings to compare (the ablation), reported after
     /// [`AGGREGATORS`].
     pub weightings: Vec<Weighting>,
@@ -128,6 +132,7 @@ impl Default for Config {
             sleeper_turns_at: 2_000,
             new_identity_trust: 0.5,
             outcome_delay: 0,
+            adversary_authority: None,
             weightings: Vec::new(),
         }
     }

@@ -223,3 +223,28 @@ fn calibration_error_measures_the_distance_from_the_diagonal() {
     counts.calibration[9] = (95.0, 50.0, 100);
     assert!((counts.ece() - 0.225).abs() < 1e-12, "{}", counts.ece());
 }
+
+#[test]
+fn adversaries_claiming_full_authority_are_held_back_by_low_starting_trust() {
+    // DECISION-QUALITY.md: Sybils that claim authority 1 in every domain
+    // (an open space takes claims at their word) overwhelm the rule when new
+    // identities start at 0.5, not when they start at the open-space 0.1.
+    let j = |trust: f64, name: &str| {
+        let config = Config {
+            proposals: 2_000,
+            adversary: Adversary::SybilFlood,
+            adversary_share: 0.2,
+            adversary_authority: Some(1.0),
+            new_identity_trust: trust,
+            ..Config::default()
+        };
+        let runs: Vec<_> = (1..=3).map(|s| run(&config, s)).collect();
+        let rows = synod_sim::summarize(&config, &runs);
+        rows.iter().find(|r| r.aggregator == name).unwrap().cost.0
+    };
+    for name in ["synod", "synod-logit"] {
+        let (high, low) = (j(0.5, name), j(0.1, name));
+        assert!(low < high / 2.0, "{name}: {low} vs {high}");
+    }
+    assert!(j(0.1, "synod-logit") < j(0.1, "synod"));
+}
