@@ -17,7 +17,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
-from synod import Client
+from synod import Client, agent_keypair
 
 from .conftest import Team, run_cli, synod_bin
 
@@ -141,6 +141,8 @@ async def test_over_http_a_token_agent_challenges_and_a_human_decides(team: Team
     node = team.server.url
     made = json.loads(run_cli("agent", "token", "--json").stdout)
     token, did = made["token"], made["did"]
+    # The package derives the same agent from the token.
+    assert agent_keypair(token).did == did
     with Client(node, key=team.admin) as admin:
         admin.grant(did, authorities={"fraud.*": "0.8"}, roles=["agent"])
 

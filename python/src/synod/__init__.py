@@ -21,6 +21,7 @@ from .keys import (
     did_from_public_key,
     new_reviewer_token,
     public_key_from_did,
+    agent_keypair,
     reviewer_keypair,
 )
 from .log import ChainError, entry_hash, verify_chain
@@ -73,6 +74,7 @@ __all__ = [
     "public_key_from_did",
     "registration_body",
     "response_body",
+    "agent_keypair",
     "reviewer_keypair",
     "set_change",
     "sign",

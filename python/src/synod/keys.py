@@ -408,6 +408,18 @@ def new_reviewer_token() -> str:
     return REVIEWER_TOKEN_PREFIX + b64url_encode(secrets.token_bytes(32))
 
 
+_AGENT_TOKEN_DOMAIN = b"synod/agent-token/v1"
+
+
+def agent_keypair(token: str) -> Keypair:
+    """The agent key an MCP agent token (``synod agent token``) stands for:
+    ``seed = SHA-256("synod/agent-token/v1" ‖ token)``. Whoever holds the
+    token is that agent; keep it secret like a key file."""
+    if not token:
+        raise ValueError("an agent token is not empty")
+    return Keypair(hashlib.sha256(_AGENT_TOKEN_DOMAIN + token.encode("utf-8")).digest())
+
+
 def reviewer_keypair(token: str) -> Keypair:
     """The key a reviewer token stands for:
     ``seed = SHA-256("synod/reviewer/v1" ‖ token)``."""
