@@ -122,6 +122,7 @@ async def test_over_stdio_an_mcp_agent_proposes_and_a_python_agent_approves(team
             assert status["status"] == "approved" and status["responses"] == 1
             detail = await call(session, "read_proposal", proposal_id=pid)
             assert detail["action"]["payload"] == {"card": 4411}
+            assert detail["member"]["proposer"] is True and detail["member"]["agent"] == team.alice.did
             assert [r["agent"] for r in detail["responses"]] == [team.bob.did]
 
             # Bad input comes back as a tool error the model can read.

@@ -76,6 +76,37 @@ fn a_proposal_goes_from_submit_to_trust_over_http() {
     // The open proposal shows its tentative leaning, marked not final.
     let view = http.get(&format!("/v1/proposals/{id}")).body;
     assert_eq!(view["leaning"]["final"], false);
+    // Where an agent stands: bob has answered; carol may still; the oracle
+    // is not in the electorate; a bad id is refused.
+    let stand = |who: &str| {
+        http.get(&format!("/v1/proposals/{id}?agent={}", k[who].id()))
+            .body["member"]
+            .clone()
+    };
+    let bob = stand("bob");
+    assert_eq!(
+        (
+            bob["eligible"].clone(),
+            bob["responded"].clone(),
+            bob["stance"].clone()
+        ),
+        (json!(true), json!(true), json!("endorse"))
+    );
+    assert!(
+        bob["influence"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("0.")),
+        "{bob}"
+    );
+    let carol = stand("carol");
+    assert_eq!(
+        (carol["eligible"].clone(), carol["responded"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(stand("alice")["proposer"], true);
+    assert_eq!(stand("oscar")["eligible"], false);
+    let bad = http.get(&format!("/v1/proposals/{id}?agent=did:key:nope"));
+    assert_eq!((bad.status, bad.kind()), (400, "malformed"));
     let r = http.post(
         &format!("/v1/proposals/{id}/responses"),
         &response(&space, time, &id, "challenge", "0.6", &k["carol"]),

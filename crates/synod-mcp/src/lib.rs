@@ -452,21 +452,23 @@ impl Synod {
     }
 
     #[tool(
-        description = "Everything about one proposal: the action and its payload, the proposer's confidence, each response so far (stance, confidence, reasoning), the live tally and what the rule would say now (`leaning`, not final), and, once escalated or decided by people, the decision package.",
+        description = "Everything about one proposal: the action and its payload, the proposer's confidence, each response so far (stance, confidence, reasoning), the live tally and what the rule would say now (`leaning`, not final), where you stand (`member`: whether you may answer, your weight, whether you already did), and, once escalated or decided by people, the decision package.",
         annotations(read_only_hint = true)
     )]
     async fn read_proposal(
         &self,
         Parameters(args): Parameters<ProposalArgs>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         if let Err(f) = check_id(&args.proposal_id) {
             return Ok(refused(f));
         }
-        let id = args.proposal_id;
-        Self::answer(
-            self.call(move |api| api.get(&format!("/v1/proposals/{id}")))
-                .await,
-        )
+        // With a key, the answer also says where this agent stands (`member`).
+        let path = match self.key(&context) {
+            Ok(key) => format!("/v1/proposals/{}?agent={}", args.proposal_id, key.id()),
+            Err(_) => format!("/v1/proposals/{}", args.proposal_id),
+        };
+        Self::answer(self.call(move |api| api.get(&path)).await)
     }
 
     #[tool(

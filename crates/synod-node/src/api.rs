@@ -699,14 +699,63 @@ async fn list_proposals(
     })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposalView {
+    /// Also say where this agent stands: in the electorate or not, with
+    /// what influence, answered or not.
+    #[serde(default)]
+    agent: Option<String>,
+}
+
 async fn get_proposal(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
+    Q(view): Q<ProposalView>,
 ) -> ApiResult<axum::Json<Value>> {
     let id = parse_id(&id)?;
-    node.read(|s| s.proposal(&id).map(|p| proposal_detail(s, p)))
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("no proposal {id}")))
+    let agent = view
+        .agent
+        .as_deref()
+        .map(AgentId::parse)
+        .transpose()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", format!("agent: {e}")))?;
+    node.read(|s| {
+        s.proposal(&id).map(|p| {
+            let mut out = proposal_detail(s, p);
+            if let Some(agent) = &agent {
+                out["member"] = membership(s, p, agent);
+            }
+            out
+        })
+    })
+    .map(axum::Json)
+    .ok_or_else(|| ApiError::not_found(format!("no proposal {id}")))
+}
+
+/// Where `agent` stands on a proposal: whether it is in the electorate frozen
+/// when the proposal entered the log (with its authority, trust and
+/// influence then), whether it proposed it, and whether it has answered.
+fn membership(space: &Space, p: &ProposalRecord, agent: &AgentId) -> Value {
+    let is = |idx| space.agent_at(idx).id == *agent;
+    let member = p.electorate.iter().find(|m| is(m.agent));
+    let response = p.responses.iter().find(|r| is(r.agent));
+    let mut out = json!({
+        "agent": agent,
+        "eligible": member.is_some(),
+        "proposer": is(p.proposer),
+        "responded": response.is_some(),
+        "stance": response.map(|r| r.stance),
+    });
+    if let Some(m) = member {
+        out["authority"] = json!(m.authority);
+        out["trust"] = json!(m.trust);
+        out["influence"] = json!(synod_core::fixed::format_scaled(
+            u128::from(m.influence().0),
+            synod_core::fixed::Influence::DECIMALS,
+        ));
+    }
+    out
 }
 
 async fn list_escalations(State(node): State<Arc<Node>>) -> axum::Json<Value> {
