@@ -59,6 +59,10 @@ def test_a_proposal_is_approved_by_the_votes(team: Team) -> None:
         answer = alice.respond(pid, "endorse", 1, "card seen in two countries", key=team.bob)
         assert answer["status"] == "approved"
         assert answer["tally"] == {"endorse": "0.85", "challenge": "0", "voted": "0.9", "potential": "1.15"}
+        # Where an agent stands: carol was in the electorate and never answered.
+        carol = alice.proposal(pid, agent=team.carol.did)["member"]
+        assert carol["eligible"] and not carol["responded"] and carol["influence"] == "0.25"
+        assert alice.proposal(pid, agent=team.oscar.did)["member"]["eligible"] is False
         detail = alice.proposal(pid)
         assert detail["status"] == "approved" and detail["closure"] is not None
         assert detail["closure"]["cause"] == "early" and detail["closure"]["verdict"] == "approved"

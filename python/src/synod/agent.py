@@ -113,6 +113,10 @@ class _LoopState:
             return "already"
         if detail["status"] != "open":
             return "closed"
+        member = detail.get("member")
+        if isinstance(member, dict) and member.get("eligible") is False:
+            # The electorate was frozen when the proposal entered the log.
+            return "not_eligible"
         return None
 
     def refused(self, proposal_id: str, error: SynodError) -> str:
@@ -228,7 +232,7 @@ class AgentLoop:
         self._refresh()
         if not state.member(domain):
             return "not_member"
-        detail = self.client.proposal(proposal_id)
+        detail = self.client.proposal(proposal_id, agent=state.me)
         skip = state.screen(detail)
         if skip is not None:
             return skip
@@ -349,7 +353,7 @@ class AsyncAgentLoop:
         await self._refresh()
         if not state.member(domain):
             return "not_member"
-        detail = await self.client.proposal(proposal_id)
+        detail = await self.client.proposal(proposal_id, agent=state.me)
         skip = state.screen(detail)
         if skip is not None:
             return skip

@@ -167,10 +167,14 @@ class AsyncClient(ClientBase):
                 return
             after = page["proposals"][-1]["entered_index"]
 
-    async def proposal(self, proposal_id: str) -> ProposalDetail:
+    async def proposal(self, proposal_id: str, *, agent: str | None = None) -> ProposalDetail:
         """``GET /v1/proposals/{id}``: responses, tally, leaning, closure,
-        outcome, and the decision package once escalated."""
-        return cast(ProposalDetail, await self.request("GET", f"/v1/proposals/{segment(proposal_id)}"))
+        outcome, and the decision package once escalated; with ``agent`` (a
+        did), also ``member``: where that agent stands (in the electorate
+        frozen at entry, its influence, answered or not)."""
+        query = {"agent": agent} if agent is not None else None
+        path = f"/v1/proposals/{segment(proposal_id)}"
+        return cast(ProposalDetail, await self.request("GET", path, query=query))
 
     async def escalations(self) -> EscalationList:
         """``GET /v1/escalations``: proposals waiting for reviewers."""

@@ -166,10 +166,14 @@ class Client(ClientBase):
                 return
             after = page["proposals"][-1]["entered_index"]
 
-    def proposal(self, proposal_id: str) -> ProposalDetail:
+    def proposal(self, proposal_id: str, *, agent: str | None = None) -> ProposalDetail:
         """``GET /v1/proposals/{id}``: responses, tally, leaning, closure,
-        outcome, and the decision package once escalated."""
-        return cast(ProposalDetail, self.request("GET", f"/v1/proposals/{segment(proposal_id)}"))
+        outcome, and the decision package once escalated; with ``agent`` (a
+        did), also ``member``: where that agent stands (in the electorate
+        frozen at entry, its influence, answered or not)."""
+        query = {"agent": agent} if agent is not None else None
+        path = f"/v1/proposals/{segment(proposal_id)}"
+        return cast(ProposalDetail, self.request("GET", path, query=query))
 
     def escalations(self) -> EscalationList:
         """``GET /v1/escalations``: proposals waiting for reviewers."""

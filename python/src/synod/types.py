@@ -38,6 +38,7 @@ __all__ = [
     "ReviewerDecision",
     "DecisionPackage",
     "ProposalSummary",
+    "Membership",
     "ProposalDetail",
     "ProposalList",
     "Escalation",
@@ -258,6 +259,21 @@ class ProposalSummary(TypedDict):
     reason: str | None
 
 
+class Membership(TypedDict):
+    """Where an agent stands on a proposal (``proposal(id, agent=did)``)."""
+
+    agent: str
+    #: In the electorate frozen when the proposal entered the log.
+    eligible: bool
+    proposer: bool
+    responded: bool
+    stance: str | None
+    #: Only when eligible: its authority, trust and influence at entry.
+    authority: NotRequired[str]
+    trust: NotRequired[str]
+    influence: NotRequired[str]
+
+
 class ProposalDetail(ProposalSummary):
     message: Envelope
     action: Action
@@ -274,6 +290,8 @@ class ProposalDetail(ProposalSummary):
     leaning: NotRequired[Leaning]
     #: Once escalated (and after human decisions).
     package: NotRequired[DecisionPackage]
+    #: Only when asked with ``agent=``.
+    member: NotRequired[Membership]
 
 
 class ProposalList(TypedDict):
