@@ -128,8 +128,9 @@ pub fn serve(listen: &str, config: NodeConfig) -> Result<()> {
         println!("listening on http://{addr}");
         println!("synod serving space {space}");
         println!(
-            "  data       {} ({entries} log entries, {agents} agents)",
-            config.data_dir.display()
+            "  data       {} ({entries} log entries, {agents} agents; {} replayed after the latest snapshot)",
+            config.data_dir.display(),
+            node.replayed_at_open()
         );
         println!("  admin key  {}", node.admin_key_path().display());
         println!("  inbox      http://{addr}/");

@@ -203,3 +203,68 @@ fn kill_9_under_load_loses_no_acknowledged_message() {
         acked.lock().unwrap().len()
     );
 }
+
+/// Past the snapshot interval, a `kill -9`ed node comes back from its
+/// snapshot plus the entries after it, not from a full replay: restart time
+/// does not grow with history.
+#[test]
+fn a_long_log_restarts_from_a_snapshot() {
+    const REGISTRATIONS: usize = synod_node::SNAPSHOT_EVERY_ENTRIES as usize + 150;
+    const WORKERS: usize = 16;
+    let dir = TempDir::new("snapshot");
+    let mut server = Server::start_with(dir.path(), &["--open"]);
+    let http = server.client();
+    let (space, time) = http.space();
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for w in 0..WORKERS {
+            let (http, space, failures) = (http.clone(), space.clone(), failures.clone());
+            scope.spawn(move || {
+                for i in (w..REGISTRATIONS).step_by(WORKERS) {
+                    let agent = key(&format!("snapshot-agent-{i}"));
+                    let m = sign(
+                        &space,
+                        time,
+                        synod_core::wire::MessageType::Registration,
+                        serde_json::json!({"seq": 1, "name": format!("agent {i}")}),
+                        &agent,
+                    );
+                    let answer = http.post("/v1/agents", &m);
+                    if !answer.ok() {
+                        failures.lock().unwrap().push(format!("{i}: {answer:?}"));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.lock().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} failed, e.g. {}",
+        failures.len(),
+        failures[0]
+    );
+    let head = http.get("/v1/space").body["head"].clone();
+    let hash = http.state_hash();
+    assert!(head["next_index"].as_u64().unwrap() > synod_node::SNAPSHOT_EVERY_ENTRIES);
+
+    server.kill();
+    let server = Server::start(dir.path());
+    let http = server.client();
+    assert_eq!(http.get("/v1/space").body["head"], head);
+    assert_eq!(http.state_hash(), hash);
+    let metrics = http.get_text("/metrics");
+    let replayed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("synod_recovery_replayed_entries "))
+        .and_then(|v| v.parse().ok())
+        .expect("the replay gauge");
+    assert!(
+        replayed < 1_000,
+        "{replayed} entries replayed: the snapshot was not used"
+    );
+    assert_eq!(
+        http.get("/v1/space").body["agents"].as_u64().unwrap() as usize,
+        REGISTRATIONS + 1
+    );
+}

@@ -322,7 +322,11 @@ async fn healthz(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
-    let text = node.read(|s| node.metrics().render(s, node.queued()));
+    let mut text = node.read(|s| node.metrics().render(s, node.queued()));
+    text.push_str(&format!(
+        "# HELP synod_recovery_replayed_entries Log entries replayed after the latest snapshot when the node opened.\n# TYPE synod_recovery_replayed_entries gauge\nsynod_recovery_replayed_entries {}\n",
+        node.replayed_at_open()
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -32,7 +32,7 @@ use tokio::sync::{broadcast, oneshot};
 
 pub use api::{ROUTES, error_statuses, router, router_with, status_of};
 pub use metrics::Metrics;
-pub use sequencer::Receipt;
+pub use sequencer::{Receipt, SNAPSHOT_EVERY_ENTRIES};
 
 /// Default address `synod serve` listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7420";
@@ -169,6 +169,9 @@ pub struct Node {
     /// The key that signs the agent card: the space's admin key, if its
     /// file is in the data directory.
     card_key: Option<synod_core::Keypair>,
+    /// Log entries replayed after the latest usable snapshot when the node
+    /// opened: what a restart cost.
+    replayed_at_open: u64,
 }
 
 /// Milliseconds since the Unix epoch: the node's source of log time.
@@ -190,7 +193,7 @@ impl Node {
     /// on first start, recovers its state, and starts the sequencer.
     pub fn open(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
         let store = Store::open(&config.data_dir)?;
-        let (mut space, _replayed) = store.recover()?;
+        let (mut space, replayed) = store.recover()?;
         if space.head().next_index == 0 {
             Self::create_space(&store, &mut space, config)?;
         }
@@ -210,6 +213,7 @@ impl Node {
             data_dir: config.data_dir.clone(),
             allowed_hosts: config.allowed_hosts.clone(),
             card_key: keys::read(&config.data_dir.join(ADMIN_KEY_FILE)).ok(),
+            replayed_at_open: replayed,
         });
         node.refill_trust_history()?;
         let worker = node.clone();
@@ -274,6 +278,12 @@ impl Node {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Log entries replayed on top of the latest snapshot when this node
+    /// opened (all of them if there was none).
+    pub fn replayed_at_open(&self) -> u64 {
+        self.replayed_at_open
     }
 
     /// The key that signs the agent card, if the node has one.
