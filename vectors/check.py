@@ -168,9 +168,11 @@ def key_of_did(did: str):
 def envelope_valid(envelope: dict) -> bool:
     public = key_of_did(envelope["signer"])
     text = envelope["signature"]
-    if public is None or len(text) != 86:
+    if public is None or not re.fullmatch(r"[A-Za-z0-9_-]{86}", text):
         return False
     signature = base64.urlsafe_b64decode(text + "==")
+    if base64.urlsafe_b64encode(signature).rstrip(b"=").decode() != text:
+        return False  # unused bits set: not the one encoding of these bytes
     unsigned = {k: v for k, v in envelope.items() if k != "signature"}
     return signature_valid(public, signature, rfc8785.dumps(unsigned))
 

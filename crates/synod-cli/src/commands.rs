@@ -250,7 +250,10 @@ pub fn agent(command: AgentCommand, conn: &Conn) -> Result<ExitCode> {
             let mut secret = [0u8; 32];
             getrandom::fill(&mut secret).map_err(|e| anyhow!("no randomness available: {e}"))?;
             let token = format!("synod_at_{}", synod_core::wire::hex_encode(&secret));
-            let did = synod_mcp::token_keypair(&token).id().to_string();
+            let did = synod_mcp::token_keypair(&token)
+                .context("a fresh token is well formed")?
+                .id()
+                .to_string();
             if conn.json {
                 return print_json(&json!({"token": token, "did": did}));
             }

@@ -177,6 +177,7 @@ pub fn run(listen: &str, exit: bool) -> Result<()> {
             open: false,
             space_id: Some("demo".into()),
             allowed_hosts: Vec::new(),
+            public_url: None,
         })?;
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,

@@ -81,8 +81,8 @@ enum Command {
         /// matters on first start.
         #[arg(long)]
         open: bool,
-        /// A JSON config file with `listen`, `data_dir`, `open` and
-        /// `allowed_hosts`.
+        /// A JSON config file with `listen`, `data_dir`, `open`,
+        /// `allowed_hosts` and `public_url`.
         #[arg(long, env = "SYNOD_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         /// A host name clients may use to reach the node (repeatable); IP
@@ -93,6 +93,10 @@ enum Command {
             value_delimiter = ','
         )]
         allowed_hosts: Vec<String>,
+        /// The URL clients reach the node at (e.g. https://synod.example.com):
+        /// the agent card names it and is signed only then.
+        #[arg(long, env = "SYNOD_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// Start a node in a temporary directory and play the example scenarios.
     Demo {
@@ -447,6 +451,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             open,
             config,
             allowed_hosts,
+            public_url,
         } => {
             let file = match config {
                 Some(path) => serve::ConfigFile::read(&path)?,
@@ -468,6 +473,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     open,
                     space_id: None,
                     allowed_hosts,
+                    public_url: public_url.or(file.public_url),
                 },
             )?;
             Ok(ExitCode::SUCCESS)
@@ -743,7 +749,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Mcp { token, conn } => {
             let key = match token {
-                Some(token) => synod_mcp::token_keypair(&token),
+                Some(token) => synod_mcp::token_keypair(token.trim()).context(
+                    "--token is not an agent token (synod_at_ and 64 hex characters, from `synod agent token`)",
+                )?,
                 None => conn.keypair()?,
             };
             let api: std::sync::Arc<dyn synod_mcp::Api> = std::sync::Arc::new(conn.client());

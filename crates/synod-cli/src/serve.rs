@@ -17,6 +17,7 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     pub open: Option<bool>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub public_url: Option<String>,
 }
 
 impl ConfigFile {
@@ -42,7 +43,7 @@ pub async fn run(
     // The MCP adapter speaks the node's public API, here over loopback to
     // this very server; the node's own `Host` check guards `/mcp` too.
     let own = listener.local_addr()?;
-    let api: Arc<dyn synod_mcp::Api> = Arc::new(crate::client::Client::new(&format!(
+    let api: Arc<dyn synod_mcp::Api> = Arc::new(crate::client::Client::direct(&format!(
         "http://{}",
         loopback(own)
     )));

@@ -821,15 +821,26 @@ fn the_agent_card_is_signed_by_the_nodes_key() {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+    // Without a public URL the card names the host asked for, unsigned: a
+    // signature must never cover a host name the client chose.
+    let plain = TempDir::new("card-plain");
+    let server = Server::start(plain.path());
+    let card = server.client().get("/.well-known/agent-card.json").body;
+    assert_eq!(card["url"], json!(format!("{}/mcp", server.base)));
+    assert!(card.get("signatures").is_none(), "{card}");
+    drop(server);
+
     let dir = TempDir::new("card");
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &["--public-url", "https://synod.example.com/"]);
     let http = server.client();
     let answer = http.get("/.well-known/agent-card.json");
     assert_eq!(answer.status, 200, "{answer:?}");
     let card = answer.body;
     let (space, _) = http.space();
     assert_eq!(card["name"], json!(format!("synod space {space}")));
-    assert_eq!(card["url"], json!(format!("{}/mcp", http.base)));
+    assert_eq!(card["url"], json!("https://synod.example.com/mcp"));
+    assert!(card.to_string().contains("https://synod.example.com/v1"));
+    assert!(!card.to_string().contains("127.0.0.1"), "{card}");
     let skills: BTreeSet<&str> = card["skills"]
         .as_array()
         .unwrap()

@@ -444,9 +444,10 @@ pub fn verify_batch(batch: Vec<Prepared>) -> Vec<Result<Verified, Rejection>> {
 }
 
 /// A message whose signature has been checked. Only [`SignedMessage::verify`],
-/// [`SignedMessage::sign`] via [`Verified::sign`], and
-/// [`Verified::from_trusted_storage`] make one, so the state machine never
-/// applies an unchecked message by accident.
+/// [`Prepared::verify`], [`verify_batch`], [`Verified::sign`] (a message one
+/// signed oneself) and [`Verified::from_trusted_storage`] (the node's own
+/// durable log) make one, so the state machine never applies an unchecked
+/// message by accident.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified(SignedMessage);
 

@@ -485,6 +485,21 @@ fn signature_edges() {
     cases.push((name, honest_key, sig, false,
         "R is y = p + 1, a non-canonical encoding (of the identity, so also of small order), S = k·a"));
 
+    let name = "key-not-canonical";
+    // y = p + 3: a non-canonical encoding of the point with y = 3, which is
+    // on the curve and of large order; a lenient decoder would accept it.
+    let mut loose = [0xffu8; 32];
+    loose[0] = 0xf0;
+    loose[31] = 0x7f;
+    let sig = sign_with(name, &honest_key, nonce, 0, a);
+    cases.push((
+        name,
+        loose,
+        sig,
+        false,
+        "the key is y = p + 3, a non-canonical encoding (of a point of large order)",
+    ));
+
     let rows: Vec<Value> = cases
         .iter()
         .map(|(name, key, sig, valid, why)| {

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use synod_core::Keypair;
-use synod_core::domain::{Domain, DomainPattern};
+use synod_core::domain::DomainPattern;
 use synod_core::wire::{MessageType, Verified};
 
 /// A node's HTTP API, as the adapter uses it. Calls block; the server runs
@@ -46,17 +46,36 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Proposals asked for per page (the node serves at most 500).
+const LIST_PAGE: usize = 500;
+/// Most proposals `list_open_proposals` returns; `more` says there are more.
+const LIST_MAX: usize = 1_000;
+
 /// The label mixed into a token to derive an agent key from it.
 pub const AGENT_TOKEN_CONTEXT: &[u8] = b"synod/agent-token/v1";
 
-/// The agent key a bearer token stands for: the Ed25519 key whose seed is
-/// `SHA-256("synod/agent-token/v1" ‖ token)`. The node stores nothing; whoever
-/// holds the token is the agent, so a token is a secret like a key file.
-pub fn token_keypair(token: &str) -> Keypair {
+/// What every agent token starts with.
+pub const AGENT_TOKEN_PREFIX: &str = "synod_at_";
+
+/// The agent key a token stands for: the Ed25519 key whose seed is
+/// `SHA-256("synod/agent-token/v1" ‖ token)`; `None` unless the token is
+/// `synod_at_` and 64 lowercase hex characters (what `synod agent token`
+/// makes: 256 random bits), so that a guessable string is never an agent.
+/// The node stores nothing; whoever holds the token is the agent, so a token
+/// is a secret like a key file.
+pub fn token_keypair(token: &str) -> Option<Keypair> {
+    let secret = token.strip_prefix(AGENT_TOKEN_PREFIX)?;
+    if secret.len() != 64
+        || !secret
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
     let mut h = Sha256::new();
     h.update(AGENT_TOKEN_CONTEXT);
     h.update(token.as_bytes());
-    Keypair::from_seed(&h.finalize().into())
+    Some(Keypair::from_seed(&h.finalize().into()))
 }
 
 /// Whose key signs what a session does.
@@ -251,19 +270,21 @@ impl Synod {
         match &self.identity {
             Identity::Key(key) => Ok(key.clone()),
             Identity::BearerToken => {
-                let token = context
+                let header = context
                     .extensions
                     .get::<http::request::Parts>()
                     .and_then(|parts| parts.headers.get(http::header::AUTHORIZATION))
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty());
-                match token {
-                    Some(token) => Ok(Arc::new(token_keypair(token))),
+                    .and_then(|v| v.to_str().ok());
+                // The scheme is case-insensitive (RFC 9110 §11.1).
+                let token = header.and_then(|v| {
+                    let (scheme, rest) = v.split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+                });
+                match token.and_then(token_keypair) {
+                    Some(key) => Ok(Arc::new(key)),
                     None => Err(failure(
                         "unauthorized",
-                        "this MCP endpoint needs `Authorization: Bearer <agent token>`; make a token with `synod agent token`",
+                        "this MCP endpoint needs `Authorization: Bearer <agent token>` with a token made by `synod agent token` (synod_at_ and 64 hex characters)",
                     )),
                 }
             }
@@ -427,25 +448,42 @@ impl Synod {
                 let mine = own_record(api, &did)?
                     .map(|r| authority_patterns(&r))
                     .unwrap_or_default();
-                let path = match &args.domain {
-                    Some(d) => format!("/v1/proposals?status=open&limit=1000&domain={d}"),
-                    None => "/v1/proposals?status=open&limit=1000".into(),
+                // Ask the node per pattern (it filters and pages), so that
+                // open proposals elsewhere never crowd ours out of a page.
+                let patterns: Vec<String> = match &args.domain {
+                    Some(d) => vec![d.clone()],
+                    None => mine.iter().map(|m| m.to_string()).collect(),
                 };
-                let listed = api.get(&path)?;
-                let proposals: Vec<Value> = listed["proposals"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|p| {
-                        args.domain.is_some()
-                            || p["domain"]
-                                .as_str()
-                                .and_then(|d| Domain::parse(d).ok())
-                                .is_some_and(|d| mine.iter().any(|m| m.matches(&d)))
-                    })
-                    .cloned()
-                    .collect();
-                Ok(json!({"proposals": proposals, "your_domains": mine.iter().map(|m| m.to_string()).collect::<Vec<_>>()}))
+                let mut found: std::collections::BTreeMap<u64, Value> = Default::default();
+                let mut more = false;
+                for pattern in &patterns {
+                    let mut after: Option<u64> = None;
+                    loop {
+                        let mut path =
+                            format!("/v1/proposals?status=open&limit={LIST_PAGE}&domain={pattern}");
+                        if let Some(a) = after {
+                            path.push_str(&format!("&after={a}"));
+                        }
+                        let page = api.get(&path)?;
+                        let items = page["proposals"].as_array().cloned().unwrap_or_default();
+                        for p in &items {
+                            if let Some(i) = p["entered_index"].as_u64() {
+                                found.insert(i, p.clone());
+                            }
+                        }
+                        after = items.last().and_then(|p| p["entered_index"].as_u64());
+                        if page["more"] != true || after.is_none() {
+                            break;
+                        }
+                        if found.len() >= LIST_MAX {
+                            more = true;
+                            break;
+                        }
+                    }
+                }
+                let proposals: Vec<Value> = found.into_values().take(LIST_MAX).collect();
+                Ok(json!({"proposals": proposals, "more": more,
+                          "your_domains": mine.iter().map(|m| m.to_string()).collect::<Vec<_>>()}))
             })
             .await,
         )
@@ -622,6 +660,7 @@ pub fn http_service(api: Arc<dyn Api>) -> StreamableHttpService<Synod, LocalSess
 #[cfg(test)]
 mod tests {
     use super::*;
+    use synod_core::domain::Domain;
 
     #[test]
     fn numbers_become_decimal_text() {
@@ -633,10 +672,22 @@ mod tests {
     }
 
     #[test]
-    fn a_token_always_names_the_same_agent() {
-        let a = token_keypair("secret-1");
-        assert_eq!(a.id(), token_keypair("secret-1").id());
-        assert_ne!(a.id(), token_keypair("secret-2").id());
+    fn a_token_always_names_the_same_agent_and_only_real_tokens_name_one() {
+        let one = format!("{AGENT_TOKEN_PREFIX}{}", "ab".repeat(32));
+        let two = format!("{AGENT_TOKEN_PREFIX}{}", "cd".repeat(32));
+        let a = token_keypair(&one).unwrap();
+        assert_eq!(a.id(), token_keypair(&one).unwrap().id());
+        assert_ne!(a.id(), token_keypair(&two).unwrap().id());
+        for bad in [
+            "",
+            "test",
+            "synod_at_",
+            &one[..one.len() - 1],
+            &one.to_uppercase(),
+            &format!(" {one}"),
+        ] {
+            assert!(token_keypair(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

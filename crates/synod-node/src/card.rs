@@ -1,7 +1,13 @@
 //! The A2A agent card at `/.well-known/agent-card.json`: what this node
-//! offers other agents, signed with the node's key (its space's admin key)
-//! as a JWS over the card's RFC 8785 form, so a client can check that the
-//! card comes from whoever holds that key.
+//! offers other agents. When the node knows its public URL (`--public-url`)
+//! the card names it and is signed with the node's key (its space's admin
+//! key) as a JWS over the card's RFC 8785 form, computed once. Without it the
+//! card names the host the request used and carries no signature: a signed
+//! card must never name a host a client chose.
+//!
+//! synod does not speak A2A's own message protocol; the card points to the
+//! interfaces it does speak (MCP, the HTTP API) as extensions, and claims no
+//! A2A capability.
 
 use std::sync::Arc;
 
@@ -24,14 +30,21 @@ pub fn card(base: &str, space: &str) -> Value {
         "name": format!("synod space {space}"),
         "description": "A coordination space where agents from different vendors decide together whether an action should be taken: one proposes, the agents with authority in its domain endorse, challenge or abstain with a confidence, and the weighted result approves, rejects or escalates to a human. Every message is signed; the log is hash-chained and auditable.",
         "url": format!("{base}/mcp"),
-        "preferredTransport": "JSONRPC",
-        "additionalInterfaces": [
-            {"url": format!("{base}/mcp"), "transport": "MCP streamable HTTP"},
-            {"url": format!("{base}/v1"), "transport": "HTTP+JSON"},
-        ],
         "version": env!("CARGO_PKG_VERSION"),
         "documentationUrl": format!("{base}/openapi.json"),
-        "capabilities": {"streaming": true, "pushNotifications": false, "stateTransitionHistory": true},
+        "capabilities": {
+            "streaming": false,
+            "pushNotifications": false,
+            "stateTransitionHistory": false,
+            "extensions": [
+                {"uri": "https://modelcontextprotocol.io/specification", "required": false,
+                 "description": "The tools, over MCP streamable HTTP; authenticate with `Authorization: Bearer <agent token>`.",
+                 "params": {"url": format!("{base}/mcp")}},
+                {"uri": "https://spec.openapis.org/oas/v3.1.0", "required": false,
+                 "description": "synod's own HTTP API: signed messages (docs/PROTOCOL.md) under /v1.",
+                 "params": {"url": format!("{base}/v1"), "openapi": format!("{base}/openapi.json")}},
+            ],
+        },
         "securitySchemes": {
             "agentToken": {"type": "http", "scheme": "bearer", "description": "An agent token (`synod agent token`): the agent's key is derived from it."}
         },
@@ -71,12 +84,11 @@ pub(crate) async fn serve(State(node): State<Arc<Node>>, headers: HeaderMap) -> 
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let space = node.read(|s| s.id().to_string());
-    let mut body = card(&format!("http://{host}"), &space);
-    if let Some(key) = node.card_key() {
-        body = sign(body, key);
+    if let Some(signed) = node.signed_card() {
+        return axum::Json(signed.clone()).into_response();
     }
-    axum::Json(body).into_response()
+    let space = node.read(|s| s.id().to_string());
+    axum::Json(card(&format!("http://{host}"), &space)).into_response()
 }
 
 #[cfg(test)]

@@ -64,6 +64,11 @@ pub struct NodeConfig {
     /// name in `Host`. Anything else is refused, so that a web page cannot
     /// reach the node through DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// The URL clients reach this node at (`https://synod.example.com`).
+    /// With it, the agent card names that URL and is signed with the node's
+    /// key; without it, the card names the host a request used and is not
+    /// signed, since anyone could make the node sign a card naming any IP.
+    pub public_url: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -73,6 +78,7 @@ impl Default for NodeConfig {
             open: false,
             space_id: None,
             allowed_hosts: Vec::new(),
+            public_url: None,
         }
     }
 }
@@ -166,9 +172,9 @@ pub struct Node {
     trust_history: Mutex<std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>>,
     data_dir: PathBuf,
     allowed_hosts: Vec<String>,
-    /// The key that signs the agent card: the space's admin key, if its
-    /// file is in the data directory.
-    card_key: Option<synod_core::Keypair>,
+    /// The agent card, signed once with the space's admin key, when the
+    /// node knows its public URL and has the key.
+    signed_card: Option<serde_json::Value>,
     /// Log entries replayed after the latest usable snapshot when the node
     /// opened: what a restart cost.
     replayed_at_open: u64,
@@ -199,6 +205,16 @@ impl Node {
         }
         let (queue, rx) = mpsc::sync_channel(MAX_QUEUED_MESSAGES);
         let (events, _) = broadcast::channel(MAX_EVENT_BACKLOG);
+        let signed_card = match (
+            &config.public_url,
+            keys::read(&config.data_dir.join(ADMIN_KEY_FILE)),
+        ) {
+            (Some(url), Ok(key)) => Some(card::sign(
+                card::card(url.trim_end_matches('/'), space.id()),
+                &key,
+            )),
+            _ => None,
+        };
         let node = Arc::new(Node {
             durable_next: AtomicU64::new(space.head().next_index),
             queued: std::sync::atomic::AtomicUsize::new(0),
@@ -212,7 +228,7 @@ impl Node {
             trust_history: Mutex::new(Default::default()),
             data_dir: config.data_dir.clone(),
             allowed_hosts: config.allowed_hosts.clone(),
-            card_key: keys::read(&config.data_dir.join(ADMIN_KEY_FILE)).ok(),
+            signed_card,
             replayed_at_open: replayed,
         });
         node.refill_trust_history()?;
@@ -286,9 +302,9 @@ impl Node {
         self.replayed_at_open
     }
 
-    /// The key that signs the agent card, if the node has one.
-    pub(crate) fn card_key(&self) -> Option<&synod_core::Keypair> {
-        self.card_key.as_ref()
+    /// The signed agent card, if the node knows its public URL.
+    pub(crate) fn signed_card(&self) -> Option<&serde_json::Value> {
+        self.signed_card.as_ref()
     }
 
     /// The admin key file of this node's space.

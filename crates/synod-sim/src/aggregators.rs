@@ -293,7 +293,8 @@ impl Learners {
                     1.0
                 };
                 let sign = if v.endorse { 1.0 } else { -1.0 };
-                sign * a * t.powi(weighting.trust_power) * logit(v.confidence).min(weighting.cap)
+                let l = logit(v.confidence).clamp(-weighting.cap, weighting.cap);
+                sign * a * t.powi(weighting.trust_power) * l
             })
             .sum()
     }

@@ -415,8 +415,10 @@ def agent_keypair(token: str) -> Keypair:
     """The agent key an MCP agent token (``synod agent token``) stands for:
     ``seed = SHA-256("synod/agent-token/v1" ‖ token)``. Whoever holds the
     token is that agent; keep it secret like a key file."""
-    if not token:
-        raise ValueError("an agent token is not empty")
+    token = token.strip()
+    secret = token[len("synod_at_") :] if token.startswith("synod_at_") else ""
+    if len(secret) != 64 or any(c not in "0123456789abcdef" for c in secret):
+        raise ValueError("not an agent token (synod_at_ and 64 lowercase hex characters)")
     return Keypair(hashlib.sha256(_AGENT_TOKEN_DOMAIN + token.encode("utf-8")).digest())
 
 
