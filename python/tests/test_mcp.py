@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import anyio
+import httpx
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -148,10 +149,14 @@ async def test_over_http_a_token_agent_challenges_and_a_human_decides(team: Team
         admin.grant(did, authorities={"fraud.*": "0.8"}, roles=["agent"])
 
     with anyio.fail_after(60):
-        # Without a token the tools refuse; the session itself is allowed.
-        async with http_session(node, None) as anonymous:
-            refused = await call_error(anonymous, "whoami")
-            assert refused["error"] == "unauthorized"
+        # Without an agent token nobody gets a session.
+        for bad in (None, "Bearer-less", "synod_at_" + "0" * 63):
+            with httpx.Client() as raw:
+                headers = {"Accept": "application/json, text/event-stream"}
+                if bad:
+                    headers["Authorization"] = f"Bearer {bad}"
+                answer = raw.post(f"{node}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers=headers)
+            assert answer.status_code == 401 and answer.json()["error"] == "unauthorized", answer.text
 
         async with http_session(node, token) as session:
             registered = await call(session, "register", name="tess", vendor="mcp-test", model="any")

@@ -47,7 +47,11 @@ pub async fn run(
         "http://{}",
         loopback(own)
     )));
-    let mcp = axum::Router::new().nest_service("/mcp", synod_mcp::http_service(api));
+    // Every request to /mcp must carry an agent token, so that nobody opens
+    // sessions (each holds server memory) without being an agent.
+    let mcp = axum::Router::new()
+        .nest_service("/mcp", synod_mcp::http_service(api))
+        .layer(axum::middleware::from_fn(require_agent_token));
     // Small frames (event streams, short answers) must not wait for Nagle's
     // algorithm and a delayed ACK.
     let listener = listener.tap_io(|stream| {
@@ -71,6 +75,26 @@ pub async fn run(
     }
     node.shutdown();
     Ok(())
+}
+
+/// Refuses a request without a well-formed agent token, before rmcp sees it.
+async fn require_agent_token(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if synod_mcp::bearer_agent(request.headers()).is_some() {
+        return next.run(request).await;
+    }
+    (
+        axum::http::StatusCode::UNAUTHORIZED,
+        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+        axum::Json(serde_json::json!({
+            "error": "unauthorized",
+            "message": "/mcp needs `Authorization: Bearer <agent token>` (synod_at_ and 64 hex characters, from `synod agent token`)",
+        })),
+    )
+        .into_response()
 }
 
 /// Where this process reaches its own listener: loopback when it listens on

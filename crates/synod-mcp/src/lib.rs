@@ -78,6 +78,18 @@ pub fn token_keypair(token: &str) -> Option<Keypair> {
     Some(Keypair::from_seed(&h.finalize().into()))
 }
 
+/// The agent an HTTP request's `Authorization: Bearer <agent token>` names,
+/// if it carries a well-formed agent token. The scheme is case-insensitive
+/// (RFC 9110 §11.1); the token is trimmed.
+pub fn bearer_agent(headers: &http::HeaderMap) -> Option<Keypair> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    token_keypair(token.trim())
+}
+
 /// Whose key signs what a session does.
 #[derive(Clone)]
 enum Identity {
@@ -270,17 +282,11 @@ impl Synod {
         match &self.identity {
             Identity::Key(key) => Ok(key.clone()),
             Identity::BearerToken => {
-                let header = context
+                let agent = context
                     .extensions
                     .get::<http::request::Parts>()
-                    .and_then(|parts| parts.headers.get(http::header::AUTHORIZATION))
-                    .and_then(|v| v.to_str().ok());
-                // The scheme is case-insensitive (RFC 9110 §11.1).
-                let token = header.and_then(|v| {
-                    let (scheme, rest) = v.split_once(' ')?;
-                    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-                });
-                match token.and_then(token_keypair) {
+                    .and_then(|parts| bearer_agent(&parts.headers));
+                match agent {
                     Some(key) => Ok(Arc::new(key)),
                     None => Err(failure(
                         "unauthorized",
