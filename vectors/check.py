@@ -4,7 +4,8 @@ checked against the shared vectors.
 
 It derives did:key ids, canonicalizes with RFC 8785, hashes and signs
 (Ed25519 is deterministic), checks the signature rule (strict encodings, the
-cofactored equation) on the edge cases of signatures.json, resolves every scenario of resolve.json with the
+cofactored equation) on the edge cases of signatures.json, computes the
+exact log-odds of logodds.json, resolves every scenario of resolve.json with the
 exact integer rule of docs/PROTOCOL.md §5-§6, and replays every trust update of
 trust.json (§8). (The sample log, log/sample.jsonl, is checked by
 `synod audit verify`, not here.) Nothing here is shared with the Rust code: agreement is the
@@ -421,6 +422,40 @@ def check_trust() -> int:
     return len(cases)
 
 
+def tdiv(a: int, b: int) -> int:
+    """Integer division truncating toward zero (as PROTOCOL.md §14 says)."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def logit_micros(c: int) -> int:
+    """PROTOCOL.md §14: ln(c / (1 - c)) in units of 1e-12, c in millionths."""
+    c = min(max(c, 1), ONE - 1)
+    if c < ONE // 2:
+        return -logit_micros(ONE - c)
+    n, d, k = c, ONE - c, 0
+    while 3 * n >= 4 * d:
+        d, k = 2 * d, k + 1
+    q = 10**18
+    y = tdiv((n - d) * q, n + d)
+    y2 = tdiv(y * y, q)
+    total, term, odd = 0, y, 1
+    while term != 0:
+        total += tdiv(term, odd)
+        term = tdiv(term * y2, q)
+        odd += 2
+    return tdiv(k * 693_147_180_559_945_309 + 2 * total, ONE)
+
+
+def check_log_odds() -> int:
+    cases = json.loads((HERE / "logodds.json").read_text())["cases"]
+    for case in cases:
+        v = logit_micros(unit(case["confidence"]))
+        text = ("-" if v < 0 else "") + fmt(abs(v), 12)
+        assert text == case["logit"], (case, text)
+    return len(cases)
+
+
 def main() -> int:
     counts = {
         "keys": check_keys(),
@@ -428,6 +463,7 @@ def main() -> int:
         "signature edge cases": check_signatures(),
         "resolve scenarios": check_resolve(),
         "trust updates": check_trust(),
+        "log-odds values": check_log_odds(),
     }
     for name, n in counts.items():
         print(f"python agrees on {n} {name}")

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fixed;
 pub mod identity;
 pub mod log;
+pub mod logodds;
 pub mod message;
 pub mod package;
 pub mod policy;

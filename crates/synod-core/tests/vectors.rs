@@ -550,3 +550,32 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+/// The exact log-odds of PROTOCOL.md §14 at chosen confidences: edges,
+/// one half, the weighting's caps, and values that exercise every step.
+#[test]
+fn log_odds() {
+    use synod_core::logodds::{LOG_ODDS_DECIMALS, logit};
+    let confidences = [
+        "0", "0.000001", "0.1", "0.2", "0.25", "0.333333", "0.499999", "0.5", "0.500001", "0.6",
+        "0.666667", "0.7", "0.75", "0.8", "0.85", "0.9", "0.95", "0.99", "0.123457", "0.777777",
+        "0.999999", "1",
+    ];
+    let cases: Vec<Value> = confidences
+        .iter()
+        .map(|c| {
+            let confidence: Confidence = serde_json::from_value(json!(c)).unwrap();
+            let v = logit(confidence).0;
+            let text =
+                synod_core::fixed::format_scaled(u128::from(v.unsigned_abs()), LOG_ODDS_DECIMALS);
+            let text = if v < 0 { format!("-{text}") } else { text };
+            json!({"confidence": c, "logit": text})
+        })
+        .collect();
+    let generated = serde_json::to_string_pretty(&json!({
+        "description": "logit(c) = ln(c / (1 - c)) by the exact integer algorithm of PROTOCOL.md §14, in units of 1e-12 truncated toward zero, written as a decimal; c is clamped to [0.000001, 0.999999].",
+        "cases": cases,
+    }))
+    .unwrap() + "\n";
+    pinned("logodds.json", &generated);
+}

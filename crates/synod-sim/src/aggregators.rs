@@ -50,7 +50,8 @@ fn logit(p: f64) -> f64 {
 }
 
 /// A log-odds weighting of votes, for the ablation: evidence
-/// `± a·(2t)^p·min(logit(c), cap)`, with `a` the declared authority (or 1),
+/// `± a·(2t)^p·clamp(logit(c), ±cap)`, the log-odds computed by the core's
+/// exact algorithm (`synod_core::logodds`), with `a` the declared authority (or 1),
 /// `t` the trust the core's rule learned (`2t`, so the prior 0.5 counts a
 /// vote at face value) and `p` the trust power; decided by Chow's rule.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -293,7 +294,10 @@ impl Learners {
                     1.0
                 };
                 let sign = if v.endorse { 1.0 } else { -1.0 };
-                let l = logit(v.confidence).clamp(-weighting.cap, weighting.cap);
+                // The core's exact log-odds of the confidence as stated.
+                let exact =
+                    synod_core::logodds::logit(Confidence::from_micros(micros(v.confidence)));
+                let l = (exact.0 as f64 / 1e12).clamp(-weighting.cap, weighting.cap);
                 sign * a * t.powi(weighting.trust_power) * l
             })
             .sum()
