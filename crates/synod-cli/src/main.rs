@@ -129,6 +129,13 @@ enum Command {
         /// Share of the population that is adversarial, in [0, 1].
         #[arg(long, default_value_t = 0.2)]
         share: f64,
+        /// Probability that a proposed action is good.
+        #[arg(long, default_value_t = 0.5)]
+        prior: f64,
+        /// Cost of a false approval against a false rejection (J counts it
+        /// this many times; the Bayes-style aggregators decide with it).
+        #[arg(long, default_value_t = 1.0)]
+        false_approval_cost: f64,
         /// Authority the adversaries claim in every domain, in [0, 1]
         /// (default: like honest agents, their real skill plus noise).
         #[arg(long)]
@@ -493,6 +500,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             adversary,
             share,
             new_identity_trust,
+            prior,
+            false_approval_cost,
             adversary_authority,
             delay,
             markdown,
@@ -508,6 +517,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "--share must be in [0, 1], --agents at least 11, --seeds at least 1"
                 );
             }
+            if !(0.01..=0.99).contains(&prior) || !(1.0..=1000.0).contains(&false_approval_cost) {
+                anyhow::bail!(
+                    "--prior must be in [0.01, 0.99] and --false-approval-cost in [1, 1000]"
+                );
+            }
             let config = synod_sim::Config {
                 proposals,
                 agents,
@@ -515,6 +529,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 adversary_share: share,
                 new_identity_trust: new_identity_trust.clamp(0.0, 1.0),
                 adversary_authority: adversary_authority.map(|a| a.clamp(0.0, 1.0)),
+                prior_good: prior,
+                false_approval_cost,
                 outcome_delay: delay,
                 ..synod_sim::Config::default()
             };

@@ -146,6 +146,12 @@ struct Learners {
     policy: Policy,
     domains: usize,
     prior: Trust,
+    /// `logit(P(good))`.
+    prior_log_odds: f64,
+    /// `k`: a false approval's cost against a false rejection's.
+    false_approval_cost: f64,
+    /// `c`: an escalation's cost.
+    escalation_cost: f64,
 }
 
 impl Learners {
@@ -160,6 +166,9 @@ impl Learners {
             theta: vec![vec![1.0; config.domains]; config.agents],
             domains: config.domains,
             prior,
+            prior_log_odds: logit(config.prior_good),
+            false_approval_cost: config.false_approval_cost,
+            escalation_cost: config.escalation_cost,
             rate: Ratio::from_micros(50_000),
             policy: Policy {
                 proposer_counts: false,
@@ -183,15 +192,8 @@ impl Learners {
 
     /// The decision, and the aggregator's probability that the action is
     /// good (for the Brier score and the risk–coverage curve).
-    fn decide(
-        &self,
-        name: &str,
-        votes: &[Vote],
-        domain: usize,
-        tau: f64,
-        oracle: f64,
-    ) -> (Decision, f64) {
-        let chow = |evidence: f64| self.chow(evidence, tau);
+    fn decide(&self, name: &str, votes: &[Vote], domain: usize, oracle: f64) -> (Decision, f64) {
+        let chow = |evidence: f64| self.chow(evidence);
         let sign = |v: &Vote| if v.endorse { 1.0 } else { -1.0 };
         let forecast = |v: &Vote| {
             if v.endorse {
@@ -268,17 +270,22 @@ impl Learners {
         }
     }
 
-    /// Chow's rule on log-odds `evidence`: decide when the posterior is
-    /// beyond `tau`, else escalate; and the posterior.
-    fn chow(&self, evidence: f64, tau: f64) -> (Decision, f64) {
-        let decision = if evidence >= tau {
+    /// Chow's rule on log-odds `evidence`, with the prior and the costs: on
+    /// the posterior `p` (prior log-odds plus evidence), the cheapest of
+    /// approving (`k·(1 − p)`), rejecting (`p`) and escalating (`c`),
+    /// compared in log-odds so that `k = 1` and prior 0.5 give exactly
+    /// `|evidence| ≥ ln((1 − c) / c)`. Returns the posterior too.
+    fn chow(&self, evidence: f64) -> (Decision, f64) {
+        let (c, k) = (self.escalation_cost, self.false_approval_cost);
+        let posterior = evidence + self.prior_log_odds;
+        let decision = if posterior >= ((k - c) / c).ln().max(k.ln()) {
             Decision::Approve
-        } else if evidence <= -tau {
+        } else if posterior <= (c / (1.0 - c)).ln() && posterior < k.ln() {
             Decision::Reject
         } else {
             Decision::Escalate
         };
-        (decision, sigmoid(evidence))
+        (decision, sigmoid(posterior))
     }
 
     /// The evidence of `votes` under a log-odds `weighting`, on the trust the
@@ -448,7 +455,6 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
     let mut rng = Rng::new(seed);
     let agents = population(config, &mut rng);
     let mut learners = Learners::new(config);
-    let tau = ((1.0 - config.escalation_cost) / config.escalation_cost).ln();
     let names: Vec<String> = AGGREGATORS
         .iter()
         .map(|n| n.to_string())
@@ -489,7 +495,7 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
             }
         }
         let domain = rng.below(config.domains);
-        let good = rng.unit() < 0.5;
+        let good = rng.unit() < config.prior_good;
         let committee = rng.sample(config.agents, config.committee);
         // Honest evidence first (the strategic liar looks at it).
         let honest: Vec<(bool, f64, f64)> = committee
@@ -553,10 +559,10 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
         }
         for n in 0..names.len() {
             let decide = |votes: &[Vote]| match AGGREGATORS.get(n) {
-                Some(name) => learners.decide(name, votes, domain, tau, oracle),
+                Some(name) => learners.decide(name, votes, domain, oracle),
                 None => {
                     let w = config.weightings[n - AGGREGATORS.len()];
-                    learners.chow(learners.logit_evidence(w, votes, domain), tau)
+                    learners.chow(learners.logit_evidence(w, votes, domain))
                 }
             };
             let (decision, p) = decide(&votes);

@@ -102,6 +102,10 @@ pub struct Config {
     pub overconfident_share: f64,
     /// Cost of an escalation relative to a wrong automatic decision (`c`).
     pub escalation_cost: f64,
+    /// Probability that a proposed action is good.
+    pub prior_good: f64,
+    /// Cost of a false approval relative to a false rejection (`k`).
+    pub false_approval_cost: f64,
     /// When sleepers turn (proposal index).
     pub sleeper_turns_at: usize,
     /// Starting trust of every identity (0.5 is a closed space's prior; an
@@ -129,6 +133,8 @@ impl Default for Config {
             adversary: Adversary::AlwaysWrong,
             overconfident_share: 0.15,
             escalation_cost: 0.2,
+            prior_good: 0.5,
+            false_approval_cost: 1.0,
             sleeper_turns_at: 2_000,
             new_identity_trust: 0.5,
             outcome_delay: 0,
@@ -222,6 +228,14 @@ impl Counts {
     /// `J = error rate + c × escalation rate`.
     pub fn cost(&self, c: f64) -> f64 {
         self.error_rate() + c * self.escalation_rate()
+    }
+
+    /// `J` when a false approval costs `k` times a false rejection:
+    /// `(false rejections + k × false approvals) / N + c × escalation rate`.
+    pub fn cost_weighted(&self, c: f64, k: f64) -> f64 {
+        let false_rejections = (self.wrong - self.false_approvals) as f64;
+        (false_rejections + k * self.false_approvals as f64) / self.total()
+            + c * self.escalation_rate()
     }
 
     /// Expected calibration error of the consensus probability: the mean,
@@ -330,6 +344,7 @@ pub struct Row {
 /// Summarizes runs of the same configuration over seeds.
 pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
     let c = config.escalation_cost;
+    let fa = config.false_approval_cost;
     let names: Vec<String> = runs[0].results.iter().map(|(n, _)| n.clone()).collect();
     let find = |run: &Run, name: &str| {
         run.results
@@ -347,9 +362,9 @@ pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
             let gaps: Vec<f64> = runs
                 .iter()
                 .map(|r| {
-                    let j = find(r, name).cost(c);
-                    let j_star = find(r, "oracle").cost(c);
-                    let j_maj = find(r, "majority").cost(c);
+                    let j = find(r, name).cost_weighted(c, fa);
+                    let j_star = find(r, "oracle").cost_weighted(c, fa);
+                    let j_maj = find(r, "majority").cost_weighted(c, fa);
                     if (j_maj - j_star).abs() < 1e-12 {
                         0.0
                     } else {
@@ -362,7 +377,7 @@ pub fn summarize(config: &Config, runs: &[Run]) -> Vec<Row> {
                 accuracy: per(&|k| k.accuracy()),
                 false_approval_rate: per(&|k| k.false_approval_rate()),
                 escalation_rate: per(&|k| k.escalation_rate()),
-                cost: per(&|k| k.cost(c)),
+                cost: per(&|k| k.cost_weighted(c, fa)),
                 gap: mean_ci(&gaps),
                 brier: per(&|k| k.brier),
                 aurc: per(&|k| k.aurc),

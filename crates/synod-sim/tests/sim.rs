@@ -249,3 +249,35 @@ fn adversaries_claiming_full_authority_are_held_back_by_low_starting_trust() {
     }
     assert!(j(0.1, "synod-logit") < j(0.1, "synod"));
 }
+
+#[test]
+fn costly_false_approvals_make_the_bayes_rules_approve_less_and_count_in_j() {
+    let rows = |prior: f64, k: f64| {
+        let config = Config {
+            proposals: 2_000,
+            prior_good: prior,
+            false_approval_cost: k,
+            ..Config::default()
+        };
+        let runs: Vec<_> = (1..=3).map(|s| run(&config, s)).collect();
+        synod_sim::summarize(&config, &runs)
+    };
+    let get = |rows: &[synod_sim::Row], name: &str| {
+        rows.iter().find(|r| r.aggregator == name).unwrap().clone()
+    };
+    let (even, costly) = (rows(0.8, 1.0), rows(0.8, 10.0));
+    // The oracle approves less readily when a false approval costs ten times more.
+    assert!(
+        get(&costly, "oracle").false_approval_rate.0 < get(&even, "oracle").false_approval_rate.0
+    );
+    // J weighs false approvals: the same decisions cost more.
+    let m_even = get(&even, "majority");
+    let m_costly = get(&costly, "majority");
+    assert!(
+        (m_costly.cost.0 - m_even.cost.0 - 9.0 * m_even.false_approval_rate.0).abs() < 1e-9,
+        "{} {} {}",
+        m_costly.cost.0,
+        m_even.cost.0,
+        m_even.false_approval_rate.0
+    );
+}
