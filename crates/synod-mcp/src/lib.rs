@@ -308,19 +308,25 @@ impl Synod {
             .unwrap_or_else(|e| Err(failure("internal", format!("the call failed: {e}"))))
     }
 
-    /// Signs `body` as `kind` (adding the node's space and clock) and posts
-    /// it to `path`.
+    /// Signs `body` as `kind` (adding the node's space and clock, and a
+    /// deadline `deadline_ms` after that clock if given) and posts it to
+    /// `path`.
     async fn send(
         &self,
         key: Arc<Keypair>,
         path: String,
         kind: MessageType,
         mut body: Value,
+        deadline_ms: Option<u64>,
     ) -> Result<Value, Failure> {
         self.call(move |api| {
             let space = api.get("/v1/space")?;
             body["space"] = space["space"].clone();
             body["created_at"] = space["time"].clone();
+            if let Some(ms) = deadline_ms {
+                let now = space["time"].as_u64().unwrap_or(0);
+                body["deadline"] = json!(now.saturating_add(ms));
+            }
             let message = Verified::sign(kind, body, &key);
             let mut answer = api.post(&path, &message.to_value())?;
             answer["signed_by"] = json!(key.id());
@@ -373,21 +379,18 @@ impl Synod {
         &self,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let key = match self.key(&context) {
-            Ok(k) => k,
-            Err(f) => return Ok(refused(f)),
-        };
-        let did = key.id().to_string();
         Self::answer(
-            self.call(move |api| {
-                let space = api.get("/v1/space")?;
-                let record = own_record(api, &did)?;
-                Ok(
-                    json!({"agent": did, "space": space["space"], "mode": space["config"]["mode"],
-                          "registered": record.as_ref().is_some_and(|r| r["registered"] == true),
-                          "record": record}),
-                )
-            })
+            async {
+                let did = self.key(&context)?.id().to_string();
+                self.call(move |api| {
+                    let space = api.get("/v1/space")?;
+                    let record = own_record(api, &did)?;
+                    Ok(json!({"agent": did, "space": space["space"], "mode": space["config"]["mode"],
+                              "registered": record.as_ref().is_some_and(|r| r["registered"] == true),
+                              "record": record}))
+                })
+                .await
+            }
             .await,
         )
     }
@@ -400,30 +403,34 @@ impl Synod {
         Parameters(args): Parameters<RegisterArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let key = match self.key(&context) {
-            Ok(k) => k,
-            Err(f) => return Ok(refused(f)),
-        };
-        let did = key.id().to_string();
-        let authorities: serde_json::Map<String, Value> = args
-            .authorities
-            .iter()
-            .map(|(p, a)| (p.clone(), json!(a.text())))
-            .collect();
-        let seq = match self.call(move |api| own_record(api, &did)).await {
-            Ok(record) => record.and_then(|r| r["seq"].as_u64()).unwrap_or(0) + 1,
-            Err(f) => return Ok(refused(f)),
-        };
-        let mut body = json!({"seq": seq, "name": args.name, "authorities": authorities});
-        if let Some(v) = args.vendor {
-            body["vendor"] = json!(v);
-        }
-        if let Some(m) = args.model {
-            body["model"] = json!(m);
-        }
         Self::answer(
-            self.send(key, "/v1/agents".into(), MessageType::Registration, body)
-                .await,
+            async {
+                let key = self.key(&context)?;
+                let did = key.id().to_string();
+                let record = self.call(move |api| own_record(api, &did)).await?;
+                let seq = record.and_then(|r| r["seq"].as_u64()).unwrap_or(0) + 1;
+                let authorities: serde_json::Map<String, Value> = args
+                    .authorities
+                    .iter()
+                    .map(|(p, a)| (p.clone(), json!(a.text())))
+                    .collect();
+                let mut body = json!({"seq": seq, "name": args.name, "authorities": authorities});
+                if let Some(v) = args.vendor {
+                    body["vendor"] = json!(v);
+                }
+                if let Some(m) = args.model {
+                    body["model"] = json!(m);
+                }
+                self.send(
+                    key,
+                    "/v1/agents".into(),
+                    MessageType::Registration,
+                    body,
+                    None,
+                )
+                .await
+            }
+            .await,
         )
     }
 
@@ -436,61 +443,20 @@ impl Synod {
         Parameters(args): Parameters<ListArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let key = match self.key(&context) {
-            Ok(k) => k,
-            Err(f) => return Ok(refused(f)),
-        };
-        let did = key.id().to_string();
-        if let Some(d) = &args.domain
-            && DomainPattern::parse(d).is_err()
-        {
-            return Ok(refused(failure(
-                "malformed",
-                format!("{d:?} is not a domain or pattern (e.g. credit.loans, credit.*)"),
-            )));
-        }
         Self::answer(
-            self.call(move |api| {
-                let mine = own_record(api, &did)?
-                    .map(|r| authority_patterns(&r))
-                    .unwrap_or_default();
-                // Ask the node per pattern (it filters and pages), so that
-                // open proposals elsewhere never crowd ours out of a page.
-                let patterns: Vec<String> = match &args.domain {
-                    Some(d) => vec![d.clone()],
-                    None => mine.iter().map(|m| m.to_string()).collect(),
-                };
-                let mut found: std::collections::BTreeMap<u64, Value> = Default::default();
-                let mut more = false;
-                for pattern in &patterns {
-                    let mut after: Option<u64> = None;
-                    loop {
-                        let mut path =
-                            format!("/v1/proposals?status=open&limit={LIST_PAGE}&domain={pattern}");
-                        if let Some(a) = after {
-                            path.push_str(&format!("&after={a}"));
-                        }
-                        let page = api.get(&path)?;
-                        let items = page["proposals"].as_array().cloned().unwrap_or_default();
-                        for p in &items {
-                            if let Some(i) = p["entered_index"].as_u64() {
-                                found.insert(i, p.clone());
-                            }
-                        }
-                        after = items.last().and_then(|p| p["entered_index"].as_u64());
-                        if page["more"] != true || after.is_none() {
-                            break;
-                        }
-                        if found.len() >= LIST_MAX {
-                            more = true;
-                            break;
-                        }
-                    }
+            async {
+                let did = self.key(&context)?.id().to_string();
+                if let Some(d) = &args.domain
+                    && DomainPattern::parse(d).is_err()
+                {
+                    return Err(failure(
+                        "malformed",
+                        format!("{d:?} is not a domain or pattern (e.g. credit.loans, credit.*)"),
+                    ));
                 }
-                let proposals: Vec<Value> = found.into_values().take(LIST_MAX).collect();
-                Ok(json!({"proposals": proposals, "more": more,
-                          "your_domains": mine.iter().map(|m| m.to_string()).collect::<Vec<_>>()}))
-            })
+                self.call(move |api| open_proposals(api, &did, args.domain))
+                    .await
+            }
             .await,
         )
     }
@@ -504,15 +470,18 @@ impl Synod {
         Parameters(args): Parameters<ProposalArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        if let Err(f) = check_id(&args.proposal_id) {
-            return Ok(refused(f));
-        }
-        // With a key, the answer also says where this agent stands (`member`).
-        let path = match self.key(&context) {
-            Ok(key) => format!("/v1/proposals/{}?agent={}", args.proposal_id, key.id()),
-            Err(_) => format!("/v1/proposals/{}", args.proposal_id),
-        };
-        Self::answer(self.call(move |api| api.get(&path)).await)
+        Self::answer(
+            async {
+                check_id(&args.proposal_id)?;
+                // With a key, the answer also says where this agent stands.
+                let path = match self.key(&context) {
+                    Ok(key) => format!("/v1/proposals/{}?agent={}", args.proposal_id, key.id()),
+                    Err(_) => format!("/v1/proposals/{}", args.proposal_id),
+                };
+                self.call(move |api| api.get(&path)).await
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -523,33 +492,26 @@ impl Synod {
         Parameters(args): Parameters<ProposeArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let key = match self.key(&context) {
-            Ok(k) => k,
-            Err(f) => return Ok(refused(f)),
-        };
-        let minutes = u64::from(args.deadline_minutes.unwrap_or(60).max(1));
-        let mut action = json!({"kind": args.kind, "summary": args.summary});
-        if let Some(payload) = args.payload {
-            action["payload"] = payload;
-        }
-        let body = json!({"domain": args.domain, "action": action, "confidence": args.confidence.text(),
-                          "stakes": args.stakes});
         Self::answer(
-            self.call({
-                let key = key.clone();
-                move |api| {
-                    let space = api.get("/v1/space")?;
-                    let now = space["time"].as_u64().unwrap_or(0);
-                    let mut body = body;
-                    body["space"] = space["space"].clone();
-                    body["created_at"] = json!(now);
-                    body["deadline"] = json!(now.saturating_add(minutes * 60_000));
-                    let message = Verified::sign(MessageType::Proposal, body, &key);
-                    let mut answer = api.post("/v1/proposals", &message.to_value())?;
-                    answer["signed_by"] = json!(key.id());
-                    Ok(answer)
+            async {
+                let key = self.key(&context)?;
+                let minutes = u64::from(args.deadline_minutes.unwrap_or(60).max(1));
+                let mut action = json!({"kind": args.kind, "summary": args.summary});
+                if let Some(payload) = args.payload {
+                    action["payload"] = payload;
                 }
-            })
+                let body = json!({"domain": args.domain, "action": action,
+                                  "confidence": args.confidence.text(), "stakes": args.stakes});
+                let path = "/v1/proposals".to_string();
+                self.send(
+                    key,
+                    path,
+                    MessageType::Proposal,
+                    body,
+                    Some(minutes * 60_000),
+                )
+                .await
+            }
             .await,
         )
     }
@@ -560,17 +522,17 @@ impl Synod {
         Parameters(args): Parameters<RespondArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let key = match self.key(&context) {
-            Ok(k) => k,
-            Err(f) => return Ok(refused(f)),
-        };
-        if let Err(f) = check_id(&args.proposal_id) {
-            return Ok(refused(f));
-        }
-        let body = json!({"proposal": args.proposal_id, "stance": args.stance,
-                          "confidence": args.confidence.text(), "reasoning": args.reasoning});
-        let path = format!("/v1/proposals/{}/responses", args.proposal_id);
-        Self::answer(self.send(key, path, MessageType::Response, body).await)
+        Self::answer(
+            async {
+                let key = self.key(&context)?;
+                check_id(&args.proposal_id)?;
+                let path = format!("/v1/proposals/{}/responses", args.proposal_id);
+                let body = json!({"proposal": args.proposal_id, "stance": args.stance,
+                                  "confidence": args.confidence.text(), "reasoning": args.reasoning});
+                self.send(key, path, MessageType::Response, body, None).await
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -581,17 +543,18 @@ impl Synod {
         &self,
         Parameters(args): Parameters<ProposalArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        if let Err(f) = check_id(&args.proposal_id) {
-            return Ok(refused(f));
-        }
-        let id = args.proposal_id;
         Self::answer(
-            self.call(move |api| {
-                let p = api.get(&format!("/v1/proposals/{id}"))?;
-                Ok(json!({"id": p["id"], "status": p["status"], "reason": p["reason"], "tally": p["tally"],
-                          "leaning": p["leaning"], "responses": p["responses"].as_array().map_or(0, Vec::len),
-                          "outcome": p["outcome"]}))
-            })
+            async {
+                check_id(&args.proposal_id)?;
+                let id = args.proposal_id;
+                self.call(move |api| {
+                    let p = api.get(&format!("/v1/proposals/{id}"))?;
+                    Ok(json!({"id": p["id"], "status": p["status"], "reason": p["reason"], "tally": p["tally"],
+                              "leaning": p["leaning"], "responses": p["responses"].as_array().map_or(0, Vec::len),
+                              "outcome": p["outcome"]}))
+                })
+                .await
+            }
             .await,
         )
     }
@@ -604,27 +567,69 @@ impl Synod {
         Parameters(args): Parameters<OutcomeArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let key = match self.key(&context) {
-            Ok(k) => k,
-            Err(f) => return Ok(refused(f)),
-        };
-        if let Err(f) = check_id(&args.proposal_id) {
-            return Ok(refused(f));
-        }
-        let mut body = json!({"proposal": args.proposal_id});
-        match (args.result, args.score) {
-            (Some(r), None) => body["result"] = json!(r),
-            (None, Some(s)) => body["score"] = json!(s.text()),
-            _ => {
-                return Ok(refused(failure(
-                    "malformed",
-                    "give exactly one of `result` (\"success\" or \"failure\") and `score` (0 to 1)",
-                )));
+        Self::answer(
+            async {
+                let key = self.key(&context)?;
+                check_id(&args.proposal_id)?;
+                let mut body = json!({"proposal": args.proposal_id});
+                match (args.result, args.score) {
+                    (Some(r), None) => body["result"] = json!(r),
+                    (None, Some(s)) => body["score"] = json!(s.text()),
+                    _ => {
+                        return Err(failure(
+                            "malformed",
+                            "give exactly one of `result` (\"success\" or \"failure\") and `score` (0 to 1)",
+                        ));
+                    }
+                }
+                let path = format!("/v1/proposals/{}/outcome", args.proposal_id);
+                self.send(key, path, MessageType::Outcome, body, None).await
+            }
+            .await,
+        )
+    }
+}
+
+/// The open proposals in `domain`, or in every pattern `did` has authority
+/// in, asking the node per pattern (it filters and pages) so that open
+/// proposals elsewhere never crowd these out of a page.
+fn open_proposals(api: &dyn Api, did: &str, domain: Option<String>) -> Result<Value, Failure> {
+    let mine = own_record(api, did)?
+        .map(|r| authority_patterns(&r))
+        .unwrap_or_default();
+    let patterns: Vec<String> = match domain {
+        Some(d) => vec![d],
+        None => mine.iter().map(|m| m.to_string()).collect(),
+    };
+    let mut found: std::collections::BTreeMap<u64, Value> = Default::default();
+    let mut more = false;
+    for pattern in &patterns {
+        let mut after: Option<u64> = None;
+        loop {
+            let mut path = format!("/v1/proposals?status=open&limit={LIST_PAGE}&domain={pattern}");
+            if let Some(a) = after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let page = api.get(&path)?;
+            let items = page["proposals"].as_array().cloned().unwrap_or_default();
+            for p in &items {
+                if let Some(i) = p["entered_index"].as_u64() {
+                    found.insert(i, p.clone());
+                }
+            }
+            after = items.last().and_then(|p| p["entered_index"].as_u64());
+            if page["more"] != true || after.is_none() {
+                break;
+            }
+            if found.len() >= LIST_MAX {
+                more = true;
+                break;
             }
         }
-        let path = format!("/v1/proposals/{}/outcome", args.proposal_id);
-        Self::answer(self.send(key, path, MessageType::Outcome, body).await)
     }
+    let proposals: Vec<Value> = found.into_values().take(LIST_MAX).collect();
+    Ok(json!({"proposals": proposals, "more": more,
+              "your_domains": mine.iter().map(|m| m.to_string()).collect::<Vec<_>>()}))
 }
 
 const RESPOND_DESCRIPTION: &str = concat!(

@@ -40,6 +40,13 @@ fn micros(x: f64) -> u32 {
     (x.clamp(0.0, 1.0) * 1e6).round() as u32
 }
 
+/// The core's exact log-odds (`synod_core::logodds`) of a confidence, as it
+/// would be stated on the wire (in millionths).
+fn exact_log_odds(confidence: f64) -> f64 {
+    let exact = synod_core::logodds::logit(Confidence::from_micros(micros(confidence)));
+    exact.0 as f64 / 1e12
+}
+
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -301,10 +308,7 @@ impl Learners {
                     1.0
                 };
                 let sign = if v.endorse { 1.0 } else { -1.0 };
-                // The core's exact log-odds of the confidence as stated.
-                let exact =
-                    synod_core::logodds::logit(Confidence::from_micros(micros(v.confidence)));
-                let l = (exact.0 as f64 / 1e12).clamp(-weighting.cap, weighting.cap);
+                let l = v.log_odds.clamp(-weighting.cap, weighting.cap);
                 sign * a * t.powi(weighting.trust_power) * l
             })
             .sum()
@@ -551,6 +555,7 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
                     (Some(_), Some(claimed)) => claimed,
                     _ => a.authority[domain],
                 },
+                log_odds: exact_log_odds(confidence),
             };
             if a.adversary.is_none() {
                 clean.push(vote);

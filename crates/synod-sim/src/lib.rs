@@ -155,6 +155,9 @@ pub struct Vote {
     pub confidence: f64,
     /// The agent's declared authority in the proposal's domain, in (0, 1].
     pub authority: f64,
+    /// `ln(c / (1 − c))` of the stated confidence in millionths, by the
+    /// core's exact algorithm (computed once per vote).
+    pub log_odds: f64,
 }
 
 /// What an aggregator decided.
