@@ -213,35 +213,80 @@ def unit(text) -> int:
     return micros
 
 
+# stakes: (approve_margin, reject_margin, approve_confidence,
+#          reject_confidence, quorum, min_confidence, human_required)
 DEFAULTS = {
-    "low": (100_000, 100_000, 300_000, 200_000, False),
-    "medium": (200_000, 200_000, 500_000, 300_000, False),
-    "high": (400_000, 200_000, 600_000, 400_000, False),
-    "critical": (400_000, 200_000, 600_000, 400_000, True),
+    "low": (100_000, 100_000, 750_000, 750_000, 300_000, 200_000, False),
+    "medium": (200_000, 200_000, 800_000, 800_000, 500_000, 300_000, False),
+    "high": (400_000, 200_000, 900_000, 800_000, 600_000, 400_000, False),
+    "critical": (400_000, 200_000, 900_000, 800_000, 600_000, 400_000, True),
 }
+POLICY_FIELDS = ("approve_margin", "reject_margin", "approve_confidence", "reject_confidence",
+                 "quorum", "min_confidence", "human_required")
+# PROTOCOL.md §5.0.1: the most log-odds one response brings, logit(0.8).
+EVIDENCE_CAP = 1_386_294_361_119
+
+
+def sway(policy, stance, a, t, conf):
+    """How far one response moves the tally, signed; None for an abstention.
+    Linear: a*t*c in 1e-18 with the stance's sign. Log-odds: the evidence
+    a*(2t)^2*clamp(logit(forecast), +-cap) in 1e-30."""
+    if stance == "abstain":
+        return None
+    if policy["weighting"] == "linear":
+        w = a * t * conf
+        return w if stance == "endorse" else -w
+    forecast = conf if stance == "endorse" else ONE - conf
+    odds = max(-EVIDENCE_CAP, min(EVIDENCE_CAP, logit_micros(forecast)))
+    return a * (2 * t) ** 2 * odds
+
+
+def reach(policy, a, t):
+    """The most a member who has not answered can still move the tally."""
+    if policy["weighting"] == "linear":
+        return a * t
+    return a * (2 * t) ** 2 * EVIDENCE_CAP
+
+
+def threshold(p):
+    """The evidence a decision confidence asks for, in 1e-30."""
+    return logit_micros(p) * 10**18
 
 
 def resolve(policy, e, c, v, p):
-    am, rm, q, mc, human = policy
     t = e + c
-    if human:
+    if policy["human_required"]:
         return ("escalated", "stakes")
-    if v * ONE < q * p:
+    if v * ONE < policy["quorum"] * p:
         return ("escalated", "no_quorum")
-    if t < mc * v:
+    if policy["weighting"] == "log_odds":
+        if e - c >= threshold(policy["approve_confidence"]):
+            return ("approved", None)
+        if c - e >= threshold(policy["reject_confidence"]):
+            return ("rejected", None)
+        return ("escalated", "contested")
+    if t < policy["min_confidence"] * v:
         return ("escalated", "low_confidence")
-    if e > c and (e - c) * ONE >= am * t:
+    if e > c and (e - c) * ONE >= policy["approve_margin"] * t:
         return ("approved", None)
-    if c > e and (c - e) * ONE >= rm * t:
+    if c > e and (c - e) * ONE >= policy["reject_margin"] * t:
         return ("rejected", None)
     return ("escalated", "contested")
 
 
-def early(policy, e, c, v, p, remaining):
-    am, rm, q, mc, human = policy
-    if human or v * ONE < q * p or e + c < mc * (v + remaining):
+def early(policy, e, c, v, p, r):
+    if policy["human_required"] or v * ONE < policy["quorum"] * p:
         return None
-    r = remaining * ONE
+    if policy["weighting"] == "log_odds":
+        if e - c - r >= threshold(policy["approve_confidence"]):
+            return "approved"
+        if c - e - r >= threshold(policy["reject_confidence"]):
+            return "rejected"
+        return None
+    am, rm = policy["approve_margin"], policy["reject_margin"]
+    if e + c < policy["min_confidence"] * (v + r):
+        return None
+    r = r * ONE
     if e > c + r and (e - c - r) * ONE >= am * (e + c + r):
         return "approved"
     if c > e + r and (c - e - r) * ONE >= rm * (e + c + r):
@@ -277,9 +322,14 @@ def shape(s) -> None:
     decimal(s["proposer_confidence"])
     need(isinstance(s.get("deadline_passed", False), bool))
     policy = s.get("policy") or {}
-    fields(policy, (), ("approve_margin", "reject_margin", "quorum", "min_confidence", "human_required", "proposer_counts"))
+    fields(policy, (), POLICY_FIELDS + ("proposer_counts", "weighting"))
     for k, v in policy.items():
-        (need(isinstance(v, bool)) if k in ("human_required", "proposer_counts") else decimal(v))
+        if k in ("human_required", "proposer_counts"):
+            need(isinstance(v, bool))
+        elif k == "weighting":
+            need(v in ("linear", "log_odds") and not isinstance(v, Num))
+        else:
+            decimal(v)
     need(isinstance(s["electorate"], list) and isinstance(s["responses"], list))
     for m in s["electorate"]:
         fields(m, ("agent", "authority", "trust"))
@@ -303,22 +353,18 @@ def run_scenario(raw: str) -> dict:
     except json.JSONDecodeError:
         raise Refused("malformed")
     shape(s)
-    am, rm, q, mc, human = DEFAULTS[s["stakes"]]
-    counts = True
+    policy = dict(zip(POLICY_FIELDS, DEFAULTS[s["stakes"]]))
+    policy["weighting"], counts = "log_odds", True
     for name, value in (s.get("policy") or {}).items():
-        if name == "approve_margin":
-            am = unit(value)
-        elif name == "reject_margin":
-            rm = unit(value)
-        elif name == "quorum":
-            q = unit(value)
-        elif name == "min_confidence":
-            mc = unit(value)
-        elif name == "human_required":
-            human = value
-        else:
+        if name in ("weighting", "human_required"):
+            policy[name] = value
+        elif name == "proposer_counts":
             counts = value
-    policy = (am, rm, q, mc, human)
+        else:
+            policy[name] = unit(value)
+    if min(policy["approve_confidence"], policy["reject_confidence"]) <= ONE // 2:
+        raise Refused("out_of_range")
+    decimals = 18 if policy["weighting"] == "linear" else 30
     members, listed = {}, set()
     for m in s["electorate"]:
         a, t = unit(m["authority"]), unit(m["trust"])
@@ -326,18 +372,30 @@ def run_scenario(raw: str) -> dict:
             raise Refused("duplicate")
         listed.add(m["agent"])
         if a > 0:
-            members[m["agent"]] = a * t
-    pot = sum(members.values())
+            members[m["agent"]] = (a, t)
+    pot = sum(a * t for a, t in members.values())
     pc = unit(s["proposer_confidence"])
     if pc == 0:
         raise Refused("out_of_range")
     e = c = v = 0
+
+    def count(agent, stance, conf):
+        nonlocal e, c, v
+        a, t = members[agent]
+        moved = sway(policy, stance, a, t, conf)
+        if moved is None:
+            return
+        if moved >= 0:
+            e += moved
+        else:
+            c -= moved
+        v += a * t
+
     responded = set()
     if s["proposer"] in members:
         responded.add(s["proposer"])
         if counts:
-            e += members[s["proposer"]] * pc
-            v += members[s["proposer"]]
+            count(s["proposer"], "endorse", pc)
     for r in s["responses"]:
         conf = unit(r["confidence"])
         if r["agent"] == s["proposer"] or r["agent"] not in members:
@@ -345,14 +403,8 @@ def run_scenario(raw: str) -> dict:
         if r["agent"] in responded:
             raise Refused("duplicate")
         responded.add(r["agent"])
-        influence = members[r["agent"]]
-        if r["stance"] == "endorse":
-            e += influence * conf
-            v += influence
-        elif r["stance"] == "challenge":
-            c += influence * conf
-            v += influence
-    remaining = sum(i for a, i in members.items() if a not in responded)
+        count(r["agent"], r["stance"], conf)
+    remaining = sum(reach(policy, *m) for agent, m in members.items() if agent not in responded)
     everyone = all(a in responded for a in members)
     if s.get("deadline_passed", False) or everyone:
         status, reason, was_early = *resolve(policy, e, c, v, pot), False
@@ -363,7 +415,7 @@ def run_scenario(raw: str) -> dict:
         "status": status,
         "reason": reason,
         "early": was_early,
-        "tally": {"endorse": fmt(e, 18), "challenge": fmt(c, 18), "voted": fmt(v, 12), "potential": fmt(pot, 12)},
+        "tally": {"endorse": fmt(e, decimals), "challenge": fmt(c, decimals), "voted": fmt(v, 12), "potential": fmt(pot, 12)},
     }
 
 

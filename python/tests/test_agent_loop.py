@@ -84,7 +84,9 @@ def test_loops_answer_proposals_end_to_end_through_cut_connections(team: Team) -
         skipped = propose("bob passes", kind="skip_me")
         elsewhere = propose("not bob's domain", domain="credit.loans")
         wait_for(lambda: len(responses_of(node, skipped)) == 1, what="carol on the skipped one")
-        wait_for(lambda: skipped in bob.asked, what="bob asked")
+        # The loop records what it did after the decider returns: wait for
+        # the record, not only the question.
+        wait_for(lambda: skipped in loops[0].handled, what="bob passed")
         wait_for(lambda: elsewhere in loops[0].handled, what="bob saw the other domain")
 
         assert loops[0].handled[skipped] == "passed" and "bob" not in responses_of(node, skipped)

@@ -83,8 +83,9 @@ def test_the_readme_snippets_run(doc_env: Team, capsys: pytest.CaptureFixture[st
     out = capsys.readouterr().out
     assert namespace["key"].did in out
     assert "not_eligible 403" in out
-    # The status and tally: fraud-bot's own endorsement, 0.8 × 0.5 × 0.85.
-    assert "open {'challenge': '0', 'endorse': '0.34', 'potential': '" in out
+    # The status and tally: fraud-bot's own endorsement under log-odds
+    # weighting (the default): authority 0.8 × logit(0.85), capped at ln 4.
+    assert "open {'challenge': '0', 'endorse': '1.1090354888952', 'potential': '" in out
     assert "proposal_opened" in out
     assert os.path.exists(os.path.join(os.environ["SYNOD_CONFIG_DIR"], "keys", "fraud-bot.json"))
 

@@ -46,8 +46,10 @@ def test_registration_grants_and_listing(team: Team) -> None:
 
 
 def test_a_proposal_is_approved_by_the_votes(team: Team) -> None:
-    """PROTOCOL §6.3's example: alice proposes at 0.9, bob endorses at 1, the
-    proposal closes approved early and carol is too late."""
+    """Alice proposes at 0.9, bob endorses at 1, the proposal closes approved
+    early and carol is too late. Log-odds weighting (the default) at trust
+    0.5: both confidences count as 0.8 (ln 4), so E = (1 + 0.8)·ln 4 and
+    carol's 0.5·ln 4 cannot bring it below ln 4."""
     with team.client(team.alice) as alice:
         receipt = alice.propose(
             "fraud.detection", "block_card", "Block card 4411", 0.9, payload={"card": 4411, "score": 0.97}
@@ -58,7 +60,7 @@ def test_a_proposal_is_approved_by_the_votes(team: Team) -> None:
         assert signed.id == pid and signed.verify() and signed.signer == team.alice.did
         answer = alice.respond(pid, "endorse", 1, "card seen in two countries", key=team.bob)
         assert answer["status"] == "approved"
-        assert answer["tally"] == {"endorse": "0.85", "challenge": "0", "voted": "0.9", "potential": "1.15"}
+        assert answer["tally"] == {"endorse": "2.4953298500142", "challenge": "0", "voted": "0.9", "potential": "1.15"}
         # Where an agent stands: carol was in the electorate and never answered.
         carol = alice.proposal(pid, agent=team.carol.did)["member"]
         assert carol["eligible"] and not carol["responded"] and carol["influence"] == "0.25"
@@ -79,7 +81,8 @@ def test_a_proposal_is_approved_by_the_votes(team: Team) -> None:
 
 def _contested(team: Team, client: Client) -> str:
     """Alice proposes at 0.6, bob challenges at 0.9, carol endorses at 0.5:
-    E = 0.425, C = 0.36, neither margin holds: escalated as contested."""
+    E = logit(0.6), C = 0.8·ln 4 (0.9 capped at 0.8), and carol's 0.5 is no
+    evidence; neither side reaches ln 4: escalated as contested."""
     pid = client.propose("fraud.detection", "freeze_account", "Freeze account 17", "0.6", key=team.alice)["id"]
     assert client.respond(pid, "challenge", "0.9", "normal pattern", key=team.bob)["status"] == "open"
     answer = client.respond(pid, "endorse", "0.5", "unsure", key=team.carol)
@@ -94,7 +97,12 @@ def test_a_contested_proposal_escalates_and_a_reviewer_token_decides_it(team: Te
         assert detail["reason"] == "contested"
         package = detail["package"]
         assert [p["stance"] for p in package["positions"]] == ["endorse", "challenge", "endorse"]
-        assert package["tally"] == {"endorse": "0.425", "challenge": "0.36", "voted": "1.15", "potential": "1.15"}
+        assert package["tally"] == {
+            "endorse": "0.405465108108",
+            "challenge": "1.1090354888952",
+            "voted": "1.15",
+            "potential": "1.15",
+        }
         escalations = node.escalations()
         assert escalations["total"] == 1 and escalations["escalations"][0]["id"] == pid
         # The token from `synod reviewer add`, over bearer auth.

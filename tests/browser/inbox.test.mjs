@@ -29,13 +29,15 @@ const REVIEWER = "Avery (risk officer)";
 const NOTE = "Checked the income documents by phone; approving the raise.";
 
 // What the demo's contested scenario must show: each position in the
-// decision package. Trust in credit.limits is still the prior 0.5, so
-// weight = authority × confidence × 0.5.
+// decision package. Trust in credit.limits is still the prior 0.5, so under
+// the default log-odds weighting (PROTOCOL.md §5.0.1) each position's
+// evidence is authority × logit(forecast), the logit capped at ln 4:
+// 0.9·ln(7/3), −0.3·ln 4, −0.8·ln(7/3), and 0 for a stance held at 0.5.
 const POSITIONS = [
-  { agent: "Credit Risk (proposer)", stance: "endorse", confidence: "0.7", authority: "0.9", trust: "0.5", weight: "0.315", reasoning: "" },
-  { agent: "Fraud Sentinel", stance: "challenge", confidence: "0.8", authority: "0.3", trust: "0.5", weight: "0.12", reasoning: "Three new devices logged in this month." },
-  { agent: "Compliance", stance: "challenge", confidence: "0.7", authority: "0.8", trust: "0.5", weight: "0.28", reasoning: "Income documents are eleven months old." },
-  { agent: "Customer Care", stance: "endorse", confidence: "0.5", authority: "0.3", trust: "0.5", weight: "0.075", reasoning: "Long-standing customer, no complaints." },
+  { agent: "Credit Risk (proposer)", stance: "endorse", confidence: "0.7", authority: "0.9", trust: "0.5", weight: "0.7625680743483", reasoning: "" },
+  { agent: "Fraud Sentinel", stance: "challenge", confidence: "0.8", authority: "0.3", trust: "0.5", weight: "-0.4158883083357", reasoning: "Three new devices logged in this month." },
+  { agent: "Compliance", stance: "challenge", confidence: "0.7", authority: "0.8", trust: "0.5", weight: "-0.6778382883096", reasoning: "Income documents are eleven months old." },
+  { agent: "Customer Care", stance: "endorse", confidence: "0.5", authority: "0.3", trust: "0.5", weight: "0", reasoning: "Long-standing customer, no complaints." },
 ];
 
 /** Starts `synod demo` and resolves with its base URL and reviewer token. */
@@ -214,16 +216,17 @@ describe("the web inbox in a browser", { timeout: 180_000 }, () => {
       );
     }
 
-    // The tally against the thresholds: E 0.39 against C 0.4, and neither
-    // side's margin reached.
+    // The tally against the thresholds: evidence E 0.76… for, C 1.09…
+    // against; neither side reaches logit(0.8) = ln 4.
     const tally = await rows(card.locator("table.tally"));
     assert.equal(tally.length, 4);
     assert.match(tally[0][0], /Quorum/);
-    assert.match(tally[1][1], /E 0\.39 \+ C 0\.4\b/);
+    assert.match(tally[1][1], /^E 0\.7625680743483, C 1\.0937265966453$/);
     assert.match(tally[2][0], /Approve/);
-    assert.match(tally[2][2], /^≥ \S+ × T = \S+$/);
+    assert.match(tally[2][1], /^-0\.331158522297$/);
+    assert.match(tally[2][2], /^≥ logit\(0\.8\) = 1\.386294361119$/);
     assert.match(tally[3][0], /Reject/);
-    assert.match(tally[3][2], /^≥ \S+ × T = \S+$/);
+    assert.match(tally[3][2], /^≥ logit\(0\.8\) = 1\.386294361119$/);
     assert.match(await card.locator(".needed").innerText(), /Needs 1 agreeing reviewer decision/);
     await card.getByRole("button", { name: "Approve" }).waitFor();
     await card.getByRole("button", { name: "Reject" }).waitFor();

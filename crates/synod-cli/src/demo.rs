@@ -49,7 +49,7 @@ const AGENTS: &[DemoAgent] = &[
         name: "Customer Care",
         vendor: "mistral",
         model: "mistral-large",
-        authorities: &[("payments.*", "0.4"), ("credit.*", "0.3")],
+        authorities: &[("payments.*", "0.6"), ("credit.*", "0.3")],
         roles: &["agent"],
     },
     DemoAgent {
@@ -108,7 +108,7 @@ const SCENARIOS: &[Scenario] = &[
         kind: "block_transaction",
         summary: "Block card payment #88120 of 3,200 EUR abroad",
         payload: || json!({"transaction": 88120, "amount_eur": 3200, "country": "PT", "score": "0.62"}),
-        confidence: "0.6",
+        confidence: "0.55",
         stakes: "high",
         votes: &[
             (

@@ -321,7 +321,7 @@ enum AuditCommand {
 /// The sweep's other charts: risk–coverage and calibration without
 /// adversaries (seed means), and sleepers' trust over time (seed 1, 20 %).
 fn extra_charts(config: &synod_sim::Config, seeds: u64, dir: &std::path::Path) -> Result<()> {
-    let shown = ["majority", "synod", "synod-logit", "logistic", "oracle"];
+    let shown = ["majority", "synod-linear", "synod", "logistic", "oracle"];
     let clean = synod_sim::Config {
         adversary_share: 0.0,
         ..config.clone()
@@ -355,7 +355,7 @@ fn extra_charts(config: &synod_sim::Config, seeds: u64, dir: &std::path::Path) -
         ),
     )?;
     let centers: Vec<f64> = (0..10).map(|b| f64::from(b) / 10.0 + 0.05).collect();
-    let mut series: Vec<(String, Vec<f64>)> = ["synod", "synod-logit", "log-odds", "oracle"]
+    let mut series: Vec<(String, Vec<f64>)> = ["synod-linear", "synod", "log-odds", "oracle"]
         .iter()
         .map(|n| {
             let observed = mean_of(n, &|c| {
@@ -567,7 +567,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let runs: Vec<_> = (1..=seeds).map(|seed| synod_sim::run(&cfg, seed)).collect();
                     let rows = synod_sim::summarize(&cfg, &runs);
                     let shown = rows.iter().filter(|r| {
-                        ["synod", "log-odds", "logistic"].contains(&r.aggregator.as_str())
+                        ["synod-linear", "synod", "logistic"].contains(&r.aggregator.as_str())
                             || r.aggregator.starts_with("logit ")
                     });
                     for (k, r) in shown.enumerate() {

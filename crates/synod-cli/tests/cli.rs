@@ -88,6 +88,7 @@ fn resolve_reads_a_file_argument() {
     let path = dir.join("scenario.json");
     let scenario = json!({
         "stakes": "high",
+        "policy": {"weighting": "linear"},
         "electorate": [{"agent": "risk", "authority": 0.9, "trust": 0.8}, {"agent": "compliance", "authority": "0.7", "trust": "0.5"}],
         "proposer": "risk",
         "proposer_confidence": 0.8,
@@ -107,6 +108,17 @@ fn resolve_reads_a_file_argument() {
     assert_eq!(got["reason"], "contested");
     assert_eq!(got["tally"]["endorse"], "0.576");
     assert_eq!(got["tally"]["challenge"], "0.315");
+    // The default, log-odds: risk's factor is 0.9·(2·0.8)² = 2.304 and its
+    // 0.8 counts ln 4; compliance's challenge at 0.9 is capped at −0.7·ln 4.
+    // E − C = 1.604·ln 4 = 2.2236… ≥ ln 9 (high stakes approve at 0.9).
+    let mut default = scenario.clone();
+    default.as_object_mut().unwrap().remove("policy");
+    std::fs::write(&path, default.to_string()).unwrap();
+    let out = synod().arg("resolve").arg(&path).output().unwrap();
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["status"], "approved");
+    assert_eq!(got["tally"]["endorse"], "3.194022208018176");
+    assert_eq!(got["tally"]["challenge"], "0.9704060527833");
     let missing = synod()
         .arg("resolve")
         .arg(dir.join("nope.json"))
@@ -138,7 +150,7 @@ fn audit_verify_passes_the_sample_and_names_a_tampered_entry() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("audit passed: 25 entries verified"),
+        text.starts_with("audit passed: 26 entries verified"),
         "{text}"
     );
 
@@ -148,7 +160,7 @@ fn audit_verify_passes_the_sample_and_names_a_tampered_entry() {
         .output()
         .unwrap();
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["entries"], 25);
+    assert_eq!(summary["entries"], 26);
     assert_eq!(summary["proposals"]["rejected"], 1);
 
     // Change the confidence of the first response in the log.

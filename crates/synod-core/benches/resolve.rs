@@ -7,7 +7,7 @@ use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
 use serde_json::json;
 use synod_core::fixed::{Authority, Confidence, Influence, Trust};
-use synod_core::policy::{Policy, Stakes};
+use synod_core::policy::{Policy, Stakes, Weighting};
 use synod_core::tally::{Stance, Tally, resolve};
 use synod_core::wire::{Digest, MessageType, SignedMessage, Verified};
 use synod_core::{Keypair, Space};
@@ -34,11 +34,13 @@ impl XorShift {
     }
 }
 
-fn responses(n: usize) -> Vec<(Influence, Stance, Confidence)> {
+type Response = (Authority, Trust, Stance, Confidence);
+
+fn responses(n: usize) -> Vec<Response> {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     (0..n)
         .map(|_| {
-            let influence = Influence::of(
+            let (a, t) = (
                 Authority::from_micros(rng.micros()),
                 Trust::from_micros(rng.micros()),
             );
@@ -47,24 +49,41 @@ fn responses(n: usize) -> Vec<(Influence, Stance, Confidence)> {
                 1 => Stance::Challenge,
                 _ => Stance::Abstain,
             };
-            (influence, stance, Confidence::from_micros(rng.micros()))
+            (a, t, stance, Confidence::from_micros(rng.micros()))
         })
         .collect()
 }
 
-/// Sums every response into a tally and applies the rule.
-#[divan::bench(name = "resolve::full", args = [10_000])]
-fn resolve_full(bencher: Bencher, n: usize) {
+/// Sums every response into a tally and applies the rule, under `weighting`.
+fn resolve_full(bencher: Bencher, n: usize, weighting: Weighting) {
     let responses = responses(n);
-    let potential: u128 = responses.iter().map(|(i, ..)| u128::from(i.0)).sum();
-    let policy = Policy::default_for(Stakes::Medium);
+    let potential: u128 = responses
+        .iter()
+        .map(|(a, t, ..)| u128::from(Influence::of(*a, *t).0))
+        .sum();
+    let policy = Policy {
+        weighting,
+        ..Policy::default_for(Stakes::Medium)
+    };
     bencher.counter(ItemsCount::new(n)).bench(|| {
         let mut tally = Tally::new(potential);
-        for (influence, stance, confidence) in black_box(&responses) {
-            tally.add(*stance, *influence, *confidence);
+        for (a, t, stance, confidence) in black_box(&responses) {
+            tally.add(weighting, *stance, *a, *t, *confidence);
         }
         resolve(&policy, &tally)
     });
+}
+
+/// The linear rule: one multiplication per response.
+#[divan::bench(name = "resolve::full_linear", args = [10_000])]
+fn resolve_linear(bencher: Bencher, n: usize) {
+    resolve_full(bencher, n, Weighting::Linear);
+}
+
+/// The log-odds rule (the default): an exact logarithm per response.
+#[divan::bench(name = "resolve::full_log_odds", args = [10_000])]
+fn resolve_log_odds(bencher: Bencher, n: usize) {
+    resolve_full(bencher, n, Weighting::LogOdds);
 }
 
 /// A space with `n` agents in `ops.*` and one critical proposal (critical so

@@ -4,7 +4,7 @@
 //! operation with a stated rounding (docs/PROTOCOL.md §14), so every
 //! implementation computes the same bits.
 
-use crate::fixed::Confidence;
+use crate::fixed::{Authority, Confidence, Ratio, Trust};
 
 /// Units of a [`LogOdds`]: 10⁻¹².
 pub const LOG_ODDS_DECIMALS: u32 = 12;
@@ -13,6 +13,17 @@ pub const LOG_ODDS_DECIMALS: u32 = 12;
 /// zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LogOdds(pub i64);
+
+/// Units of log-odds evidence: 10⁻³⁰, the product of an authority (10⁻⁶),
+/// a squared doubled trust (10⁻¹²) and a log-odds (10⁻¹²).
+pub const EVIDENCE_DECIMALS: u32 = 30;
+
+/// The most log-odds one response contributes, either way: `logit(0.8)`
+/// (`ln 4`). A confidence above 0.8 counts as 0.8. The benchmark's
+/// ablation (docs/DECISION-QUALITY.md) found that capping stated confidence
+/// there beats trusting it further: agents that state 0.99 are rarely that
+/// right, and a liar's only lever is its stated confidence.
+pub const EVIDENCE_CAP: LogOdds = LogOdds(1_386_294_361_119);
 
 /// The working scale: 10¹⁸.
 const Q: i128 = 1_000_000_000_000_000_000;
@@ -57,6 +68,35 @@ pub fn logit(c: Confidence) -> LogOdds {
     LogOdds((ln / 1_000_000) as i64)
 }
 
+/// `a × (2t)²`, the factor a response's log-odds are multiplied by, in
+/// 10⁻¹⁸: authority in millionths times the doubled trust squared.
+fn factor(authority: Authority, trust: Trust) -> i128 {
+    let doubled = 2 * i128::from(trust.micros());
+    i128::from(authority.micros()) * doubled * doubled
+}
+
+/// The evidence of one response under log-odds weighting, signed (positive
+/// for the action), exactly, in 10⁻³⁰: `a × (2t)² × clamp(logit(f), ±cap)`
+/// where `f` is the response's forecast that the action is right
+/// (`trust::forecast`) and cap is [`EVIDENCE_CAP`]. Trust at its prior 0.5
+/// takes a response at face value; trust 1 counts it four times.
+pub fn evidence(authority: Authority, trust: Trust, forecast: Confidence) -> i128 {
+    let odds = logit(forecast).0.clamp(-EVIDENCE_CAP.0, EVIDENCE_CAP.0);
+    factor(authority, trust) * i128::from(odds)
+}
+
+/// The most evidence one member can still add either way, in 10⁻³⁰:
+/// `a × (2t)² × cap`. Early finality bounds what is still to come by it.
+pub fn reach(authority: Authority, trust: Trust) -> u128 {
+    (factor(authority, trust) * i128::from(EVIDENCE_CAP.0)) as u128
+}
+
+/// The evidence a decision confidence asks for: `logit(p)` in 10⁻³⁰.
+pub fn threshold(p: Ratio) -> i128 {
+    let micros = p.micros().min(1_000_000);
+    i128::from(logit(Confidence::from_micros(micros)).0) * 1_000_000_000_000_000_000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +116,44 @@ mod tests {
         assert_eq!(at(999_999), 13_815_509_557_963);
         assert_eq!(at(1_000_000), at(999_999));
         assert_eq!(at(0), -at(999_999));
+    }
+
+    #[test]
+    fn the_cap_is_the_log_odds_of_four_fifths() {
+        assert_eq!(EVIDENCE_CAP.0, at(800_000));
+    }
+
+    #[test]
+    fn evidence_scales_and_saturates() {
+        let a = |m| Authority::from_micros(m);
+        let t = |m| Trust::from_micros(m);
+        let c = |m| Confidence::from_micros(m);
+        // Authority 1, trust 0.5: face value, in 10⁻³⁰.
+        let face = evidence(a(1_000_000), t(500_000), c(750_000));
+        assert_eq!(face, i128::from(at(750_000)) * 10i128.pow(18));
+        // Above 0.8 it saturates; below 0.5 it argues against.
+        assert_eq!(
+            evidence(a(1_000_000), t(500_000), c(990_000)),
+            i128::from(EVIDENCE_CAP.0) * 10i128.pow(18)
+        );
+        assert_eq!(
+            evidence(a(1_000_000), t(500_000), c(100_000)),
+            -(i128::from(EVIDENCE_CAP.0) * 10i128.pow(18))
+        );
+        // Trust 1 counts four times, trust 0.25 a quarter; authority is linear.
+        assert_eq!(evidence(a(1_000_000), t(1_000_000), c(750_000)), 4 * face);
+        assert_eq!(evidence(a(1_000_000), t(250_000), c(750_000)) * 4, face);
+        assert_eq!(evidence(a(500_000), t(500_000), c(750_000)) * 2, face);
+        assert_eq!(evidence(a(0), t(1_000_000), c(990_000)), 0);
+        // Reach is the evidence at the cap.
+        assert_eq!(
+            reach(a(300_000), t(700_000)) as i128,
+            evidence(a(300_000), t(700_000), c(999_999))
+        );
+        assert_eq!(
+            threshold(Ratio::from_micros(800_000)),
+            reach(a(1_000_000), t(500_000)) as i128
+        );
     }
 
     #[test]

@@ -4,12 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::fixed::{Authority, Confidence, Trust, Weight, format_scaled};
+use crate::fixed::{Authority, Confidence, Trust, format_scaled};
 use crate::identity::AgentId;
+use crate::logodds::{self, EVIDENCE_DECIMALS};
 use crate::message::HumanVerdict;
-use crate::policy::Policy;
-use crate::space::{CloseCause, ProposalRecord, Space, Status};
-use crate::tally::{Reason, Stance, TallyDecimal};
+use crate::policy::{Policy, Weighting};
+use crate::space::{CloseCause, Member, ProposalRecord, Space, Status};
+use crate::tally::{Reason, Stance, TallyDecimal, sway, weight_decimals};
 use crate::wire::Digest;
 
 /// One weighed position: a response, or the proposer's counted endorsement.
@@ -29,7 +30,10 @@ pub struct Position {
     pub authority: Authority,
     /// Frozen trust.
     pub trust: Trust,
-    /// `authority × confidence × trust`, exact; 0 for an abstention.
+    /// How far it moved the tally, exact; 0 for an abstention. Linear
+    /// weighting: `authority × confidence × trust`, counted on its stance's
+    /// side. Log-odds: its evidence, signed (positive for the action; an
+    /// endorsement below confidence one half argues against it).
     pub weight: String,
     /// Its reasoning (empty for the proposer).
     pub reasoning: String,
@@ -42,11 +46,14 @@ pub struct Position {
 pub struct Thresholds {
     /// `quorum × P`: the `V` needed.
     pub quorum_needed: String,
-    /// `min_confidence × V`: the `T` needed.
+    /// `min_confidence × V`: the `T` needed (linear); 0 under log-odds,
+    /// which has no confidence check.
     pub confidence_needed: String,
-    /// `approve_margin × T`: the `E − C` needed to approve.
+    /// The `E − C` needed to approve: `approve_margin × T` (linear) or
+    /// `logit(approve_confidence)` (log-odds).
     pub approve_needed: String,
-    /// `reject_margin × T`: the `C − E` needed to reject.
+    /// The `C − E` needed to reject: `reject_margin × T` (linear) or
+    /// `logit(reject_confidence)` (log-odds).
     pub reject_needed: String,
     /// `E − C`, signed.
     pub margin: String,
@@ -114,6 +121,22 @@ impl DecisionPackage {
     /// Builds the package of `record` in `space`.
     pub fn build(space: &Space, record: &ProposalRecord) -> DecisionPackage {
         let agent = |idx| space.agent_at(idx);
+        let weighting = record.policy.weighting;
+        let decimals = weight_decimals(weighting);
+        let weight = |member: &Member, stance, confidence| {
+            let sway = sway(
+                weighting,
+                stance,
+                member.authority,
+                member.trust,
+                confidence,
+            );
+            match (weighting, sway) {
+                (_, None) => "0".to_string(),
+                (Weighting::Linear, Some(w)) => format_scaled(w.unsigned_abs(), decimals),
+                (Weighting::LogOdds, Some(e)) => signed_decimal(e, decimals),
+            }
+        };
         let mut positions = Vec::with_capacity(record.responses.len() + 1);
         if record.policy.proposer_counts
             && let Some(member) = record.member(record.proposer)
@@ -127,7 +150,7 @@ impl DecisionPackage {
                 confidence: record.confidence,
                 authority: member.authority,
                 trust: member.trust,
-                weight: weight(member.influence().weight(record.confidence)),
+                weight: weight(member, Stance::Endorse, record.confidence),
                 reasoning: String::new(),
                 proposer: true,
             });
@@ -135,10 +158,6 @@ impl DecisionPackage {
         for r in &record.responses {
             let member = record.member(r.agent).expect("responders are members");
             let a = agent(r.agent);
-            let w = match r.stance {
-                Stance::Abstain => Weight(0),
-                _ => member.influence().weight(r.confidence),
-            };
             positions.push(Position {
                 agent: a.id.clone(),
                 name: a.name.clone(),
@@ -147,7 +166,7 @@ impl DecisionPackage {
                 confidence: r.confidence,
                 authority: member.authority,
                 trust: member.trust,
-                weight: weight(w),
+                weight: weight(member, r.stance, r.confidence),
                 reasoning: r.reasoning.clone(),
                 proposer: false,
             });
@@ -155,12 +174,27 @@ impl DecisionPackage {
         let t = &record.tally;
         let total = t.total();
         let ratio = |r: crate::fixed::Ratio| u128::from(r.micros());
-        let thresholds = Thresholds {
-            quorum_needed: format_scaled(ratio(record.policy.quorum) * t.potential, 18),
-            confidence_needed: format_scaled(ratio(record.policy.min_confidence) * t.voted, 18),
-            approve_needed: format_scaled(ratio(record.policy.approve_margin) * total, 24),
-            reject_needed: format_scaled(ratio(record.policy.reject_margin) * total, 24),
-            margin: signed_decimal(t.endorse as i128 - t.challenge as i128, Weight::DECIMALS),
+        let policy = &record.policy;
+        let quorum_needed = format_scaled(ratio(policy.quorum) * t.potential, 18);
+        let margin = signed_decimal(t.endorse as i128 - t.challenge as i128, decimals);
+        let thresholds = match weighting {
+            Weighting::Linear => Thresholds {
+                quorum_needed,
+                confidence_needed: format_scaled(ratio(policy.min_confidence) * t.voted, 18),
+                approve_needed: format_scaled(ratio(policy.approve_margin) * total, 24),
+                reject_needed: format_scaled(ratio(policy.reject_margin) * total, 24),
+                margin,
+            },
+            Weighting::LogOdds => {
+                let needed = |p| signed_decimal(logodds::threshold(p), EVIDENCE_DECIMALS);
+                Thresholds {
+                    quorum_needed,
+                    confidence_needed: "0".to_string(),
+                    approve_needed: needed(policy.approve_confidence),
+                    reject_needed: needed(policy.reject_confidence),
+                    margin,
+                }
+            }
         };
         let mut confidences = ConfidenceDistribution {
             endorse: Vec::new(),
@@ -205,15 +239,11 @@ impl DecisionPackage {
             cause: record.closure.map(|c| c.cause),
             policy: record.policy,
             positions,
-            tally: t.to_decimal(),
+            tally: t.to_decimal(weighting),
             thresholds,
             confidences,
             silent,
             decisions,
         }
     }
-}
-
-fn weight(w: Weight) -> String {
-    format_scaled(u128::from(w.0), Weight::DECIMALS)
 }

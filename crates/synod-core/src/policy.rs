@@ -37,17 +37,58 @@ impl Stakes {
     }
 }
 
+/// How a response counts (`docs/PROTOCOL.md` §5.0.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weighting {
+    /// Weight `authority × trust × confidence`; approve and reject by
+    /// margins of the total weight (the source essay's rule).
+    Linear,
+    /// Evidence `authority × (2·trust)² × logit(forecast)`, the logit capped
+    /// at [`crate::logodds::EVIDENCE_CAP`]; approve and reject when the summed
+    /// evidence reaches the log-odds of `approve_confidence` or
+    /// `reject_confidence`. The decision-quality benchmark's choice
+    /// (docs/DECISION-QUALITY.md).
+    LogOdds,
+}
+
+impl Weighting {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Weighting::Linear => "linear",
+            Weighting::LogOdds => "log_odds",
+        }
+    }
+
+    /// What a policy written without a `weighting` means: such a policy
+    /// predates log-odds weighting and was written for the linear rule.
+    fn unstated() -> Weighting {
+        Weighting::Linear
+    }
+}
+
 /// The thresholds a proposal is resolved with (`docs/PROTOCOL.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Approve needs `E − C ≥ approve_margin × T`.
+    /// How responses count, and so which thresholds below apply.
+    #[serde(default = "Weighting::unstated")]
+    pub weighting: Weighting,
+    /// Linear: approve needs `E − C ≥ approve_margin × T`.
     pub approve_margin: Ratio,
-    /// Reject needs `C − E ≥ reject_margin × T`.
+    /// Linear: reject needs `C − E ≥ reject_margin × T`.
     pub reject_margin: Ratio,
-    /// Escalate unless `V ≥ quorum × P`.
+    /// Log-odds: approve needs `E − C ≥ logit(approve_confidence)`, the
+    /// combined evidence that the action is right.
+    #[serde(default = "default_decision_confidence")]
+    pub approve_confidence: Ratio,
+    /// Log-odds: reject needs `C − E ≥ logit(reject_confidence)`.
+    #[serde(default = "default_decision_confidence")]
+    pub reject_confidence: Ratio,
+    /// Escalate unless `V ≥ quorum × P` (both weightings).
     pub quorum: Ratio,
-    /// Escalate unless `T ≥ min_confidence × V`.
+    /// Linear: escalate unless `T ≥ min_confidence × V`.
     pub min_confidence: Ratio,
     /// Always escalate to a human.
     pub human_required: bool,
@@ -61,18 +102,27 @@ const fn r(micros: u32) -> Ratio {
     Ratio::from_micros(micros)
 }
 
+/// `approve_confidence` and `reject_confidence` of a policy that does not
+/// state them: the medium-stakes default.
+fn default_decision_confidence() -> Ratio {
+    r(800_000)
+}
+
 impl Policy {
     /// The protocol's default policy for `stakes`.
     pub const fn default_for(stakes: Stakes) -> Policy {
-        let (approve, reject, quorum, min_conf, human) = match stakes {
-            Stakes::Low => (100_000, 100_000, 300_000, 200_000, false),
-            Stakes::Medium => (200_000, 200_000, 500_000, 300_000, false),
-            Stakes::High => (400_000, 200_000, 600_000, 400_000, false),
-            Stakes::Critical => (400_000, 200_000, 600_000, 400_000, true),
+        let (approve, reject, approve_at, reject_at, quorum, min_conf, human) = match stakes {
+            Stakes::Low => (100_000, 100_000, 750_000, 750_000, 300_000, 200_000, false),
+            Stakes::Medium => (200_000, 200_000, 800_000, 800_000, 500_000, 300_000, false),
+            Stakes::High => (400_000, 200_000, 900_000, 800_000, 600_000, 400_000, false),
+            Stakes::Critical => (400_000, 200_000, 900_000, 800_000, 600_000, 400_000, true),
         };
         Policy {
+            weighting: Weighting::LogOdds,
             approve_margin: r(approve),
             reject_margin: r(reject),
+            approve_confidence: r(approve_at),
+            reject_confidence: r(reject_at),
             quorum: r(quorum),
             min_confidence: r(min_conf),
             human_required: human,
@@ -83,6 +133,16 @@ impl Policy {
 
     /// Checks the fields that the type does not bound.
     pub fn validate(&self) -> Result<(), Rejection> {
+        for (name, value) in [
+            ("approve_confidence", self.approve_confidence),
+            ("reject_confidence", self.reject_confidence),
+        ] {
+            // At one half or below, evidence for nothing would clear it, and
+            // approve and reject could both hold.
+            if value.micros() <= 500_000 {
+                return reject(ErrorKind::OutOfRange, format!("{name} must be above 0.5"));
+            }
+        }
         if self.reviewers_required == 0 || self.reviewers_required > MAX_REVIEWERS_REQUIRED {
             return reject(
                 ErrorKind::OutOfRange,
@@ -95,8 +155,11 @@ impl Policy {
     /// Applies `overrides` without any limit (the what-if tool).
     pub fn with(mut self, overrides: &PolicyOverrides) -> Policy {
         let o = overrides;
+        self.weighting = o.weighting.unwrap_or(self.weighting);
         self.approve_margin = o.approve_margin.unwrap_or(self.approve_margin);
         self.reject_margin = o.reject_margin.unwrap_or(self.reject_margin);
+        self.approve_confidence = o.approve_confidence.unwrap_or(self.approve_confidence);
+        self.reject_confidence = o.reject_confidence.unwrap_or(self.reject_confidence);
         self.quorum = o.quorum.unwrap_or(self.quorum);
         self.min_confidence = o.min_confidence.unwrap_or(self.min_confidence);
         self.human_required = o.human_required.unwrap_or(self.human_required);
@@ -106,15 +169,34 @@ impl Policy {
     }
 
     /// Applies a proposer's `overrides` within the space's limits: an override
-    /// may only make the policy more cautious. Margins, quorum, minimum
-    /// confidence and reviewers may rise; `human_required` may be switched on
-    /// and `proposer_counts` off, never the reverse.
+    /// may only make the policy more cautious. Margins, decision
+    /// confidences, quorum, minimum confidence and reviewers may rise;
+    /// `human_required` may be switched on and `proposer_counts` off, never
+    /// the reverse. The weighting is the space's: neither rule is the more
+    /// cautious one for every tally.
     pub fn tightened(self, overrides: &PolicyOverrides) -> Result<Policy, Rejection> {
         let out = self.with(overrides);
         out.validate()?;
+        if out.weighting != self.weighting {
+            return reject(
+                ErrorKind::PolicyViolation,
+                format!(
+                    "the space resolves with {} weighting; a proposal cannot change it",
+                    self.weighting.as_str()
+                ),
+            );
+        }
         let loosened = [
             ("approve_margin", out.approve_margin < self.approve_margin),
             ("reject_margin", out.reject_margin < self.reject_margin),
+            (
+                "approve_confidence",
+                out.approve_confidence < self.approve_confidence,
+            ),
+            (
+                "reject_confidence",
+                out.reject_confidence < self.reject_confidence,
+            ),
             ("quorum", out.quorum < self.quorum),
             ("min_confidence", out.min_confidence < self.min_confidence),
             ("human_required", self.human_required && !out.human_required),
@@ -143,12 +225,21 @@ impl Policy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyOverrides {
+    /// See [`Policy::weighting`]; only the what-if tool may change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighting: Option<Weighting>,
     /// See [`Policy::approve_margin`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approve_margin: Option<Ratio>,
     /// See [`Policy::reject_margin`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reject_margin: Option<Ratio>,
+    /// See [`Policy::approve_confidence`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve_confidence: Option<Ratio>,
+    /// See [`Policy::reject_confidence`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_confidence: Option<Ratio>,
     /// See [`Policy::quorum`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<Ratio>,
@@ -211,21 +302,71 @@ mod tests {
     fn defaults_match_the_spec_table() {
         // docs/PROTOCOL.md §5.1, the table of defaults by stakes.
         let table = [
-            (Stakes::Low, "0.1", "0.1", "0.3", "0.2", false),
-            (Stakes::Medium, "0.2", "0.2", "0.5", "0.3", false),
-            (Stakes::High, "0.4", "0.2", "0.6", "0.4", false),
-            (Stakes::Critical, "0.4", "0.2", "0.6", "0.4", true),
+            (
+                Stakes::Low,
+                "0.1",
+                "0.1",
+                "0.75",
+                "0.75",
+                "0.3",
+                "0.2",
+                false,
+            ),
+            (
+                Stakes::Medium,
+                "0.2",
+                "0.2",
+                "0.8",
+                "0.8",
+                "0.5",
+                "0.3",
+                false,
+            ),
+            (
+                Stakes::High,
+                "0.4",
+                "0.2",
+                "0.9",
+                "0.8",
+                "0.6",
+                "0.4",
+                false,
+            ),
+            (
+                Stakes::Critical,
+                "0.4",
+                "0.2",
+                "0.9",
+                "0.8",
+                "0.6",
+                "0.4",
+                true,
+            ),
         ];
-        for (stakes, am, rm, q, mc, human) in table {
+        for (stakes, am, rm, ac, rc, q, mc, human) in table {
             let p = Policy::default_for(stakes);
+            assert_eq!(p.weighting, Weighting::LogOdds);
             assert_eq!(p.approve_margin.to_string(), am);
             assert_eq!(p.reject_margin.to_string(), rm);
+            assert_eq!(p.approve_confidence.to_string(), ac);
+            assert_eq!(p.reject_confidence.to_string(), rc);
             assert_eq!(p.quorum.to_string(), q);
             assert_eq!(p.min_confidence.to_string(), mc);
             assert_eq!(p.human_required, human);
             assert!(p.proposer_counts);
             assert_eq!(p.reviewers_required, 1);
         }
+    }
+
+    #[test]
+    fn a_policy_without_a_weighting_is_linear() {
+        // Written before log-odds weighting existed: it keeps its meaning.
+        let json = r#"{"approve_margin":"0.2","reject_margin":"0.2","quorum":"0.5",
+            "min_confidence":"0.3","human_required":false,"proposer_counts":true,
+            "reviewers_required":1}"#;
+        let p: Policy = serde_json::from_str(json).unwrap();
+        assert_eq!(p.weighting, Weighting::Linear);
+        assert_eq!(p.approve_confidence.to_string(), "0.8");
     }
 
     #[test]
@@ -258,6 +399,34 @@ mod tests {
         assert_eq!(
             crit.tightened(&no_human).unwrap_err().kind,
             ErrorKind::PolicyViolation
+        );
+        let other_rule = PolicyOverrides {
+            weighting: Some(Weighting::Linear),
+            ..Default::default()
+        };
+        assert_eq!(
+            base.tightened(&other_rule).unwrap_err().kind,
+            ErrorKind::PolicyViolation
+        );
+        let lower_bar = PolicyOverrides {
+            approve_confidence: Some(Ratio::parse("0.7").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            base.tightened(&lower_bar).unwrap_err().kind,
+            ErrorKind::PolicyViolation
+        );
+        let coin_flip = PolicyOverrides {
+            approve_confidence: Some(Ratio::parse("0.5").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Policy::default_for(Stakes::Low)
+                .with(&coin_flip)
+                .validate()
+                .unwrap_err()
+                .kind,
+            ErrorKind::OutOfRange
         );
         let zero_reviewers = PolicyOverrides {
             reviewers_required: Some(0),

@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::error::{ErrorKind, Rejection, reject};
 use crate::fixed::{Authority, Confidence, Decimal, Influence, Ratio, Trust, Unit};
-use crate::policy::{Policy, PolicyOverrides, Stakes};
-use crate::tally::{Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
+use crate::policy::{Policy, PolicyOverrides, Stakes, Weighting};
+use crate::tally::{Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, reach, resolve};
 
 /// Most electorate members or responses a scenario may list.
 pub const MAX_SCENARIO_AGENTS: usize = 1_000_000;
@@ -35,10 +35,16 @@ struct RawScenario<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy<'a> {
+    #[serde(default)]
+    weighting: Option<Weighting>,
     #[serde(default, borrow)]
     approve_margin: Option<&'a RawValue>,
     #[serde(default, borrow)]
     reject_margin: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    approve_confidence: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    reject_confidence: Option<&'a RawValue>,
     #[serde(default, borrow)]
     quorum: Option<&'a RawValue>,
     #[serde(default, borrow)]
@@ -112,19 +118,27 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             v.map(|v| unit(&format!("policy.{name}"), v).map(Ratio))
                 .transpose()
         };
+        overrides.weighting = p.weighting;
         overrides.approve_margin = ratio("approve_margin", p.approve_margin)?;
         overrides.reject_margin = ratio("reject_margin", p.reject_margin)?;
+        overrides.approve_confidence = ratio("approve_confidence", p.approve_confidence)?;
+        overrides.reject_confidence = ratio("reject_confidence", p.reject_confidence)?;
         overrides.quorum = ratio("quorum", p.quorum)?;
         overrides.min_confidence = ratio("min_confidence", p.min_confidence)?;
         overrides.human_required = p.human_required;
         overrides.proposer_counts = p.proposer_counts;
     }
     let policy = Policy::default_for(raw.stakes).with(&overrides);
+    policy
+        .validate()
+        .map_err(|r| Rejection::new(r.kind, format!("policy: {}", r.message)))?;
+    let weighting = policy.weighting;
 
-    // Members with authority above zero, with their influence. An authority of
-    // 0 makes an observer: it may be listed but is not in the electorate.
+    // Members with authority above zero, with their authority and trust. An
+    // authority of 0 makes an observer: it may be listed but is not in the
+    // electorate.
     let mut listed: BTreeSet<&str> = BTreeSet::new();
-    let mut members: BTreeMap<&str, Influence> = BTreeMap::new();
+    let mut members: BTreeMap<&str, (Authority, Trust)> = BTreeMap::new();
     for (i, m) in raw.electorate.iter().enumerate() {
         let authority = Authority(unit(&format!("electorate[{i}].authority"), m.authority)?);
         let trust = Trust(unit(&format!("electorate[{i}].trust"), m.trust)?);
@@ -135,10 +149,13 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             );
         }
         if !authority.0.is_zero() {
-            members.insert(m.agent.as_str(), Influence::of(authority, trust));
+            members.insert(m.agent.as_str(), (authority, trust));
         }
     }
-    let potential: u128 = members.values().map(|i| u128::from(i.0)).sum();
+    let potential: u128 = members
+        .values()
+        .map(|&(a, t)| u128::from(Influence::of(a, t).0))
+        .sum();
     let mut tally = Tally::new(potential);
     let proposer_confidence = Confidence(unit("proposer_confidence", raw.proposer_confidence)?);
     if proposer_confidence.micros() == 0 {
@@ -148,10 +165,10 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         );
     }
     let mut responded: BTreeSet<&str> = BTreeSet::new();
-    if let Some(&influence) = members.get(raw.proposer.as_str()) {
+    if let Some(&(a, t)) = members.get(raw.proposer.as_str()) {
         responded.insert(raw.proposer.as_str());
         if policy.proposer_counts {
-            tally.add(Stance::Endorse, influence, proposer_confidence);
+            tally.add(weighting, Stance::Endorse, a, t, proposer_confidence);
         }
     }
     for (i, r) in raw.responses.iter().enumerate() {
@@ -162,7 +179,7 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                 format!("responses[{i}]: the proposer does not respond"),
             );
         }
-        let Some(&influence) = members.get(r.agent.as_str()) else {
+        let Some(&(a, t)) = members.get(r.agent.as_str()) else {
             return reject(
                 ErrorKind::NotEligible,
                 format!("responses[{i}]: {:?} is not in the electorate", r.agent),
@@ -174,12 +191,15 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                 format!("responses[{i}]: {:?} has already responded", r.agent),
             );
         }
-        tally.add(r.stance, influence, confidence);
+        tally.add(weighting, r.stance, a, t, confidence);
     }
     let waiting = members
         .iter()
         .filter(|(agent, _)| !responded.contains(*agent));
-    let remaining: u128 = waiting.clone().map(|(_, i)| u128::from(i.0)).sum();
+    let remaining: u128 = waiting
+        .clone()
+        .map(|(_, &(a, t))| reach(weighting, a, t))
+        .sum();
     let everyone_answered = waiting.count() == 0;
 
     let (verdict, early) = if raw.deadline_passed || everyone_answered {
@@ -197,6 +217,6 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         status: status.to_string(),
         reason,
         early,
-        tally: tally.to_decimal(),
+        tally: tally.to_decimal(weighting),
     })
 }

@@ -28,8 +28,8 @@ use crate::message::{
     Body, Change, Configuration, Decision, HumanVerdict, Outcome, Proposal, Registration, Response,
     Role,
 };
-use crate::policy::{Policy, Stakes};
-use crate::tally::{Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
+use crate::policy::{Policy, Stakes, Weighting};
+use crate::tally::{self, Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
 use crate::trust;
 use crate::wire::{Digest, Verified};
 
@@ -153,6 +153,16 @@ impl Member {
     pub fn influence(&self) -> Influence {
         Influence::of(self.authority, self.trust)
     }
+
+    /// The most this member's response can move a tally under `weighting`.
+    pub fn reach(&self, weighting: Weighting) -> u128 {
+        tally::reach(weighting, self.authority, self.trust)
+    }
+
+    /// Counts this member's response in `tally`.
+    fn count(&self, weighting: Weighting, tally: &mut Tally, stance: Stance, c: Confidence) {
+        tally.add(weighting, stance, self.authority, self.trust, c);
+    }
 }
 
 /// A recorded response.
@@ -237,7 +247,8 @@ pub struct ProposalRecord {
     pub electorate: Vec<Member>,
     /// The live tally.
     pub tally: Tally,
-    /// `R`: influence of members who may still respond (10⁻¹²).
+    /// `R`: the summed reach of members who may still respond (an influence
+    /// in 10⁻¹² under linear weighting, evidence in 10⁻³⁰ under log-odds).
     pub remaining: u128,
     /// Members who may still respond.
     pub pending: u32,
@@ -785,7 +796,7 @@ impl Space {
             status: record.status,
             reason: verdict.reason(),
             cause,
-            tally: record.tally.to_decimal(),
+            tally: record.tally.to_decimal(record.policy.weighting),
         }
     }
 
@@ -1279,6 +1290,7 @@ impl Space {
         } = plan;
         let electorate = self.freeze_electorate(&p.domain);
         let potential: u128 = electorate.iter().map(|m| u128::from(m.influence().0)).sum();
+        let reach: u128 = electorate.iter().map(|m| m.reach(policy.weighting)).sum();
         let mut record = ProposalRecord {
             id,
             message: message.clone(),
@@ -1292,7 +1304,7 @@ impl Space {
             entered_time: time,
             electorate,
             tally: Tally::new(potential),
-            remaining: potential,
+            remaining: reach,
             pending: 0,
             responses: Vec::new(),
             closure: None,
@@ -1309,11 +1321,14 @@ impl Space {
         if let Some(member) = record.member(proposer).copied() {
             // The proposer never responds, so it is never waited for.
             record.pending -= 1;
-            record.remaining -= u128::from(member.influence().0);
+            record.remaining -= member.reach(policy.weighting);
             if policy.proposer_counts {
-                record
-                    .tally
-                    .add(Stance::Endorse, member.influence(), p.confidence);
+                member.count(
+                    policy.weighting,
+                    &mut record.tally,
+                    Stance::Endorse,
+                    p.confidence,
+                );
             }
         }
         let mut effects = Vec::new();
@@ -1372,8 +1387,9 @@ impl Space {
         let member = record.electorate[slot as usize];
         record.responded[slot as usize] = true;
         record.pending -= 1;
-        record.remaining -= u128::from(member.influence().0);
-        record.tally.add(r.stance, member.influence(), r.confidence);
+        let weighting = record.policy.weighting;
+        record.remaining -= member.reach(weighting);
+        member.count(weighting, &mut record.tally, r.stance, r.confidence);
         record.responses.push(ResponseRecord {
             agent: idx,
             stance: r.stance,
@@ -1386,7 +1402,7 @@ impl Space {
             proposal: r.proposal,
             agent: message.signer().clone(),
             stance: r.stance,
-            tally: record.tally.to_decimal(),
+            tally: record.tally.to_decimal(weighting),
             leaning: resolve(&record.policy, &record.tally),
         };
         self.agents[idx as usize].responses += 1;

@@ -7,9 +7,9 @@ use common::{Harness, MINUTE};
 use proptest::prelude::*;
 use serde_json::json;
 use synod_core::fixed::{Authority, Confidence, Influence, Ratio, Trust};
-use synod_core::policy::{Policy, Stakes};
+use synod_core::policy::{Policy, Stakes, Weighting};
 use synod_core::scenario;
-use synod_core::tally::{Stance, Tally, Verdict, early_verdict, resolve};
+use synod_core::tally::{Stance, Tally, Verdict, early_verdict, reach, resolve};
 
 /// Confidences each remaining member may answer with in the enumeration. The
 /// extremes must be there: the derivation says they are the worst cases.
@@ -29,29 +29,55 @@ fn unit_micros() -> impl Strategy<Value = u32> {
     ]
 }
 
+/// A decision confidence above one half: coarse values (whose log-odds the
+/// grid's members hit exactly, e.g. 0.8 = one member at the cap and trust
+/// 0.5) and arbitrary ones.
+fn decision_confidence() -> impl Strategy<Value = Ratio> {
+    prop_oneof![
+        3 => prop::sample::select(vec![600_000, 750_000, 800_000, 900_000, 1_000_000]),
+        1 => 500_001u32..=1_000_000,
+    ]
+    .prop_map(Ratio::from_micros)
+}
+
 fn policy() -> impl Strategy<Value = Policy> {
     // human_required has its own test below: it makes early finality moot.
-    (ratio(), ratio(), ratio(), ratio()).prop_map(|(am, rm, q, mc)| Policy {
-        approve_margin: am,
-        reject_margin: rm,
-        quorum: q,
-        min_confidence: mc,
-        ..Policy::default_for(Stakes::Low)
-    })
+    (
+        prop_oneof![Just(Weighting::Linear), Just(Weighting::LogOdds)],
+        (ratio(), ratio(), ratio(), ratio()),
+        (decision_confidence(), decision_confidence()),
+    )
+        .prop_map(|(weighting, (am, rm, q, mc), (ac, rc))| Policy {
+            weighting,
+            approve_margin: am,
+            reject_margin: rm,
+            approve_confidence: ac,
+            reject_confidence: rc,
+            quorum: q,
+            min_confidence: mc,
+            ..Policy::default_for(Stakes::Low)
+        })
 }
 
 #[derive(Debug, Clone)]
 struct Case {
     policy: Policy,
-    /// Influence of members that already answered, with their answer.
-    answered: Vec<(Influence, Stance, Confidence)>,
-    /// Influence of members that may still answer.
-    remaining: Vec<Influence>,
+    /// Members that already answered, with their answer.
+    answered: Vec<(Member, Stance, Confidence)>,
+    /// Members that may still answer.
+    remaining: Vec<Member>,
 }
 
-fn influence() -> impl Strategy<Value = Influence> {
+/// A member's authority and trust.
+type Member = (Authority, Trust);
+
+fn member() -> impl Strategy<Value = Member> {
     (unit_micros(), unit_micros())
-        .prop_map(|(a, t)| Influence::of(Authority::from_micros(a), Trust::from_micros(t)))
+        .prop_map(|(a, t)| (Authority::from_micros(a), Trust::from_micros(t)))
+}
+
+fn influence(m: &Member) -> u128 {
+    u128::from(Influence::of(m.0, m.1).0)
 }
 
 fn stance() -> impl Strategy<Value = Stance> {
@@ -65,8 +91,8 @@ fn stance() -> impl Strategy<Value = Stance> {
 fn case() -> impl Strategy<Value = Case> {
     (
         policy(),
-        prop::collection::vec((influence(), stance(), unit_micros()), 0..5),
-        prop::collection::vec(influence(), 0..=3),
+        prop::collection::vec((member(), stance(), unit_micros()), 0..5),
+        prop::collection::vec(member(), 0..=3),
     )
         .prop_map(|(policy, answered, remaining)| Case {
             policy,
@@ -82,12 +108,12 @@ fn base_tally(case: &Case) -> Tally {
     let potential: u128 = case
         .answered
         .iter()
-        .map(|(i, ..)| u128::from(i.0))
-        .chain(case.remaining.iter().map(|i| u128::from(i.0)))
+        .map(|(m, ..)| influence(m))
+        .chain(case.remaining.iter().map(influence))
         .sum();
     let mut tally = Tally::new(potential);
-    for (i, s, c) in &case.answered {
-        tally.add(*s, *i, *c);
+    for ((a, t), s, c) in &case.answered {
+        tally.add(case.policy.weighting, *s, *a, *t, *c);
     }
     tally
 }
@@ -105,10 +131,11 @@ fn all_completions(case: &Case) -> Vec<Verdict> {
     let total = choices.len().pow(n as u32);
     for mut code in 0..total {
         let mut tally = base_tally(case);
-        for influence in &case.remaining {
+        for (a, t) in &case.remaining {
             let (stance, c) = choices[code % choices.len()];
             code /= choices.len();
-            tally.add(stance, *influence, Confidence::from_micros(c));
+            let c = Confidence::from_micros(c);
+            tally.add(case.policy.weighting, stance, *a, *t, c);
         }
         verdicts.push(resolve(&case.policy, &tally));
     }
@@ -123,7 +150,8 @@ proptest! {
     #[test]
     fn early_finality_matches_brute_force(case in case()) {
         let tally = base_tally(&case);
-        let remaining: u128 = case.remaining.iter().map(|i| u128::from(i.0)).sum();
+        let w = case.policy.weighting;
+        let remaining: u128 = case.remaining.iter().map(|(a, t)| reach(w, *a, *t)).sum();
         let early = early_verdict(&case.policy, &tally, remaining);
         let verdicts = all_completions(&case);
         let unanimous = verdicts
@@ -137,12 +165,23 @@ proptest! {
 
 #[test]
 fn human_required_is_never_early() {
-    let mut policy = Policy::default_for(Stakes::Critical);
-    let mut tally = Tally::new(10u128.pow(12));
-    tally.add(Stance::Endorse, Influence(10u64.pow(12)), Confidence::ONE);
-    assert_eq!(early_verdict(&policy, &tally, 0), None);
-    policy.human_required = false;
-    assert_eq!(early_verdict(&policy, &tally, 0), Some(Verdict::Approved));
+    for weighting in [Weighting::Linear, Weighting::LogOdds] {
+        let mut policy = Policy {
+            weighting,
+            ..Policy::default_for(Stakes::Critical)
+        };
+        let mut tally = Tally::new(10u128.pow(12));
+        tally.add(
+            weighting,
+            Stance::Endorse,
+            Authority::ONE,
+            Trust::ONE,
+            Confidence::ONE,
+        );
+        assert_eq!(early_verdict(&policy, &tally, 0), None);
+        policy.human_required = false;
+        assert_eq!(early_verdict(&policy, &tally, 0), Some(Verdict::Approved));
+    }
 }
 
 /// A random vote, played through a real space.

@@ -10,14 +10,16 @@ use common::{Harness, MINUTE, key_of};
 use serde_json::json;
 use synod_core::audit::{self, AuditError};
 use synod_core::log::ExportLine;
+use synod_core::policy::Weighting;
 use synod_core::space::{CloseCause, Effect, Status};
 use synod_core::tally::Reason;
 use synod_core::wire::{Digest, MessageType, SignedMessage};
 use synod_core::{ErrorKind, Rejection, Space};
 
-/// A closed space with three fraud agents and a reviewer and an oracle.
+/// A closed space with three fraud agents and a reviewer and an oracle,
+/// resolving with linear weighting (log-odds has tests of its own below).
 fn fraud_team() -> Harness {
-    let mut h = Harness::closed();
+    let mut h = Harness::closed_linear();
     h.agent("alice", &[("fraud.*", "1")]);
     h.agent("bob", &[("fraud.detection", "0.8"), ("*", "0.1")]);
     h.agent("carol", &[("fraud.*", "0.5")]);
@@ -57,7 +59,12 @@ fn approved_when_everyone_endorses() {
         Some((Status::Approved, None, CloseCause::AllResponded))
     );
     // E = 0.5·(1·0.3 + 0.8·0.8 + 0.5·0.7) = 0.645; P = 0.5·(1 + 0.8 + 0.5) = 1.15.
-    let t = h.space.proposal(&p).unwrap().tally.to_decimal();
+    let t = h
+        .space
+        .proposal(&p)
+        .unwrap()
+        .tally
+        .to_decimal(Weighting::Linear);
     assert_eq!((t.endorse.as_str(), t.challenge.as_str()), ("0.645", "0"));
     assert_eq!((t.voted.as_str(), t.potential.as_str()), ("1.15", "1.15"));
 }
@@ -881,4 +888,64 @@ fn one_agent_may_hold_only_so_many_proposals_open() {
         assert_eq!(replica.apply(entry).unwrap().rejected, None);
     }
     assert_eq!(replica.state_hash(), h.space.state_hash());
+}
+
+/// The fraud team in a space with the default policies: log-odds weighting.
+fn log_odds_team() -> Harness {
+    let mut h = Harness::closed();
+    h.agent("alice", &[("fraud.*", "1")]);
+    h.agent("bob", &[("fraud.*", "1")]);
+    h.agent("carol", &[("fraud.*", "0.5")]);
+    h.person("rita", &["reviewer"]);
+    h
+}
+
+#[test]
+fn log_odds_is_the_default_and_counts_evidence() {
+    // §5.0.1: at trust 0.5 a response counts at face value. alice proposes at
+    // 0.7 (ln(7/3)); bob endorses at 0.99, capped at 0.8 (ln 4): E = 2.233591…
+    // carol's reach is 0.5·ln 4 = 0.693147…, so E − R ≥ ln 4: final now.
+    let mut h = log_odds_team();
+    let p = h
+        .propose("alice", "fraud.detection", "medium", "0.7")
+        .unwrap();
+    assert_eq!(h.status(&p), "open");
+    let effects = h.respond("bob", p, "endorse", "0.99").unwrap();
+    assert_eq!(
+        closed_effect(&effects),
+        Some((Status::Approved, None, CloseCause::Early))
+    );
+    let record = h.space.proposal(&p).unwrap();
+    assert_eq!(record.policy.weighting, Weighting::LogOdds);
+    let t = record.tally.to_decimal(Weighting::LogOdds);
+    assert_eq!(t.endorse, "2.233592221506");
+    let package = synod_core::package::DecisionPackage::build(&h.space, record);
+    assert_eq!(package.thresholds.approve_needed, "1.386294361119");
+    assert_eq!(package.thresholds.confidence_needed, "0");
+    assert_eq!(package.positions[1].weight, "1.386294361119");
+}
+
+#[test]
+fn log_odds_escalates_a_lone_confident_voice_against_a_doubting_one() {
+    // alice proposes at 0.9 (capped: ln 4); carol (authority 0.5) challenges
+    // at 0.8 (−0.5·ln 4); bob abstains. Net 0.5·ln 4 < ln 4: contested, where
+    // the linear rule (E 0.45 vs C 0.2, margin 0.2) would have approved.
+    let mut h = log_odds_team();
+    let p = h
+        .propose("alice", "fraud.detection", "medium", "0.9")
+        .unwrap();
+    h.respond("carol", p, "challenge", "0.8").unwrap();
+    let effects = h.respond("bob", p, "abstain", "0.5").unwrap();
+    assert_eq!(
+        closed_effect(&effects),
+        Some((
+            Status::Escalated,
+            Some(Reason::Contested),
+            CloseCause::AllResponded
+        ))
+    );
+    let record = h.space.proposal(&p).unwrap();
+    let package = synod_core::package::DecisionPackage::build(&h.space, record);
+    assert_eq!(package.thresholds.margin, "0.6931471805595");
+    assert_eq!(package.positions[1].weight, "-0.6931471805595");
 }

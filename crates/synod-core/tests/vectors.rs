@@ -319,10 +319,13 @@ fn sample_log() -> Vec<String> {
         .propose("credit-risk", "credit.loans", "medium", "0.85")
         .unwrap();
     h.respond("compliance", loan, "endorse", "0.8").unwrap();
-    // compliance's endorsement made the approval final early.
+    assert_eq!(h.status(&loan), "open");
+    h.respond("fraud-sentinel", loan, "endorse", "0.7").unwrap();
+    // Log-odds: E = ln 4·(0.9 + 0.7) + 0.6·ln(7/3) ≈ 2.73; customer-care's
+    // reach is 0.2·ln 4 ≈ 0.28, so the approval is final before it answers.
     assert_eq!(h.status(&loan), "approved");
     let block = h
-        .propose("fraud-sentinel", "fraud.transactions", "high", "0.55")
+        .propose("fraud-sentinel", "fraud.transactions", "high", "0.5")
         .unwrap();
     h.respond("compliance", block, "challenge", "0.9").unwrap();
     h.respond("customer-care", block, "challenge", "0.95")

@@ -617,7 +617,7 @@ pub(crate) fn proposal_summary(space: &Space, p: &ProposalRecord) -> Value {
         "summary": body.action.summary,
         "deadline": p.deadline,
         "entered_index": p.entered_index,
-        "tally": p.tally.to_decimal(),
+        "tally": p.tally.to_decimal(p.policy.weighting),
         "reason": p.closure.and_then(|c| c.verdict.reason()),
     })
 }

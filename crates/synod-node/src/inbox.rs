@@ -20,6 +20,7 @@ use serde::Deserialize;
 use synod_core::AgentId;
 use synod_core::message::HumanVerdict;
 use synod_core::package::DecisionPackage;
+use synod_core::policy::Weighting;
 use synod_core::space::{ProposalRecord, Space, Status};
 use synod_core::tally::Reason;
 use synod_core::wire::Digest;
@@ -319,31 +320,55 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
     let t = &pkg.tally;
     let th = &pkg.thresholds;
     let p = &pkg.policy;
+    let margin_neg = th
+        .margin
+        .strip_prefix('-')
+        .map_or_else(|| format!("-{}", th.margin), str::to_string);
     let _ = write!(
         out,
         r#"<table class="tally"><thead><tr><th>Check</th><th>Value</th><th>Needed</th></tr></thead><tbody>
-<tr><td>Quorum: voted influence V</td><td>{v}</td><td>≥ {q} × P ({p}) = {qn}</td></tr>
-<tr><td>Confidence: total weight T = E + C</td><td>E {e} + C {c}</td><td>≥ {mc} × V = {cn}</td></tr>
-<tr><td>Approve: E − C</td><td>{margin}</td><td>≥ {am} × T = {an}</td></tr>
-<tr><td>Reject: C − E</td><td>{margin_neg}</td><td>≥ {rm} × T = {rn}</td></tr></tbody></table>"#,
+<tr><td>Quorum: voted influence V</td><td>{v}</td><td>≥ {q} × P ({p}) = {qn}</td></tr>"#,
         v = t.voted,
         q = p.quorum,
         p = t.potential,
         qn = th.quorum_needed,
-        e = t.endorse,
-        c = t.challenge,
-        mc = p.min_confidence,
-        cn = th.confidence_needed,
-        margin = th.margin,
-        am = p.approve_margin,
-        an = th.approve_needed,
-        margin_neg = th
-            .margin
-            .strip_prefix('-')
-            .map_or_else(|| format!("-{}", th.margin), str::to_string),
-        rm = p.reject_margin,
-        rn = th.reject_needed,
     );
+    match p.weighting {
+        Weighting::Linear => {
+            let _ = write!(
+                out,
+                r#"
+<tr><td>Confidence: total weight T = E + C</td><td>E {e} + C {c}</td><td>≥ {mc} × V = {cn}</td></tr>
+<tr><td>Approve: E − C</td><td>{margin}</td><td>≥ {am} × T = {an}</td></tr>
+<tr><td>Reject: C − E</td><td>{margin_neg}</td><td>≥ {rm} × T = {rn}</td></tr></tbody></table>"#,
+                e = t.endorse,
+                c = t.challenge,
+                mc = p.min_confidence,
+                cn = th.confidence_needed,
+                margin = th.margin,
+                am = p.approve_margin,
+                an = th.approve_needed,
+                rm = p.reject_margin,
+                rn = th.reject_needed,
+            );
+        }
+        Weighting::LogOdds => {
+            let _ = write!(
+                out,
+                r#"
+<tr><td>Evidence for E, against C (log-odds)</td><td>E {e}, C {c}</td><td></td></tr>
+<tr><td>Approve: E − C</td><td>{margin}</td><td>≥ logit({ac}) = {an}</td></tr>
+<tr><td>Reject: C − E</td><td>{margin_neg}</td><td>≥ logit({rc}) = {rn}</td></tr></tbody></table>"#,
+                e = t.endorse,
+                c = t.challenge,
+                margin = th.margin,
+                ac = p.approve_confidence,
+                an = th.approve_needed,
+                rc = p.reject_confidence,
+                rn = th.reject_needed,
+            );
+        }
+    }
     let max = pkg
         .confidences
         .histogram

@@ -1,21 +1,23 @@
 //! The population, the stream, and the aggregators compared on it.
 
 use synod_core::fixed::{Authority, Confidence, Influence, Ratio, Score, Trust};
-use synod_core::policy::{Policy, Stakes};
+use synod_core::logodds::EVIDENCE_DECIMALS;
+use synod_core::policy::{self, Policy, Stakes};
 use synod_core::tally::{Stance, Tally, Verdict, resolve};
 use synod_core::trust;
 
 use crate::{Adversary, Config, Counts, Decision, Rng, Run, Vote};
 
-/// The aggregators, in report order. `oracle` is the ceiling. `synod-logit`
-/// is the best candidate log-odds weighting for the core found by the
-/// ablation ([`Weighting::CANDIDATE`]).
+/// The aggregators, in report order. `oracle` is the ceiling. `synod` is the
+/// protocol core's default (log-odds weighting, docs/PROTOCOL.md §5.0.1);
+/// `synod-linear` the core's linear rule, the default before the ablation
+/// chose log-odds ([`Weighting::CANDIDATE`]).
 pub const AGGREGATORS: [&str; 10] = [
     "majority",
     "average-confidence",
     "fixed-weights",
+    "synod-linear",
     "synod",
-    "synod-logit",
     "log-odds",
     "beta-logit",
     "hedge",
@@ -54,6 +56,23 @@ fn sigmoid(x: f64) -> f64 {
 fn logit(p: f64) -> f64 {
     let p = p.clamp(1e-6, 1.0 - 1e-6);
     (p / (1.0 - p)).ln()
+}
+
+/// The core policy's `approve_confidence` and `reject_confidence` that put
+/// Chow's rule ([`Learners::chow`]) for the run's prior and costs into
+/// evidence thresholds: approve when the evidence reaches
+/// `max(ln((k − c)/c), ln k) − logit(prior)`, reject when it falls to
+/// `ln(c/(1 − c)) − logit(prior)`; each as the confidence whose log-odds it
+/// is, in millionths, kept above one half as the protocol requires (the
+/// evidence for nothing never decides). At the defaults (prior 0.5, c = 0.2,
+/// k = 1) both are 0.8: the medium-stakes defaults.
+pub fn decision_confidences(config: &Config) -> (Ratio, Ratio) {
+    let (c, k) = (config.escalation_cost, config.false_approval_cost);
+    let prior = logit(config.prior_good);
+    let approve = ((k - c) / c).ln().max(k.ln()) - prior;
+    let reject = -((c / (1.0 - c)).ln() - prior);
+    let at = |evidence: f64| Ratio::from_micros(micros(sigmoid(evidence)).max(500_001));
+    (at(approve), at(reject))
 }
 
 /// A log-odds weighting of votes, for the ablation: evidence
@@ -150,7 +169,11 @@ struct Learners {
     /// Logistic-regression coefficients on `v · logit(c)`, per agent per domain.
     theta: Vec<Vec<f64>>,
     rate: Ratio,
-    policy: Policy,
+    /// The core's linear rule at medium stakes.
+    linear: Policy,
+    /// The core's default, log-odds, with thresholds from the prior and
+    /// costs by Chow's rule ([`decision_confidences`]).
+    log_odds: Policy,
     domains: usize,
     prior: Trust,
     /// `logit(P(good))`.
@@ -177,9 +200,20 @@ impl Learners {
             false_approval_cost: config.false_approval_cost,
             escalation_cost: config.escalation_cost,
             rate: Ratio::from_micros(50_000),
-            policy: Policy {
+            linear: Policy {
+                weighting: policy::Weighting::Linear,
                 proposer_counts: false,
                 ..Policy::default_for(Stakes::Medium)
+            },
+            log_odds: {
+                let (approve, reject) = decision_confidences(config);
+                Policy {
+                    weighting: policy::Weighting::LogOdds,
+                    approve_confidence: approve,
+                    reject_confidence: reject,
+                    proposer_counts: false,
+                    ..Policy::default_for(Stakes::Medium)
+                }
             },
         }
     }
@@ -232,9 +266,9 @@ impl Learners {
                 };
                 (decision, p)
             }
-            "fixed-weights" => self.core(votes, domain, false),
-            "synod" => self.core(votes, domain, true),
-            "synod-logit" => chow(self.logit_evidence(Weighting::CANDIDATE, votes, domain)),
+            "fixed-weights" => self.core(&self.linear, votes, domain, false),
+            "synod-linear" => self.core(&self.linear, votes, domain, true),
+            "synod" => self.core(&self.log_odds, votes, domain, true),
             "log-odds" => chow(
                 votes
                     .iter()
@@ -314,18 +348,27 @@ impl Learners {
             .sum()
     }
 
-    /// The protocol core's rule: exact tally and ordered checks, with trust
-    /// learned (synod) or frozen at 1 (fixed weights).
-    fn core(&self, votes: &[Vote], domain: usize, learned: bool) -> (Decision, f64) {
-        let influence = |v: &Vote| {
-            let trust = if learned {
+    /// The protocol core's rule under `policy`: exact tally and ordered
+    /// checks, with trust learned (synod) or frozen at 1 (fixed weights).
+    fn core(
+        &self,
+        policy: &Policy,
+        votes: &[Vote],
+        domain: usize,
+        learned: bool,
+    ) -> (Decision, f64) {
+        let trust = |v: &Vote| {
+            if learned {
                 self.trust[v.agent][domain]
             } else {
                 Trust::ONE
-            };
-            Influence::of(Authority::from_micros(micros(v.authority)), trust)
+            }
         };
-        let potential: u128 = votes.iter().map(|v| u128::from(influence(v).0)).sum();
+        let authority = |v: &Vote| Authority::from_micros(micros(v.authority));
+        let potential: u128 = votes
+            .iter()
+            .map(|v| u128::from(Influence::of(authority(v), trust(v)).0))
+            .sum();
         let mut tally = Tally::new(potential);
         for v in votes {
             let stance = if v.endorse {
@@ -333,23 +376,29 @@ impl Learners {
             } else {
                 Stance::Challenge
             };
-            tally.add(
-                stance,
-                influence(v),
-                Confidence::from_micros(micros(v.confidence)),
-            );
+            let confidence = Confidence::from_micros(micros(v.confidence));
+            tally.add(policy.weighting, stance, authority(v), trust(v), confidence);
         }
-        let decision = match resolve(&self.policy, &tally) {
+        let decision = match resolve(policy, &tally) {
             Verdict::Approved => Decision::Approve,
             Verdict::Rejected => Decision::Reject,
             Verdict::Escalated(_) => Decision::Escalate,
         };
-        // The weighted share of endorsement, as the consensus probability.
-        let total = tally.total();
-        let p = if total == 0 {
-            0.5
-        } else {
-            tally.endorse as f64 / total as f64
+        let p = match policy.weighting {
+            // The weighted share of endorsement, as the consensus probability.
+            policy::Weighting::Linear => {
+                let total = tally.total();
+                if total == 0 {
+                    0.5
+                } else {
+                    tally.endorse as f64 / total as f64
+                }
+            }
+            // The posterior: the prior's log-odds plus the evidence.
+            policy::Weighting::LogOdds => {
+                let net = tally.endorse as f64 - tally.challenge as f64;
+                sigmoid(self.prior_log_odds + net / 10f64.powi(EVIDENCE_DECIMALS as i32))
+            }
         };
         (decision, p)
     }

@@ -27,7 +27,7 @@ mod rng;
 
 use serde::{Deserialize, Serialize};
 
-pub use aggregators::{AGGREGATORS, Weighting};
+pub use aggregators::{AGGREGATORS, Weighting, decision_confidences};
 pub use rng::Rng;
 
 /// What kind of adversary the dishonest share of the population is.

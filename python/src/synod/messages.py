@@ -74,17 +74,24 @@ def policy_overrides(
     *,
     approve_margin: DecimalLike | None = None,
     reject_margin: DecimalLike | None = None,
+    approve_confidence: DecimalLike | None = None,
+    reject_confidence: DecimalLike | None = None,
     quorum: DecimalLike | None = None,
     min_confidence: DecimalLike | None = None,
     human_required: bool | None = None,
     proposer_counts: bool | None = None,
     reviewers_required: int | None = None,
 ) -> dict[str, Any]:
-    """A proposal's ``policy``: overrides that may only tighten (§5.2)."""
+    """A proposal's ``policy``: overrides that may only tighten (§5.2). The
+    margins and ``min_confidence`` apply under linear weighting, the decision
+    confidences under log-odds weighting (the default); the space's
+    weighting itself cannot be overridden."""
     out: dict[str, Any] = {}
     for name, value in (
         ("approve_margin", approve_margin),
         ("reject_margin", reject_margin),
+        ("approve_confidence", approve_confidence),
+        ("reject_confidence", reject_confidence),
         ("quorum", quorum),
         ("min_confidence", min_confidence),
     ):

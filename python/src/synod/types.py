@@ -76,8 +76,11 @@ class Tally(TypedDict):
 
 
 class Policy(TypedDict):
+    weighting: Literal["linear", "log_odds"]
     approve_margin: str
     reject_margin: str
+    approve_confidence: str
+    reject_confidence: str
     quorum: str
     min_confidence: str
     human_required: bool

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use synod_core::log::ExportLine;
+use synod_core::policy::StakesPolicies;
 use synod_core::space::Effect;
 use synod_core::wire::{Digest, MessageType, Verified};
 use synod_core::{AgentId, Entry, Keypair, Rejection, Space};
@@ -15,6 +16,15 @@ pub const SPACE: &str = "test-space";
 /// Log time of the genesis entry: 2023-11-14T22:13:20Z.
 pub const T0: u64 = 1_700_000_000_000;
 pub const MINUTE: u64 = 60_000;
+
+/// The default policies with linear weighting, as JSON.
+pub fn linear_policies() -> Value {
+    let mut policies = serde_json::to_value(StakesPolicies::default()).unwrap();
+    for policy in policies.as_object_mut().unwrap().values_mut() {
+        policy["weighting"] = json!("linear");
+    }
+    policies
+}
 
 pub fn key_of(name: &str) -> Keypair {
     Keypair::from_seed(&Digest::of(name.as_bytes()).0)
@@ -33,6 +43,12 @@ impl Harness {
     /// A closed space with default configuration.
     pub fn closed() -> Harness {
         Harness::with_config(json!({}))
+    }
+
+    /// A closed space whose policies use linear weighting (the source
+    /// essay's rule), with the default thresholds.
+    pub fn closed_linear() -> Harness {
+        Harness::with_config(json!({ "policies": linear_policies() }))
     }
 
     /// An open space with default configuration.
