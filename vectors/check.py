@@ -223,6 +223,8 @@ DEFAULTS = {
 }
 POLICY_FIELDS = ("approve_margin", "reject_margin", "approve_confidence", "reject_confidence",
                  "quorum", "min_confidence", "human_required")
+# PROTOCOL.md §5.0.1: trust above the policy's trust_cap adds no weight.
+DEFAULT_TRUST_CAP = 650_000
 # PROTOCOL.md §5.0.1: the most log-odds one response brings, logit(0.8).
 EVIDENCE_CAP = 1_386_294_361_119
 
@@ -238,14 +240,14 @@ def sway(policy, stance, a, t, conf):
         return w if stance == "endorse" else -w
     forecast = conf if stance == "endorse" else ONE - conf
     odds = max(-EVIDENCE_CAP, min(EVIDENCE_CAP, logit_micros(forecast)))
-    return a * (2 * t) ** 2 * odds
+    return a * (2 * min(t, policy["trust_cap"])) ** 2 * odds
 
 
 def reach(policy, a, t):
     """The most a member who has not answered can still move the tally."""
     if policy["weighting"] == "linear":
         return a * t
-    return a * (2 * t) ** 2 * EVIDENCE_CAP
+    return a * (2 * min(t, policy["trust_cap"])) ** 2 * EVIDENCE_CAP
 
 
 def threshold(p):
@@ -322,7 +324,7 @@ def shape(s) -> None:
     decimal(s["proposer_confidence"])
     need(isinstance(s.get("deadline_passed", False), bool))
     policy = s.get("policy") or {}
-    fields(policy, (), POLICY_FIELDS + ("proposer_counts", "weighting"))
+    fields(policy, (), POLICY_FIELDS + ("proposer_counts", "weighting", "trust_cap"))
     for k, v in policy.items():
         if k in ("human_required", "proposer_counts"):
             need(isinstance(v, bool))
@@ -354,7 +356,7 @@ def run_scenario(raw: str) -> dict:
         raise Refused("malformed")
     shape(s)
     policy = dict(zip(POLICY_FIELDS, DEFAULTS[s["stakes"]]))
-    policy["weighting"], counts = "log_odds", True
+    policy["weighting"], policy["trust_cap"], counts = "log_odds", DEFAULT_TRUST_CAP, True
     for name, value in (s.get("policy") or {}).items():
         if name in ("weighting", "human_required"):
             policy[name] = value

@@ -143,6 +143,11 @@ enum Command {
         /// Starting trust of every identity (0.5: a closed space's prior).
         #[arg(long, default_value_t = 0.5)]
         new_identity_trust: f64,
+        /// The core's newcomer cap: identities created during the run hold
+        /// at most this share of a committee until they have an outcome (1:
+        /// off, a closed space; an open space's default is 0.2).
+        #[arg(long, default_value_t = 1.0)]
+        newcomer_cap: f64,
         /// Reveal outcomes this many proposals after the decision.
         #[arg(long, default_value_t = 0)]
         delay: usize,
@@ -503,6 +508,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             prior,
             false_approval_cost,
             adversary_authority,
+            newcomer_cap,
             delay,
             markdown,
             json,
@@ -529,6 +535,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 adversary_share: share,
                 new_identity_trust: new_identity_trust.clamp(0.0, 1.0),
                 adversary_authority: adversary_authority.map(|a| a.clamp(0.0, 1.0)),
+                newcomer_cap: newcomer_cap.clamp(0.0, 1.0),
                 prior_good: prior,
                 false_approval_cost,
                 outcome_delay: delay,
@@ -543,9 +550,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 cap: (confidence / (1.0 - confidence)).ln(),
                                 trust_power,
                                 authority,
+                                trust_cap: 1.0,
                             });
                         }
                     }
+                }
+                // Per-agent weight caps on the default: trust above the
+                // cap adds no weight (1: no cap).
+                for trust_cap in [0.5, 0.6, 0.65, 0.7, 1.0] {
+                    weightings.push(synod_sim::Weighting {
+                        trust_cap,
+                        ..synod_sim::Weighting::CANDIDATE
+                    });
                 }
                 let mut columns = vec![("no adversaries".to_string(), config.adversary, 0.0)];
                 for kind in synod_sim::Adversary::ALL {
@@ -596,12 +612,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 std::fs::create_dir_all(&dir)?;
                 let shares = [0.0, 0.1, 0.2, 0.3, 0.4];
                 println!(
-                    "| adversary | {} |",
+                    "| adversary | aggregator | {} |",
                     shares
-                        .map(|s| format!("synod's gap at {:.0} %", s * 100.0))
+                        .map(|s| format!("gap at {:.0} %", s * 100.0))
                         .join(" | ")
                 );
-                println!("|---|{}", "---|".repeat(shares.len()));
+                println!("|---|---|{}", "---|".repeat(shares.len()));
                 for kind in synod_sim::Adversary::ALL {
                     let mut per_share = Vec::new();
                     for share in shares {
@@ -636,17 +652,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         &series,
                     );
                     std::fs::write(dir.join(format!("j-{}.svg", kind.name())), svg)?;
-                    let gaps: Vec<String> = per_share
+                    // synod (the default), the core's linear rule, and the
+                    // best of every other aggregator but the oracle: the
+                    // one synod must beat on J.
+                    let gap = |r: &synod_sim::Row| format!("{:.2} ± {:.2}", r.gap.0, r.gap.1);
+                    for name in ["synod", "synod-linear"] {
+                        let gaps: Vec<String> = per_share
+                            .iter()
+                            .map(|rows| {
+                                gap(rows.iter().find(|r| r.aggregator == name).expect("row"))
+                            })
+                            .collect();
+                        println!("| {} | {name} | {} |", kind.name(), gaps.join(" | "));
+                    }
+                    let best: Vec<String> = per_share
                         .iter()
                         .map(|rows| {
                             let r = rows
                                 .iter()
-                                .find(|r| r.aggregator == "synod")
-                                .expect("synod row");
-                            format!("{:.2} ± {:.2}", r.gap.0, r.gap.1)
+                                .filter(|r| !["synod", "oracle"].contains(&r.aggregator.as_str()))
+                                .min_by(|a, b| a.cost.0.total_cmp(&b.cost.0))
+                                .expect("rows");
+                            format!("{} ({})", gap(r), r.aggregator)
                         })
                         .collect();
-                    println!("| {} | {} |", kind.name(), gaps.join(" | "));
+                    println!("| {} | best other | {} |", kind.name(), best.join(" | "));
                 }
                 eprintln!();
                 extra_charts(&config, seeds, &dir)?;

@@ -108,17 +108,24 @@ fn resolve_reads_a_file_argument() {
     assert_eq!(got["reason"], "contested");
     assert_eq!(got["tally"]["endorse"], "0.576");
     assert_eq!(got["tally"]["challenge"], "0.315");
-    // The default, log-odds: risk's factor is 0.9·(2·0.8)² = 2.304 and its
-    // 0.8 counts ln 4; compliance's challenge at 0.9 is capped at −0.7·ln 4.
-    // E − C = 1.604·ln 4 = 2.2236… ≥ ln 9 (high stakes approve at 0.9).
+    // The default, log-odds: risk's trust 0.8 counts as the cap 0.65, so its
+    // factor is 0.9·(2·0.65)² = 1.521 and its 0.8 counts ln 4; compliance's
+    // challenge at 0.9 is capped at −0.7·ln 4. E − C = 0.821·ln 4 < ln 9.
     let mut default = scenario.clone();
     default.as_object_mut().unwrap().remove("policy");
     std::fs::write(&path, default.to_string()).unwrap();
     let out = synod().arg("resolve").arg(&path).output().unwrap();
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["status"], "escalated");
+    assert_eq!(got["tally"]["endorse"], "2.108553723261999");
+    assert_eq!(got["tally"]["challenge"], "0.9704060527833");
+    // Without the trust cap (2.304·ln 4 − 0.7·ln 4 ≥ ln 9) it approves.
+    default["policy"] = json!({"trust_cap": "1"});
+    std::fs::write(&path, default.to_string()).unwrap();
+    let out = synod().arg("resolve").arg(&path).output().unwrap();
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["status"], "approved");
     assert_eq!(got["tally"]["endorse"], "3.194022208018176");
-    assert_eq!(got["tally"]["challenge"], "0.9704060527833");
     let missing = synod()
         .arg("resolve")
         .arg(dir.join("nope.json"))

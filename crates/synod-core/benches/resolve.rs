@@ -68,7 +68,7 @@ fn resolve_full(bencher: Bencher, n: usize, weighting: Weighting) {
     bencher.counter(ItemsCount::new(n)).bench(|| {
         let mut tally = Tally::new(potential);
         for (a, t, stance, confidence) in black_box(&responses) {
-            tally.add(weighting, *stance, *a, *t, *confidence);
+            tally.add(&policy, *stance, *a, *t, *confidence);
         }
         resolve(&policy, &tally)
     });

@@ -33,6 +33,12 @@ pub struct SpaceConfig {
     pub open_authority_cap: Authority,
     /// Starting trust of a self-registered identity in an open space.
     pub open_initial_trust: Trust,
+    /// Most of a proposal's electorate that newcomers may hold, as a share
+    /// of its influence and of its weight: self-registered identities
+    /// (open space, no grant) with no outcome in the proposal's domain.
+    /// 1 turns the cap off.
+    #[serde(default = "default_open_newcomer_cap")]
+    pub open_newcomer_cap: Ratio,
     /// `η` of the trust rule: how far one outcome moves trust.
     pub trust_learning_rate: Ratio,
     /// The default policy for each stakes level.
@@ -53,6 +59,10 @@ fn default_max_open_per_agent() -> u32 {
     1_000
 }
 
+fn default_open_newcomer_cap() -> Ratio {
+    Ratio::from_micros(200_000)
+}
+
 impl Default for SpaceConfig {
     fn default() -> SpaceConfig {
         SpaceConfig {
@@ -60,6 +70,7 @@ impl Default for SpaceConfig {
             trust_prior: Trust::from_micros(500_000),
             open_authority_cap: Authority::from_micros(500_000),
             open_initial_trust: Trust::from_micros(100_000),
+            open_newcomer_cap: default_open_newcomer_cap(),
             trust_learning_rate: Ratio::from_micros(50_000),
             policies: StakesPolicies::default(),
             max_deadline_ms: 30 * 24 * 3600 * 1000,
@@ -79,6 +90,7 @@ impl SpaceConfig {
         out.trust_prior = p.trust_prior.unwrap_or(out.trust_prior);
         out.open_authority_cap = p.open_authority_cap.unwrap_or(out.open_authority_cap);
         out.open_initial_trust = p.open_initial_trust.unwrap_or(out.open_initial_trust);
+        out.open_newcomer_cap = p.open_newcomer_cap.unwrap_or(out.open_newcomer_cap);
         out.trust_learning_rate = p.trust_learning_rate.unwrap_or(out.trust_learning_rate);
         out.policies = p.policies.unwrap_or(out.policies);
         out.max_deadline_ms = p.max_deadline_ms.unwrap_or(out.max_deadline_ms);
@@ -132,6 +144,8 @@ pub struct ConfigPatch {
     pub open_authority_cap: Option<Authority>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_initial_trust: Option<Trust>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_newcomer_cap: Option<Ratio>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_learning_rate: Option<Ratio>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

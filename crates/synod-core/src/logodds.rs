@@ -70,7 +70,7 @@ pub fn logit(c: Confidence) -> LogOdds {
 
 /// `a × (2t)²`, the factor a response's log-odds are multiplied by, in
 /// 10⁻¹⁸: authority in millionths times the doubled trust squared.
-fn factor(authority: Authority, trust: Trust) -> i128 {
+pub(crate) fn factor(authority: Authority, trust: Trust) -> i128 {
     let doubled = 2 * i128::from(trust.micros());
     i128::from(authority.micros()) * doubled * doubled
 }

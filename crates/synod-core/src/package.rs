@@ -125,7 +125,7 @@ impl DecisionPackage {
         let decimals = weight_decimals(weighting);
         let weight = |member: &Member, stance, confidence| {
             let sway = sway(
-                weighting,
+                &record.policy,
                 stance,
                 member.authority,
                 member.trust,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, Rejection, reject};
-use crate::fixed::Ratio;
+use crate::fixed::{Ratio, Trust};
 
 /// Largest `reviewers_required` a policy may ask for.
 pub const MAX_REVIEWERS_REQUIRED: u32 = 16;
@@ -90,6 +90,11 @@ pub struct Policy {
     pub quorum: Ratio,
     /// Linear: escalate unless `T ≥ min_confidence × V`.
     pub min_confidence: Ratio,
+    /// Log-odds: trust above this adds no weight (a per-agent weight cap:
+    /// no response counts more than `authority × (2 × trust_cap)²`
+    /// face-value responses).
+    #[serde(default = "default_trust_cap")]
+    pub trust_cap: Trust,
     /// Always escalate to a human.
     pub human_required: bool,
     /// The proposal counts as its proposer's endorsement.
@@ -106,6 +111,15 @@ const fn r(micros: u32) -> Ratio {
 /// state them: the medium-stakes default.
 fn default_decision_confidence() -> Ratio {
     r(800_000)
+}
+
+/// The default [`Policy::trust_cap`]: 0.65, so that a proven agent counts at
+/// most 1.69 face-value responses (docs/DECISION-QUALITY.md, "Per-agent
+/// caps").
+const DEFAULT_TRUST_CAP: Trust = Trust::from_micros(650_000);
+
+fn default_trust_cap() -> Trust {
+    DEFAULT_TRUST_CAP
 }
 
 impl Policy {
@@ -125,6 +139,7 @@ impl Policy {
             reject_confidence: r(reject_at),
             quorum: r(quorum),
             min_confidence: r(min_conf),
+            trust_cap: DEFAULT_TRUST_CAP,
             human_required: human,
             proposer_counts: true,
             reviewers_required: 1,
@@ -165,6 +180,7 @@ impl Policy {
         self.human_required = o.human_required.unwrap_or(self.human_required);
         self.proposer_counts = o.proposer_counts.unwrap_or(self.proposer_counts);
         self.reviewers_required = o.reviewers_required.unwrap_or(self.reviewers_required);
+        self.trust_cap = o.trust_cap.unwrap_or(self.trust_cap);
         self
     }
 
@@ -184,6 +200,12 @@ impl Policy {
                     "the space resolves with {} weighting; a proposal cannot change it",
                     self.weighting.as_str()
                 ),
+            );
+        }
+        if out.trust_cap != self.trust_cap {
+            return reject(
+                ErrorKind::PolicyViolation,
+                "trust_cap is the space's; a proposal cannot change it",
             );
         }
         let loosened = [
@@ -255,6 +277,9 @@ pub struct PolicyOverrides {
     /// See [`Policy::reviewers_required`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewers_required: Option<u32>,
+    /// See [`Policy::trust_cap`]; only the what-if tool may change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_cap: Option<Trust>,
 }
 
 /// The default policy of each stakes level, as a space configures it.
@@ -346,6 +371,7 @@ mod tests {
         for (stakes, am, rm, ac, rc, q, mc, human) in table {
             let p = Policy::default_for(stakes);
             assert_eq!(p.weighting, Weighting::LogOdds);
+            assert_eq!(p.trust_cap.to_string(), "0.65");
             assert_eq!(p.approve_margin.to_string(), am);
             assert_eq!(p.reject_margin.to_string(), rm);
             assert_eq!(p.approve_confidence.to_string(), ac);

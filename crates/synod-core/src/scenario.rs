@@ -42,6 +42,8 @@ struct RawPolicy<'a> {
     #[serde(default, borrow)]
     reject_margin: Option<&'a RawValue>,
     #[serde(default, borrow)]
+    trust_cap: Option<&'a RawValue>,
+    #[serde(default, borrow)]
     approve_confidence: Option<&'a RawValue>,
     #[serde(default, borrow)]
     reject_confidence: Option<&'a RawValue>,
@@ -123,6 +125,10 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         overrides.reject_margin = ratio("reject_margin", p.reject_margin)?;
         overrides.approve_confidence = ratio("approve_confidence", p.approve_confidence)?;
         overrides.reject_confidence = ratio("reject_confidence", p.reject_confidence)?;
+        overrides.trust_cap = p
+            .trust_cap
+            .map(|v| unit("policy.trust_cap", v).map(Trust))
+            .transpose()?;
         overrides.quorum = ratio("quorum", p.quorum)?;
         overrides.min_confidence = ratio("min_confidence", p.min_confidence)?;
         overrides.human_required = p.human_required;
@@ -168,7 +174,7 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     if let Some(&(a, t)) = members.get(raw.proposer.as_str()) {
         responded.insert(raw.proposer.as_str());
         if policy.proposer_counts {
-            tally.add(weighting, Stance::Endorse, a, t, proposer_confidence);
+            tally.add(&policy, Stance::Endorse, a, t, proposer_confidence);
         }
     }
     for (i, r) in raw.responses.iter().enumerate() {
@@ -191,14 +197,14 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                 format!("responses[{i}]: {:?} has already responded", r.agent),
             );
         }
-        tally.add(weighting, r.stance, a, t, confidence);
+        tally.add(&policy, r.stance, a, t, confidence);
     }
     let waiting = members
         .iter()
         .filter(|(agent, _)| !responded.contains(*agent));
     let remaining: u128 = waiting
         .clone()
-        .map(|(_, &(a, t))| reach(weighting, a, t))
+        .map(|(_, &(a, t))| reach(&policy, a, t))
         .sum();
     let everyone_answered = waiting.count() == 0;
 

@@ -28,7 +28,7 @@ use crate::message::{
     Body, Change, Configuration, Decision, HumanVerdict, Outcome, Proposal, Registration, Response,
     Role,
 };
-use crate::policy::{Policy, Stakes, Weighting};
+use crate::policy::{Policy, Stakes};
 use crate::tally::{self, Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
 use crate::trust;
 use crate::wire::{Digest, Verified};
@@ -154,14 +154,14 @@ impl Member {
         Influence::of(self.authority, self.trust)
     }
 
-    /// The most this member's response can move a tally under `weighting`.
-    pub fn reach(&self, weighting: Weighting) -> u128 {
-        tally::reach(weighting, self.authority, self.trust)
+    /// The most this member's response can move a tally under `policy`.
+    pub fn reach(&self, policy: &Policy) -> u128 {
+        tally::reach(policy, self.authority, self.trust)
     }
 
     /// Counts this member's response in `tally`.
-    fn count(&self, weighting: Weighting, tally: &mut Tally, stance: Stance, c: Confidence) {
-        tally.add(weighting, stance, self.authority, self.trust, c);
+    fn count(&self, policy: &Policy, tally: &mut Tally, stance: Stance, c: Confidence) {
+        tally.add(policy, stance, self.authority, self.trust, c);
     }
 }
 
@@ -1259,8 +1259,11 @@ impl Space {
 
     /// The electorate of `domain` as of now: every agent with the `agent`
     /// role and authority above zero, with its authority and trust frozen.
-    fn freeze_electorate(&self, domain: &Domain) -> Vec<Member> {
-        self.agents
+    /// The electorate of a proposal in `domain` under `policy`, with
+    /// newcomers held to `open_newcomer_cap` of it (§5.0, "Newcomers").
+    fn freeze_electorate(&self, domain: &Domain, policy: &Policy) -> Vec<Member> {
+        let mut members: Vec<Member> = self
+            .agents
             .iter()
             .enumerate()
             .filter(|(_, a)| self.roles(a).contains(&Role::Agent))
@@ -1272,7 +1275,32 @@ impl Space {
                     trust: self.trust(a, domain),
                 })
             })
-            .collect()
+            .collect();
+        let newcomer: Vec<bool> = members
+            .iter()
+            .map(|m| self.is_newcomer(&self.agents[m.agent as usize], domain))
+            .collect();
+        let mut weights: Vec<(Authority, Trust)> =
+            members.iter().map(|m| (m.authority, m.trust)).collect();
+        tally::cap_share(
+            self.config.open_newcomer_cap,
+            policy,
+            &mut weights,
+            &newcomer,
+        );
+        for (m, (authority, _)) in members.iter_mut().zip(weights) {
+            m.authority = authority;
+        }
+        members
+    }
+
+    /// A newcomer in `domain`: an identity that registered itself in an
+    /// open space (no grant) and has no outcome in that domain yet, the
+    /// kind anyone can create at will.
+    fn is_newcomer(&self, agent: &Agent, domain: &Domain) -> bool {
+        self.config.mode == Mode::Open
+            && agent.granted.is_empty()
+            && !agent.trust.contains_key(domain)
     }
 
     fn open_proposal(
@@ -1288,9 +1316,9 @@ impl Space {
             policy,
             proposal: p,
         } = plan;
-        let electorate = self.freeze_electorate(&p.domain);
+        let electorate = self.freeze_electorate(&p.domain, &policy);
         let potential: u128 = electorate.iter().map(|m| u128::from(m.influence().0)).sum();
-        let reach: u128 = electorate.iter().map(|m| m.reach(policy.weighting)).sum();
+        let reach: u128 = electorate.iter().map(|m| m.reach(&policy)).sum();
         let mut record = ProposalRecord {
             id,
             message: message.clone(),
@@ -1321,14 +1349,9 @@ impl Space {
         if let Some(member) = record.member(proposer).copied() {
             // The proposer never responds, so it is never waited for.
             record.pending -= 1;
-            record.remaining -= member.reach(policy.weighting);
+            record.remaining -= member.reach(&policy);
             if policy.proposer_counts {
-                member.count(
-                    policy.weighting,
-                    &mut record.tally,
-                    Stance::Endorse,
-                    p.confidence,
-                );
+                member.count(&policy, &mut record.tally, Stance::Endorse, p.confidence);
             }
         }
         let mut effects = Vec::new();
@@ -1387,9 +1410,9 @@ impl Space {
         let member = record.electorate[slot as usize];
         record.responded[slot as usize] = true;
         record.pending -= 1;
-        let weighting = record.policy.weighting;
-        record.remaining -= member.reach(weighting);
-        member.count(weighting, &mut record.tally, r.stance, r.confidence);
+        let policy = record.policy;
+        record.remaining -= member.reach(&policy);
+        member.count(&policy, &mut record.tally, r.stance, r.confidence);
         record.responses.push(ResponseRecord {
             agent: idx,
             stance: r.stance,
@@ -1402,7 +1425,7 @@ impl Space {
             proposal: r.proposal,
             agent: message.signer().clone(),
             stance: r.stance,
-            tally: record.tally.to_decimal(weighting),
+            tally: record.tally.to_decimal(policy.weighting),
             leaning: resolve(&record.policy, &record.tally),
         };
         self.agents[idx as usize].responses += 1;

@@ -62,17 +62,17 @@ impl Tally {
         }
     }
 
-    /// Adds one response of a member with `authority` and `trust`.
-    /// Abstentions change nothing.
+    /// Adds one response of a member with `authority` and `trust`, counted
+    /// as `policy` says. Abstentions change nothing.
     pub fn add(
         &mut self,
-        weighting: Weighting,
+        policy: &Policy,
         stance: Stance,
         authority: Authority,
         trust: Trust,
         confidence: Confidence,
     ) {
-        let Some(sway) = sway(weighting, stance, authority, trust, confidence) else {
+        let Some(sway) = sway(policy, stance, authority, trust, confidence) else {
             return;
         };
         if sway >= 0 {
@@ -108,17 +108,18 @@ pub fn weight_decimals(weighting: Weighting) -> u32 {
     }
 }
 
-/// How far one response moves the tally, signed (positive for the action):
-/// its weight with the sign of its stance (linear, 10⁻¹⁸), or its evidence
-/// (log-odds, 10⁻³⁰). `None` for an abstention.
+/// How far one response moves the tally under `policy`, signed (positive
+/// for the action): its weight with the sign of its stance (linear,
+/// 10⁻¹⁸), or its evidence (log-odds, 10⁻³⁰, trust capped at the policy's
+/// `trust_cap`). `None` for an abstention.
 pub fn sway(
-    weighting: Weighting,
+    policy: &Policy,
     stance: Stance,
     authority: Authority,
     trust: Trust,
     confidence: Confidence,
 ) -> Option<i128> {
-    match weighting {
+    match policy.weighting {
         Weighting::Linear => {
             let weight = i128::from(Influence::of(authority, trust).weight(confidence).0);
             match stance {
@@ -131,20 +132,64 @@ pub fn sway(
             let f = forecast(stance, confidence)?;
             Some(logodds::evidence(
                 authority,
-                trust,
+                trust.min(policy.trust_cap),
                 Confidence::from_micros(f),
             ))
         }
     }
 }
 
-/// The most a member who has not responded can still move the tally (its
-/// share of `R`): its influence (linear, 10⁻¹², a weight at confidence 1), or
-/// its evidence at the cap (log-odds, 10⁻³⁰).
-pub fn reach(weighting: Weighting, authority: Authority, trust: Trust) -> u128 {
-    match weighting {
+/// The most a member who has not responded can still move the tally under
+/// `policy` (its share of `R`): its influence (linear, 10⁻¹², a weight at
+/// confidence 1), or its evidence at the cap (log-odds, 10⁻³⁰).
+pub fn reach(policy: &Policy, authority: Authority, trust: Trust) -> u128 {
+    match policy.weighting {
         Weighting::Linear => u128::from(Influence::of(authority, trust).0),
-        Weighting::LogOdds => logodds::reach(authority, trust),
+        Weighting::LogOdds => logodds::reach(authority, trust.min(policy.trust_cap)),
+    }
+}
+
+/// Scales down the authority of the members marked in `bloc` so that, together, they hold at most `cap` of the members'
+/// summed influence and at most `cap` of their summed weight factor under
+/// `policy` (`a·t` linear, `a·(2·min(t, trust_cap))²` log-odds). Each bloc
+/// member's authority `a` becomes `⌊a × cap × S / ((1 − cap) × B)⌋` for
+/// the influence, then again for the weight factor, whenever the bloc's sum
+/// `B` exceeds `cap / (1 − cap)` of everyone else's sum `S`; a cap of 1
+/// changes nothing, and so does a bloc with nobody else in the electorate.
+/// Exact integers; rounding only ever lowers the bloc's share
+/// (docs/PROTOCOL.md §5.0, "Newcomers").
+pub fn cap_share(cap: Ratio, policy: &Policy, members: &mut [(Authority, Trust)], bloc: &[bool]) {
+    let cap = scale(cap);
+    if cap >= ONE_WIDE || !bloc.iter().any(|&b| b) {
+        return;
+    }
+    let influence = |a: Authority, t: Trust| u128::from(Influence::of(a, t).0);
+    let weight = |a: Authority, t: Trust| match policy.weighting {
+        Weighting::Linear => influence(a, t),
+        Weighting::LogOdds => logodds::factor(a, t.min(policy.trust_cap)) as u128,
+    };
+    for measure in [&influence as &dyn Fn(Authority, Trust) -> u128, &weight] {
+        let (mut inside, mut outside) = (0u128, 0u128);
+        for (&(a, t), &b) in members.iter().zip(bloc) {
+            if b {
+                inside += measure(a, t);
+            } else {
+                outside += measure(a, t);
+            }
+        }
+        // inside ≤ cap × (inside + outside), in 10⁻⁶ × the measure's unit.
+        // With nobody outside the bloc there is no one to protect: a space
+        // of newcomers only decides among them.
+        if outside == 0 || inside * (ONE_WIDE - cap) <= cap * outside {
+            continue;
+        }
+        let (num, den) = (cap * outside, (ONE_WIDE - cap) * inside);
+        for ((a, _), &b) in members.iter_mut().zip(bloc) {
+            if b {
+                let scaled = u128::from(a.micros()) * num / den;
+                *a = Authority::from_micros(scaled as u32);
+            }
+        }
     }
 }
 
@@ -298,8 +343,13 @@ mod tests {
     use crate::policy::Stakes;
 
     fn add(tally: &mut Tally, w: Weighting, stance: Stance, a: &str, t: &str, c: &str) {
+        let uncapped = Policy {
+            weighting: w,
+            trust_cap: Trust::ONE,
+            ..Policy::default_for(Stakes::Medium)
+        };
         tally.add(
-            w,
+            &uncapped,
             stance,
             Authority::parse(a).unwrap(),
             Trust::parse(t).unwrap(),
@@ -382,10 +432,19 @@ mod tests {
 
     #[test]
     fn log_odds_early_finality_bounds_the_rest_by_their_reach() {
-        let policy = Policy::default_for(Stakes::Medium);
+        // Without the trust cap, so that trust 1 counts fully.
+        let policy = Policy {
+            trust_cap: Trust::ONE,
+            ..Policy::default_for(Stakes::Medium)
+        };
         let lo = Weighting::LogOdds;
-        let unit =
-            |a: &str, t: &str| reach(lo, Authority::parse(a).unwrap(), Trust::parse(t).unwrap());
+        let unit = |a: &str, t: &str| {
+            reach(
+                &policy,
+                Authority::parse(a).unwrap(),
+                Trust::parse(t).unwrap(),
+            )
+        };
         // Two strong endorsements (trust 1: 4 × ln 4 each = 8 ln 4); one
         // member of trust 1 left can take back 4 ln 4: still ≥ ln 4.
         let mut tally = Tally::new(3 * 10u128.pow(12));
@@ -402,6 +461,75 @@ mod tests {
             Some(Verdict::Approved)
         );
         assert_eq!(early_verdict(&policy, &tally, seven + 1), None);
+    }
+
+    #[test]
+    fn trust_above_the_cap_adds_no_weight() {
+        // Default cap 0.65: trust 1 counts as 0.65, (2 × 0.65)² = 1.69.
+        let policy = Policy::default_for(Stakes::Medium);
+        let (a, c) = (Authority::ONE, Confidence::from_micros(800_000));
+        let at = |t: u32| {
+            let mut tally = Tally::new(0);
+            tally.add(&policy, Stance::Endorse, a, Trust::from_micros(t), c);
+            tally.endorse
+        };
+        assert_eq!(at(1_000_000), at(650_000));
+        assert!(at(640_000) < at(650_000));
+        let face = reach(&policy, a, Trust::from_micros(500_000));
+        assert_eq!(at(1_000_000) * 100, face * 169);
+        assert_eq!(reach(&policy, a, Trust::ONE), at(650_000));
+    }
+
+    #[test]
+    fn a_bloc_never_holds_more_than_its_cap() {
+        let policy = Policy::default_for(Stakes::Medium);
+        let a = Authority::from_micros;
+        let t = Trust::from_micros;
+        // Two established members at trust 0.5 and 40 newcomers at 0.1.
+        let mut members = vec![(a(1_000_000), t(500_000)), (a(800_000), t(650_000))];
+        members.extend((0..40).map(|i| (a(300_000 + i * 10_000), t(100_000))));
+        let bloc: Vec<bool> = (0..members.len()).map(|i| i >= 2).collect();
+        let before = members.clone();
+        cap_share(Ratio::from_micros(200_000), &policy, &mut members, &bloc);
+        let share = |f: &dyn Fn(Authority, Trust) -> u128| {
+            let inside: u128 = members
+                .iter()
+                .zip(&bloc)
+                .filter(|(_, b)| **b)
+                .map(|(m, _)| f(m.0, m.1))
+                .sum();
+            let all: u128 = members.iter().map(|m| f(m.0, m.1)).sum();
+            inside as f64 / all as f64
+        };
+        let influence = |a, t| u128::from(Influence::of(a, t).0);
+        let weight = |a, t| reach(&policy, a, t);
+        assert!(
+            share(&influence) <= 0.2 && share(&influence) > 0.199,
+            "{}",
+            share(&influence)
+        );
+        assert!(share(&weight) <= 0.2);
+        // The established keep their authority; every newcomer was scaled by
+        // the same ratio, rounded down.
+        assert_eq!(&members[..2], &before[..2]);
+        assert!(
+            members[2..]
+                .iter()
+                .zip(&before[2..])
+                .all(|(m, b)| m.0 < b.0)
+        );
+        // A cap of 1, or a bloc alone, changes nothing.
+        let mut same = before.clone();
+        cap_share(Ratio::ONE, &policy, &mut same, &bloc);
+        assert_eq!(same, before);
+        let mut alone = before[2..].to_vec();
+        cap_share(
+            Ratio::from_micros(200_000),
+            &policy,
+            &mut alone,
+            &[true; 40],
+        );
+        assert_eq!(alone, before[2..]);
     }
 
     #[test]

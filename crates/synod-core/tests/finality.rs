@@ -45,10 +45,11 @@ fn policy() -> impl Strategy<Value = Policy> {
     (
         prop_oneof![Just(Weighting::Linear), Just(Weighting::LogOdds)],
         (ratio(), ratio(), ratio(), ratio()),
-        (decision_confidence(), decision_confidence()),
+        (decision_confidence(), decision_confidence(), unit_micros()),
     )
-        .prop_map(|(weighting, (am, rm, q, mc), (ac, rc))| Policy {
+        .prop_map(|(weighting, (am, rm, q, mc), (ac, rc, cap))| Policy {
             weighting,
+            trust_cap: Trust::from_micros(cap),
             approve_margin: am,
             reject_margin: rm,
             approve_confidence: ac,
@@ -113,7 +114,7 @@ fn base_tally(case: &Case) -> Tally {
         .sum();
     let mut tally = Tally::new(potential);
     for ((a, t), s, c) in &case.answered {
-        tally.add(case.policy.weighting, *s, *a, *t, *c);
+        tally.add(&case.policy, *s, *a, *t, *c);
     }
     tally
 }
@@ -135,7 +136,7 @@ fn all_completions(case: &Case) -> Vec<Verdict> {
             let (stance, c) = choices[code % choices.len()];
             code /= choices.len();
             let c = Confidence::from_micros(c);
-            tally.add(case.policy.weighting, stance, *a, *t, c);
+            tally.add(&case.policy, stance, *a, *t, c);
         }
         verdicts.push(resolve(&case.policy, &tally));
     }
@@ -150,8 +151,8 @@ proptest! {
     #[test]
     fn early_finality_matches_brute_force(case in case()) {
         let tally = base_tally(&case);
-        let w = case.policy.weighting;
-        let remaining: u128 = case.remaining.iter().map(|(a, t)| reach(w, *a, *t)).sum();
+        let p = &case.policy;
+        let remaining: u128 = case.remaining.iter().map(|(a, t)| reach(p, *a, *t)).sum();
         let early = early_verdict(&case.policy, &tally, remaining);
         let verdicts = all_completions(&case);
         let unanimous = verdicts
@@ -172,7 +173,7 @@ fn human_required_is_never_early() {
         };
         let mut tally = Tally::new(10u128.pow(12));
         tally.add(
-            weighting,
+            &policy,
             Stance::Endorse,
             Authority::ONE,
             Trust::ONE,

@@ -949,3 +949,63 @@ fn log_odds_escalates_a_lone_confident_voice_against_a_doubting_one() {
     assert_eq!(package.thresholds.margin, "0.6931471805595");
     assert_eq!(package.positions[1].weight, "-0.6931471805595");
 }
+
+#[test]
+fn newcomers_cannot_stall_a_quorum_or_outweigh_the_established() {
+    // §5.0, "Newcomers": forty identities register themselves in an open
+    // space, declare full authority (capped at 0.5) and stay silent. Their
+    // influence (40 × 0.5 × 0.1 = 2) would be two thirds of the electorate,
+    // and alice's and bob's answers could never reach the quorum. Held to
+    // open_newcomer_cap (0.2), they are a fifth of it at most.
+    let mut h = Harness::open();
+    for name in ["alice", "bob"] {
+        h.grant(name, &[("fraud.*", "1")], &["agent"]);
+        h.register_declaring(name, &[]).unwrap();
+    }
+    for i in 0..40 {
+        h.register_declaring(&format!("sybil-{i}"), &[("fraud.*", "1")])
+            .unwrap();
+    }
+    let p = h
+        .propose("alice", "fraud.detection", "medium", "0.8")
+        .unwrap();
+    let record = h.space.proposal(&p).unwrap();
+    assert_eq!(record.electorate.len(), 42);
+    let newcomers: u128 = record.electorate[2..]
+        .iter()
+        .map(|m| u128::from(m.influence().0))
+        .sum();
+    assert!(newcomers * 5 <= record.tally.potential, "{newcomers}");
+    assert!(newcomers * 5 > record.tally.potential - 42);
+    // Granted agents are never newcomers; alice and bob keep authority 1.
+    assert_eq!(record.electorate[0].authority.to_string(), "1");
+    let effects = h.respond("bob", p, "endorse", "0.8").unwrap();
+    assert_eq!(
+        closed_effect(&effects),
+        Some((Status::Approved, None, CloseCause::Early))
+    );
+
+    // With the cap off, the same silent crowd stalls the quorum.
+    let mut h = Harness::with_config(json!({"mode": "open", "open_newcomer_cap": "1"}));
+    for name in ["alice", "bob"] {
+        h.grant(name, &[("fraud.*", "1")], &["agent"]);
+        h.register_declaring(name, &[]).unwrap();
+    }
+    for i in 0..40 {
+        h.register_declaring(&format!("sybil-{i}"), &[("fraud.*", "1")])
+            .unwrap();
+    }
+    let p = h
+        .propose("alice", "fraud.detection", "medium", "0.8")
+        .unwrap();
+    h.respond("bob", p, "endorse", "0.8").unwrap();
+    let effects = h.advance(10 * MINUTE);
+    assert_eq!(
+        closed_effect(&effects),
+        Some((
+            Status::Escalated,
+            Some(Reason::NoQuorum),
+            CloseCause::Deadline
+        ))
+    );
+}

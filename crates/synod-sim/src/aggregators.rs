@@ -3,7 +3,7 @@
 use synod_core::fixed::{Authority, Confidence, Influence, Ratio, Score, Trust};
 use synod_core::logodds::EVIDENCE_DECIMALS;
 use synod_core::policy::{self, Policy, Stakes};
-use synod_core::tally::{Stance, Tally, Verdict, resolve};
+use synod_core::tally::{self, Stance, Tally, Verdict, resolve};
 use synod_core::trust;
 
 use crate::{Adversary, Config, Counts, Decision, Rng, Run, Vote};
@@ -89,22 +89,32 @@ pub struct Weighting {
     pub trust_power: i32,
     /// Whether declared authority scales the vote.
     pub authority: bool,
+    /// Trust above this adds no weight: the factor is `a·(2·min(t, cap))^p`,
+    /// a per-agent weight cap (1 for none).
+    pub trust_cap: f64,
 }
 
 impl Weighting {
-    /// The best all-round candidate of the ablation (docs/DECISION-QUALITY.md):
-    /// confidence saturating at 0.8, trust squared, authority kept.
+    /// The best all-round candidate of the ablation (docs/DECISION-QUALITY.md),
+    /// the core's default: confidence saturating at 0.8, trust squared and
+    /// capped at 0.65, authority kept.
     pub const CANDIDATE: Weighting = Weighting {
         cap: 1.386_294_361_119_890_6, // ln 4: confidence 0.8
         trust_power: 2,
         authority: true,
+        trust_cap: 0.65,
     };
 
     /// A short label: `logit ≤c, t^p, a` (or `no a`).
     pub fn label(&self) -> String {
         let saturates = sigmoid(self.cap);
+        let capped = if self.trust_cap < 1.0 {
+            format!(", trust ≤ {}", self.trust_cap)
+        } else {
+            String::new()
+        };
         format!(
-            "logit cap {saturates:.2}, (2t)^{}, {}",
+            "logit cap {saturates:.2}, (2t)^{}, {}{capped}",
             self.trust_power,
             if self.authority {
                 "authority"
@@ -162,6 +172,13 @@ fn honest_vote(rng: &mut Rng, good: bool, mu: f64, overconfident: bool) -> (bool
 struct Learners {
     /// synod's trust per agent per domain, as the core keeps it.
     trust: Vec<Vec<Trust>>,
+    /// Whether an identity created after the start has had an outcome in a
+    /// domain (until then it is a newcomer there); founders are never
+    /// newcomers.
+    scored: Vec<Vec<bool>>,
+    founders: usize,
+    /// The core's newcomer cap.
+    newcomer_cap: Ratio,
     /// Beta counts (right, wrong) with forgetting, per agent per domain.
     beta: Vec<Vec<(f64, f64)>>,
     /// Fixed-Share Hedge weights, per agent per domain.
@@ -191,6 +208,9 @@ impl Learners {
         let prior = Trust::from_micros(micros(config.new_identity_trust));
         Learners {
             trust: vec![vec![Trust::from_micros(500_000); config.domains]; config.agents],
+            scored: vec![vec![true; config.domains]; config.agents],
+            founders: config.agents,
+            newcomer_cap: Ratio::from_micros(micros(config.newcomer_cap)),
             beta: vec![vec![(0.0, 0.0); config.domains]; config.agents],
             hedge: vec![vec![1.0; config.domains]; config.agents],
             theta: vec![vec![1.0; config.domains]; config.agents],
@@ -221,6 +241,7 @@ impl Learners {
     /// A new identity with no history: returns its index.
     fn new_identity(&mut self) -> usize {
         self.trust.push(vec![self.prior; self.domains]);
+        self.scored.push(vec![false; self.domains]);
         self.beta.push(vec![(0.0, 0.0); self.domains]);
         // Hedge weights are kept at mean 1 within each committee: a new
         // identity starts at the average scaled by the starting trust (1 for
@@ -335,7 +356,9 @@ impl Learners {
         votes
             .iter()
             .map(|v| {
-                let t = 2.0 * f64::from(self.trust[v.agent][domain].micros()) / 1e6;
+                let t = 2.0
+                    * (f64::from(self.trust[v.agent][domain].micros()) / 1e6)
+                        .min(weighting.trust_cap);
                 let a = if weighting.authority {
                     v.authority
                 } else {
@@ -364,20 +387,29 @@ impl Learners {
                 Trust::ONE
             }
         };
-        let authority = |v: &Vote| Authority::from_micros(micros(v.authority));
-        let potential: u128 = votes
+        // The committee as the core freezes it: newcomers held to the cap.
+        let mut members: Vec<(Authority, Trust)> = votes
             .iter()
-            .map(|v| u128::from(Influence::of(authority(v), trust(v)).0))
+            .map(|v| (Authority::from_micros(micros(v.authority)), trust(v)))
+            .collect();
+        let newcomer: Vec<bool> = votes
+            .iter()
+            .map(|v| v.agent >= self.founders && !self.scored[v.agent][domain])
+            .collect();
+        tally::cap_share(self.newcomer_cap, policy, &mut members, &newcomer);
+        let potential: u128 = members
+            .iter()
+            .map(|&(a, t)| u128::from(Influence::of(a, t).0))
             .sum();
         let mut tally = Tally::new(potential);
-        for v in votes {
+        for (v, &(authority, trust)) in votes.iter().zip(&members) {
             let stance = if v.endorse {
                 Stance::Endorse
             } else {
                 Stance::Challenge
             };
             let confidence = Confidence::from_micros(micros(v.confidence));
-            tally.add(policy.weighting, stance, authority(v), trust(v), confidence);
+            tally.add(policy, stance, authority, trust, confidence);
         }
         let decision = match resolve(policy, &tally) {
             Verdict::Approved => Decision::Approve,
@@ -404,6 +436,9 @@ impl Learners {
     }
 
     fn learn(&mut self, votes: &[Vote], domain: usize, good: bool) {
+        for v in votes {
+            self.scored[v.agent][domain] = true;
+        }
         let outcome = if good { Score::ONE } else { Score::ZERO };
         let y = if good { 1.0 } else { 0.0 };
         // Hedge: multiplicative update on each member's Brier loss, then

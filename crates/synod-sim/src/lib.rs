@@ -113,6 +113,11 @@ pub struct Config {
     pub new_identity_trust: f64,
     /// Outcomes are revealed this many proposals after the decision.
     pub outcome_delay: usize,
+    /// The core's newcomer cap (`open_newcomer_cap`): identities created
+    /// after the start hold at most this share of a committee's influence
+    /// and weight until they have an outcome in the domain. 1: off (a
+    /// closed space, where nobody creates identities at will).
+    pub newcomer_cap: f64,
     /// The authority adversaries claim in every domain (an open space takes
     /// declared authority at its word); `None`: like honest agents, their
     /// real skill plus noise.
@@ -138,6 +143,7 @@ impl Default for Config {
             sleeper_turns_at: 2_000,
             new_identity_trust: 0.5,
             outcome_delay: 0,
+            newcomer_cap: 1.0,
             adversary_authority: None,
             weightings: Vec::new(),
         }

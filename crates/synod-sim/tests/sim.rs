@@ -314,3 +314,67 @@ fn the_core_policy_decides_as_the_ablations_candidate() {
     );
     assert!((core.escalation_rate.0 - float.escalation_rate.0).abs() < 0.002);
 }
+
+#[test]
+fn capping_trust_at_the_default_beats_no_cap_in_an_open_space() {
+    // docs/DECISION-QUALITY.md, "Per-agent caps": with new identities at the
+    // open-space 0.1, trust above 0.65 adding no weight did better than no
+    // cap without adversaries and against strategic liars and confident
+    // noise (seeds 1–20). Held-out seeds here.
+    let uncapped = synod_sim::Weighting {
+        trust_cap: 1.0,
+        ..synod_sim::Weighting::CANDIDATE
+    };
+    for (adversary, share) in [
+        (Adversary::AlwaysWrong, 0.0),
+        (Adversary::ConfidentNoise, 0.2),
+    ] {
+        let config = Config {
+            proposals: 2_000,
+            adversary,
+            adversary_share: share,
+            new_identity_trust: 0.1,
+            weightings: vec![uncapped],
+            ..Config::default()
+        };
+        let runs: Vec<_> = (201..=204).map(|s| run(&config, s)).collect();
+        let rows = synod_sim::summarize(&config, &runs);
+        let synod = rows.iter().find(|r| r.aggregator == "synod").unwrap();
+        let no_cap = rows.last().unwrap();
+        assert!(
+            synod.cost.0 < no_cap.cost.0,
+            "{} at {share}: capped {} vs uncapped {}",
+            adversary.name(),
+            synod.cost.0,
+            no_cap.cost.0
+        );
+    }
+}
+
+#[test]
+fn the_newcomer_cap_holds_back_a_flood_of_identities_that_start_trusted() {
+    // DECISION-QUALITY.md, "Newcomers": Sybils claiming full authority in a
+    // space that starts every identity at 0.5 swing much of synod's
+    // decisions; held to a fifth of each committee until they have an
+    // outcome, far fewer.
+    let j = |cap: f64| {
+        let config = Config {
+            proposals: 2_000,
+            adversary: Adversary::SybilFlood,
+            adversary_share: 0.2,
+            adversary_authority: Some(1.0),
+            new_identity_trust: 0.5,
+            newcomer_cap: cap,
+            ..Config::default()
+        };
+        let runs: Vec<_> = (1..=3).map(|s| run(&config, s)).collect();
+        let rows = synod_sim::summarize(&config, &runs);
+        rows.iter()
+            .find(|r| r.aggregator == "synod")
+            .unwrap()
+            .cost
+            .0
+    };
+    let (off, on) = (j(1.0), j(0.2));
+    assert!(on < off / 2.0, "capped {on} vs uncapped {off}");
+}

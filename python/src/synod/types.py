@@ -83,6 +83,7 @@ class Policy(TypedDict):
     reject_confidence: str
     quorum: str
     min_confidence: str
+    trust_cap: str
     human_required: bool
     proposer_counts: bool
     reviewers_required: int
@@ -93,6 +94,7 @@ class SpaceConfig(TypedDict):
     trust_prior: str
     open_authority_cap: str
     open_initial_trust: str
+    open_newcomer_cap: str
     trust_learning_rate: str
     policies: dict[str, Policy]
     max_deadline_ms: int
