@@ -556,8 +556,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
                 // Per-agent weight caps on the default: trust above the
-                // cap adds no weight (1: no cap).
-                for trust_cap in [0.5, 0.6, 0.65, 0.7, 1.0] {
+                // cap adds no weight (the uncapped row is above).
+                for trust_cap in [0.5, 0.6, 0.65, 0.7] {
                     weightings.push(synod_sim::Weighting {
                         trust_cap,
                         ..synod_sim::Weighting::CANDIDATE
