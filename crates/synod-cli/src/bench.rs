@@ -30,9 +30,20 @@ use crate::table;
 pub struct BenchArgs {
     /// Which load: `throughput` (agents × proposals, all answer), `wide`
     /// (10,000 agents on one proposal), `many` (1,000 open proposals), `agents`
-    /// (register agents and report the node's memory), or `all`.
+    /// (register agents and report the node's memory), `all` of those, or
+    /// `etcd` (the same small writes against a real etcd cluster of each
+    /// `--nodes` size, and its failover after `kill -9` of the leader).
     #[arg(long, default_value = "all")]
     scenario: String,
+    /// Cluster sizes for `etcd`.
+    #[arg(long, value_delimiter = ',', default_value = "3,5")]
+    nodes: Vec<usize>,
+    /// Writes per cluster size for `etcd`.
+    #[arg(long, default_value_t = 20_000)]
+    writes: usize,
+    /// Bytes per written value for `etcd`: about a signed response's size.
+    #[arg(long, default_value_t = 400)]
+    value_bytes: usize,
     /// Agents voting in the `throughput` scenario, or registered in `agents`.
     #[arg(long)]
     agents: Option<usize>,
@@ -139,7 +150,7 @@ fn key(i: usize) -> Keypair {
     Keypair::from_seed(&Digest::of(format!("bench-agent-{i}").as_bytes()).0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -231,11 +242,11 @@ impl Conn {
 }
 
 /// One accepted request: its tag, when it was sent, how long it took.
-type Sent = (usize, Instant, Duration);
+pub(crate) type Sent = (usize, Instant, Duration);
 
 /// Posts `jobs` (path, body, tag) from `connections` threads; returns each
 /// job's (tag, send instant, latency) for the accepted ones, and the wall time.
-fn blast(
+pub(crate) fn blast(
     base: &str,
     jobs: Vec<(String, Vec<u8>, usize)>,
     connections: usize,
@@ -512,7 +523,70 @@ fn verify_rate() -> f64 {
     best
 }
 
+/// The `etcd` scenario: for each cluster size, a write load and a failover.
+fn etcd(args: &BenchArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut out = Vec::new();
+    for &size in &args.nodes {
+        let mut cluster = crate::etcd::EtcdCluster::start(size)?;
+        let mut runs = Vec::new();
+        for _ in 0..args.repeat.max(1) {
+            runs.push(crate::etcd::write_load(
+                &cluster,
+                args.writes,
+                args.connections,
+                args.value_bytes,
+            )?);
+        }
+        runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+        let run = runs.swap_remove(runs.len() / 2);
+        let failover = crate::etcd::failover(&mut cluster)?;
+        rows.push(vec![
+            format!("etcd, {size} nodes"),
+            run.writes.to_string(),
+            format!("{:.0}", run.per_second),
+            format!("{:.1} / {:.1}", ms(run.p50), ms(run.p99)),
+            format!("{:.0}", ms(failover)),
+        ]);
+        out.push(
+            json!({"system": "etcd", "nodes": size, "writes": run.writes,
+                        "writes_per_second": run.per_second,
+                        "commit_ms": {"p50": ms(run.p50), "p99": ms(run.p99)},
+                        "failover_ms": ms(failover)}),
+        );
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"connections": args.connections, "value_bytes": args.value_bytes, "runs": out})
+            )?
+        );
+    } else {
+        println!(
+            "{} connections, {}-byte values, median of {}",
+            args.connections,
+            args.value_bytes,
+            args.repeat.max(1)
+        );
+        table::print(
+            &[
+                "SYSTEM",
+                "WRITES",
+                "COMMITTED/S",
+                "COMMIT P50/P99 MS",
+                "FAILOVER MS",
+            ],
+            &rows,
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.scenario == "etcd" {
+        return etcd(&args);
+    }
     let all = args.scenario == "all";
     if !all && !["throughput", "wide", "many", "agents"].contains(&args.scenario.as_str()) {
         bail!("unknown scenario {:?}", args.scenario);

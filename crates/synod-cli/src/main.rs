@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod commands;
 mod demo;
+mod etcd;
 mod serve;
 mod table;
 
