@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod history;
 pub mod netns;
 
 use std::io::{BufRead as _, BufReader};
