@@ -426,22 +426,27 @@ mod tests {
             crit.tightened(&no_human).unwrap_err().kind,
             ErrorKind::PolicyViolation
         );
-        let other_rule = PolicyOverrides {
-            weighting: Some(Weighting::Linear),
-            ..Default::default()
-        };
-        assert_eq!(
-            base.tightened(&other_rule).unwrap_err().kind,
-            ErrorKind::PolicyViolation
-        );
-        let lower_bar = PolicyOverrides {
-            approve_confidence: Some(Ratio::parse("0.7").unwrap()),
-            ..Default::default()
-        };
-        assert_eq!(
-            base.tightened(&lower_bar).unwrap_err().kind,
-            ErrorKind::PolicyViolation
-        );
+        // Another weighting, a lower decision confidence, another trust cap.
+        for refused in [
+            PolicyOverrides {
+                weighting: Some(Weighting::Linear),
+                ..Default::default()
+            },
+            PolicyOverrides {
+                approve_confidence: Some(Ratio::parse("0.7").unwrap()),
+                ..Default::default()
+            },
+            PolicyOverrides {
+                trust_cap: Some(Trust::ONE),
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(
+                base.tightened(&refused).unwrap_err().kind,
+                ErrorKind::PolicyViolation,
+                "{refused:?}"
+            );
+        }
         let coin_flip = PolicyOverrides {
             approve_confidence: Some(Ratio::parse("0.5").unwrap()),
             ..Default::default()

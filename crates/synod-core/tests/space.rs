@@ -950,14 +950,11 @@ fn log_odds_escalates_a_lone_confident_voice_against_a_doubting_one() {
     assert_eq!(package.positions[1].weight, "-0.6931471805595");
 }
 
-#[test]
-fn newcomers_cannot_stall_a_quorum_or_outweigh_the_established() {
-    // §5.0, "Newcomers": forty identities register themselves in an open
-    // space, declare full authority (capped at 0.5) and stay silent. Their
-    // influence (40 × 0.5 × 0.1 = 2) would be two thirds of the electorate,
-    // and alice's and bob's answers could never reach the quorum. Held to
-    // open_newcomer_cap (0.2), they are a fifth of it at most.
-    let mut h = Harness::open();
+/// An open space configured by `config` where alice and bob were granted
+/// `fraud.*` and forty identities registered themselves claiming it too;
+/// alice has proposed in `fraud.detection` at 0.8.
+fn flooded(config: serde_json::Value) -> (Harness, Digest) {
+    let mut h = Harness::with_config(config);
     for name in ["alice", "bob"] {
         h.grant(name, &[("fraud.*", "1")], &["agent"]);
         h.register_declaring(name, &[]).unwrap();
@@ -969,6 +966,17 @@ fn newcomers_cannot_stall_a_quorum_or_outweigh_the_established() {
     let p = h
         .propose("alice", "fraud.detection", "medium", "0.8")
         .unwrap();
+    (h, p)
+}
+
+#[test]
+fn newcomers_cannot_stall_a_quorum_or_outweigh_the_established() {
+    // §5.0, "Newcomers": forty identities register themselves in an open
+    // space, declare full authority (capped at 0.5) and stay silent. Their
+    // influence (40 × 0.5 × 0.1 = 2) would be two thirds of the electorate,
+    // and alice's and bob's answers could never reach the quorum. Held to
+    // open_newcomer_cap (0.2), they are a fifth of it at most.
+    let (mut h, p) = flooded(json!({"mode": "open"}));
     let record = h.space.proposal(&p).unwrap();
     assert_eq!(record.electorate.len(), 42);
     let newcomers: u128 = record.electorate[2..]
@@ -986,18 +994,7 @@ fn newcomers_cannot_stall_a_quorum_or_outweigh_the_established() {
     );
 
     // With the cap off, the same silent crowd stalls the quorum.
-    let mut h = Harness::with_config(json!({"mode": "open", "open_newcomer_cap": "1"}));
-    for name in ["alice", "bob"] {
-        h.grant(name, &[("fraud.*", "1")], &["agent"]);
-        h.register_declaring(name, &[]).unwrap();
-    }
-    for i in 0..40 {
-        h.register_declaring(&format!("sybil-{i}"), &[("fraud.*", "1")])
-            .unwrap();
-    }
-    let p = h
-        .propose("alice", "fraud.detection", "medium", "0.8")
-        .unwrap();
+    let (mut h, p) = flooded(json!({"mode": "open", "open_newcomer_cap": "1"}));
     h.respond("bob", p, "endorse", "0.8").unwrap();
     let effects = h.advance(10 * MINUTE);
     assert_eq!(

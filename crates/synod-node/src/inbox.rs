@@ -333,42 +333,33 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         p = t.potential,
         qn = th.quorum_needed,
     );
-    match p.weighting {
-        Weighting::Linear => {
-            let _ = write!(
-                out,
-                r#"
-<tr><td>Confidence: total weight T = E + C</td><td>E {e} + C {c}</td><td>≥ {mc} × V = {cn}</td></tr>
-<tr><td>Approve: E − C</td><td>{margin}</td><td>≥ {am} × T = {an}</td></tr>
-<tr><td>Reject: C − E</td><td>{margin_neg}</td><td>≥ {rm} × T = {rn}</td></tr></tbody></table>"#,
-                e = t.endorse,
-                c = t.challenge,
-                mc = p.min_confidence,
-                cn = th.confidence_needed,
-                margin = th.margin,
-                am = p.approve_margin,
-                an = th.approve_needed,
-                rm = p.reject_margin,
-                rn = th.reject_needed,
-            );
-        }
-        Weighting::LogOdds => {
-            let _ = write!(
-                out,
-                r#"
-<tr><td>Evidence for E, against C (log-odds)</td><td>E {e}, C {c}</td><td></td></tr>
-<tr><td>Approve: E − C</td><td>{margin}</td><td>≥ logit({ac}) = {an}</td></tr>
-<tr><td>Reject: C − E</td><td>{margin_neg}</td><td>≥ logit({rc}) = {rn}</td></tr></tbody></table>"#,
-                e = t.endorse,
-                c = t.challenge,
-                margin = th.margin,
-                ac = p.approve_confidence,
-                an = th.approve_needed,
-                rc = p.reject_confidence,
-                rn = th.reject_needed,
-            );
-        }
-    }
+    // The second row, and what approve and reject each needed, by weighting.
+    let (sums, approve, reject) = match p.weighting {
+        Weighting::Linear => (
+            format!(
+                "<td>Confidence: total weight T = E + C</td><td>E {} + C {}</td><td>≥ {} × V = {}</td>",
+                t.endorse, t.challenge, p.min_confidence, th.confidence_needed
+            ),
+            format!("≥ {} × T = {}", p.approve_margin, th.approve_needed),
+            format!("≥ {} × T = {}", p.reject_margin, th.reject_needed),
+        ),
+        Weighting::LogOdds => (
+            format!(
+                "<td>Evidence for E, against C (log-odds)</td><td>E {}, C {}</td><td></td>",
+                t.endorse, t.challenge
+            ),
+            format!("≥ logit({}) = {}", p.approve_confidence, th.approve_needed),
+            format!("≥ logit({}) = {}", p.reject_confidence, th.reject_needed),
+        ),
+    };
+    let _ = write!(
+        out,
+        r#"
+<tr>{sums}</tr>
+<tr><td>Approve: E − C</td><td>{margin}</td><td>{approve}</td></tr>
+<tr><td>Reject: C − E</td><td>{margin_neg}</td><td>{reject}</td></tr></tbody></table>"#,
+        margin = th.margin,
+    );
     let max = pkg
         .confidences
         .histogram
