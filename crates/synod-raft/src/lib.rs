@@ -15,13 +15,16 @@
 //! - [`Replica`]: one member of a cluster, tying the three together.
 //!
 //! Determinism: openraft draws election timeouts from its runtime's random
-//! number generator. [`Runtime`] is Tokio with that generator seeded per task
-//! from one seed, so a simulation under Tokio's paused clock replays from its
-//! seed; a real node seeds it from the operating system. Every future that
-//! starts a replica must run inside [`seeded`].
+//! number generator, and Tokio's watch channel wakes receivers in a random
+//! order. [`Runtime`] is Tokio with the generator seeded per task from one
+//! seed and a first-come-first-woken watch channel, so a simulation under
+//! Tokio's paused clock replays from its seed; a real node seeds it from the
+//! operating system. Every future that starts a replica must run inside
+//! [`seeded`].
 
 pub mod network;
 pub mod payload;
+pub mod runtime;
 pub mod storage;
 
 use std::collections::BTreeMap;
@@ -43,9 +46,7 @@ use crate::storage::{ApplyObserver, ReplicaDb, StateMachine};
 /// others know it by.
 pub type NodeId = u64;
 
-/// Tokio, with openraft's random number generator seeded per task from one
-/// seed instead of drawn from the operating system.
-pub type Runtime = openraft_rt::deterministic_rng::DeterministicRng<openraft::TokioRuntime>;
+pub use runtime::Runtime;
 
 openraft::declare_raft_types!(
     /// The types synod's Raft is built from: a Raft entry is a [`Batch`], its

@@ -361,7 +361,7 @@ async fn run_schedule(seed: u64, faults: Faults) -> Report {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let mut checker = Checker::default();
     let mut genesis_sent = false;
-    let steps = 40 + rng.below(40) as u32;
+    let steps = 30 + rng.below(30) as u32;
     let (mut crashes, mut partitions) = (0, 0);
 
     for step in 0..steps {
