@@ -31,11 +31,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::error::{ClientWriteError, Fatal, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{BasicNode, Raft, SnapshotPolicy};
 
 use crate::network::{Network, Transport};

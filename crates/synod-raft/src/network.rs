@@ -11,7 +11,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::error::{
     NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
 };
@@ -19,6 +18,7 @@ use openraft::network::{RPCOption, RPCTypes};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{AsyncRuntime, BasicNode, RaftNetworkFactory, RaftNetworkV2};
 
 use crate::{NodeId, Runtime, TypeConfig};

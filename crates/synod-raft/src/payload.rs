@@ -292,7 +292,10 @@ mod tests {
             matches!(&dup.outcomes[0], Outcome::Refused(r) if r.kind == ErrorKind::Duplicate),
             "{dup:?}"
         );
-        assert!(matches!(&dup.outcomes[1], Outcome::Accepted { index: 2, .. }));
+        assert!(matches!(
+            &dup.outcomes[1],
+            Outcome::Accepted { index: 2, .. }
+        ));
         assert_eq!(a.head().next_index, 3, "the refusal left no entry");
     }
 

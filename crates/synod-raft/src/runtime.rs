@@ -218,10 +218,7 @@ impl Watch for FifoWatch {
                 waiting: Vec::new(),
             }),
         });
-        (
-            FifoSender(shared.clone()),
-            FifoReceiver { shared, seen: 0 },
-        )
+        (FifoSender(shared.clone()), FifoReceiver { shared, seen: 0 })
     }
 }
 

@@ -19,11 +19,11 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use futures_util::{Stream, TryStreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::type_config::alias::{
     EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf,
 };
-use openraft::entry::RaftEntry;
-use openraft::storage::{EntryResponder, IOFlushed, RaftLogStorage, RaftStateMachine};
 use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -274,8 +274,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &VoteOf<TypeConfig>) -> io::Result<()> {
         self.write(|txn| {
             let mut meta = txn.open_table(LOG_META).map_err(io_err)?;
-            meta.insert(VOTE, encode(vote).as_slice())
-                .map_err(io_err)?;
+            meta.insert(VOTE, encode(vote).as_slice()).map_err(io_err)?;
             Ok(())
         })
     }
@@ -525,7 +524,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> io::Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>)> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        Ok((state.applied.log_id.clone(), state.applied.membership.clone()))
+        Ok((
+            state.applied.log_id.clone(),
+            state.applied.membership.clone(),
+        ))
     }
 
     /// Applies a run of committed entries: derives their synod entries in
@@ -550,8 +552,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     outcome
                 }
                 EntryPayload::Membership(m) => {
-                    state.applied.membership =
-                        StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id.clone()), m.clone());
+                    state.applied.membership = StoredMembershipOf::<TypeConfig>::new(
+                        Some(entry.log_id.clone()),
+                        m.clone(),
+                    );
                     BatchOutcome::default()
                 }
             };
@@ -689,7 +693,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> io::Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> io::Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>> {
         Ok(self.stored_snapshot()?.map(StoredSnapshot::into_openraft))
     }
 }

@@ -234,7 +234,8 @@ impl Checker {
             let holders = held
                 .iter()
                 .filter(|(_, applied, log)| {
-                    applied.is_some_and(|a| a >= ack.index) || log.get(&ack.index) == Some(&ack.digest)
+                    applied.is_some_and(|a| a >= ack.index)
+                        || log.get(&ack.index) == Some(&ack.digest)
                 })
                 .count();
             if holders < majority {
@@ -251,7 +252,11 @@ impl Checker {
     /// acknowledged message is in every replica's synod log at the index it
     /// was acknowledged with (for replicas whose synod log reaches back so
     /// far; one that installed a snapshot over a gap starts later).
-    pub fn check_converged(&mut self, acks: &[Ack], replicas: &[(NodeId, Option<u64>, &ReplicaDb)]) {
+    pub fn check_converged(
+        &mut self,
+        acks: &[Ack],
+        replicas: &[(NodeId, Option<u64>, &ReplicaDb)],
+    ) {
         let applied: Vec<_> = replicas.iter().map(|(n, a, _)| (*n, *a)).collect();
         if applied.windows(2).any(|w| w[0].1 != w[1].1) {
             self.violation(format!(
@@ -267,7 +272,8 @@ impl Checker {
                     }
                     let found = db.synod_entries(index, 1).unwrap_or_default();
                     let ok = found.first().is_some_and(|e| {
-                        e.index == index && matches!(&e.payload, Payload::Message(m) if m.id() == id)
+                        e.index == index
+                            && matches!(&e.payload, Payload::Message(m) if m.id() == id)
                     });
                     if !ok {
                         self.violation(format!(

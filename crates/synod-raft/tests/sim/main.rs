@@ -202,14 +202,22 @@ impl Cluster {
             node: node.id,
             journal: self.journal.clone(),
         });
-        let replica = match Replica::start(node.id, sim_config(), &node.db, transport, Some(observer))
-            .await
+        let replica = match Replica::start(
+            node.id,
+            sim_config(),
+            &node.db,
+            transport,
+            Some(observer),
+        )
+        .await
         {
             Ok(r) => r,
             Err(e) => panic!(
                 "node {} does not start on what its disk holds: {e}; log {:?}, applied {:?}",
                 node.id,
-                node.db.durable_log().map(|l| l.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>()),
+                node.db
+                    .durable_log()
+                    .map(|l| l.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>()),
                 node.db.durable_applied()
             ),
         };
@@ -313,10 +321,8 @@ fn submit(
 async fn run_schedule(seed: u64, faults: Faults) -> Report {
     let mut rng = Rng::new(seed);
     let count = if rng.chance(500) { 3 } else { 5 };
-    let dir = std::env::temp_dir().join(format!(
-        "synod-raft-sim-{}-{seed:016x}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("synod-raft-sim-{}-{seed:016x}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let net = SimNet::new(rng.next_u64());
     let journal: Journal = Arc::default();
@@ -675,14 +681,9 @@ fn a_disk_that_ignores_fsync_is_caught() {
     // must say so within a few schedules.
     let caught: BTreeSet<u64> = (0x0bad_0000..0x0bad_0000 + 12)
         .filter(|&seed| {
-            !simulate(
-                seed,
-                Faults {
-                    lying_fsync: true,
-                },
-            )
-            .violations
-            .is_empty()
+            !simulate(seed, Faults { lying_fsync: true })
+                .violations
+                .is_empty()
         })
         .collect();
     assert!(

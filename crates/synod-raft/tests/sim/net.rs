@@ -6,10 +6,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use synod_raft::network::{Transport, TransportError};
 use synod_raft::{NodeId, Replica, TypeConfig};
 
@@ -185,8 +185,11 @@ impl Transport for SimTransport {
         target: NodeId,
         rpc: AppendEntriesRequest<TypeConfig>,
     ) -> Result<AppendEntriesResponse<TypeConfig>, TransportError> {
-        self.exchange(target, |r| async move { r.handle_append_entries(rpc).await })
-            .await
+        self.exchange(
+            target,
+            |r| async move { r.handle_append_entries(rpc).await },
+        )
+        .await
     }
 
     async fn vote(
