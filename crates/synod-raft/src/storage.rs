@@ -25,9 +25,7 @@ use openraft::type_config::alias::{
     EntryOf, LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf, VoteOf,
 };
 use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use synod_core::log::LogIndex;
 use synod_core::wire::Digest;
@@ -262,7 +260,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             None => None,
         };
         Ok(LogState {
-            last_log_id: last.or_else(|| last_purged_log_id.clone()),
+            last_log_id: last.or(last_purged_log_id),
             last_purged_log_id,
         })
     }
@@ -524,10 +522,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> io::Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>)> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
-        Ok((
-            state.applied.log_id.clone(),
-            state.applied.membership.clone(),
-        ))
+        Ok((state.applied.log_id, state.applied.membership.clone()))
     }
 
     /// Applies a run of committed entries: derives their synod entries in
@@ -552,14 +547,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     outcome
                 }
                 EntryPayload::Membership(m) => {
-                    state.applied.membership = StoredMembershipOf::<TypeConfig>::new(
-                        Some(entry.log_id.clone()),
-                        m.clone(),
-                    );
+                    state.applied.membership =
+                        StoredMembershipOf::<TypeConfig>::new(Some(entry.log_id), m.clone());
                     BatchOutcome::default()
                 }
             };
-            state.applied.log_id = Some(entry.log_id.clone());
+            state.applied.log_id = Some(entry.log_id);
             if self.observer.is_some() {
                 records.push(AppliedRecord {
                     index: entry.log_id.index,
@@ -643,7 +636,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let space = Space::from_snapshot(&snapshot).map_err(corrupt)?;
         let head = space.head();
         let applied = Applied {
-            log_id: meta.last_log_id.clone(),
+            log_id: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
         let stored = StoredSnapshot {
@@ -709,11 +702,4 @@ pub fn synod_start(db: &ReplicaDb) -> io::Result<LogIndex> {
         Some(v) => decode(v.value()),
         None => Ok(0),
     }
-}
-
-/// The number of Raft entries the log currently holds (after purges).
-pub fn log_len(db: &ReplicaDb) -> io::Result<u64> {
-    let txn = db.db.begin_read().map_err(io_err)?;
-    let table = txn.open_table(LOG).map_err(io_err)?;
-    table.len().map_err(io_err)
 }
