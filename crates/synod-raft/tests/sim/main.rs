@@ -615,7 +615,7 @@ fn fault_schedules_keep_the_cluster_safe() {
     for &seed in &seeds {
         let report = simulate(seed, Faults::default());
         println!(
-            "seed {:#x}: {} nodes, {} steps, {} crashes, {} partitions, {} acks, {} applies, {} installs: {}",
+            "seed {:#x}: {} nodes, {} steps, {} crashes, {} partitions, {} acks, {} applies, {} installs, trace {}: {}",
             report.seed,
             report.nodes,
             report.steps,
@@ -624,6 +624,7 @@ fn fault_schedules_keep_the_cluster_safe() {
             report.acks,
             report.applied_events,
             report.installs,
+            &report.trace[..16],
             if report.violations.is_empty() {
                 "ok".to_string()
             } else {
