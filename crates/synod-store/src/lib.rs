@@ -100,6 +100,19 @@ pub struct Store {
 /// [signed bytes]`; a tick has kind 0 and nothing after it. The signed bytes
 /// are the message's canonical form, so nothing is re-serialized on the write
 /// path, and an entry with its effects is one B-tree value.
+///
+/// Public so that the cluster's replicas (`synod-raft`) keep their derived
+/// logs in exactly this format, inside their own database.
+pub fn encode_entry(entry: &Entry, effects: &[Effect]) -> Vec<u8> {
+    encode(entry, effects)
+}
+
+/// Decodes what [`encode_entry`] wrote for entry `index`, checking that the
+/// content still hashes to the recorded entry hash.
+pub fn decode_entry(index: LogIndex, bytes: &[u8]) -> Result<StoredEntry, StoreError> {
+    decode(index, bytes)
+}
+
 fn encode(entry: &Entry, effects: &[Effect]) -> Vec<u8> {
     let effects = serde_json::to_vec(effects).expect("effects serialize");
     let mut out = Vec::with_capacity(512 + effects.len());
