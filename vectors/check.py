@@ -510,6 +510,52 @@ def check_log_odds() -> int:
     return len(cases)
 
 
+def lottery_seed(parts) -> bytes:
+    """PROTOCOL.md §15: SHA-256 of the tag and each part, length-prefixed."""
+    h = hashlib.sha256(b"synod/lottery/v1")
+    for part in parts:
+        h.update(len(part).to_bytes(8, "big") + part)
+    return h.digest()
+
+
+def lottery_draw(seed: bytes, stakes, k: int):
+    """PROTOCOL.md §15: k draws without replacement, by rejection sampling."""
+    drawn, total, out = set(), sum(stakes), []
+    for j in range(k):
+        if total == 0:
+            break
+        limit = ((2**128 - 1) // total) * total
+        attempt = 0
+        while True:
+            h = hashlib.sha256(seed + j.to_bytes(4, "big") + attempt.to_bytes(4, "big")).digest()
+            x = int.from_bytes(h[:16], "big")
+            if x < limit:
+                r = x % total
+                break
+            attempt += 1
+        running = 0
+        for i, stake in enumerate(stakes):
+            if i in drawn:
+                continue
+            running += stake
+            if r < running:
+                drawn.add(i)
+                total -= stake
+                out.append(i)
+                break
+    return out
+
+
+def check_lotteries() -> int:
+    cases = json.loads((HERE / "lottery.json").read_text())["cases"]
+    for case in cases:
+        seed = lottery_seed([bytes.fromhex(p) for p in case["parts_hex"]])
+        assert seed.hex() == case["seed"], case
+        stakes = [int(x) for x in case["stakes"]]
+        assert lottery_draw(seed, stakes, case["k"]) == case["drawn"], case
+    return len(cases)
+
+
 def main() -> int:
     counts = {
         "keys": check_keys(),
@@ -518,6 +564,7 @@ def main() -> int:
         "resolve scenarios": check_resolve(),
         "trust updates": check_trust(),
         "log-odds values": check_log_odds(),
+        "lottery draws": check_lotteries(),
     }
     for name, n in counts.items():
         print(f"python agrees on {n} {name}")

@@ -123,6 +123,17 @@ enum Command {
         /// Agents in the population.
         #[arg(long, default_value_t = 50)]
         agents: usize,
+        /// Members who answer each proposal.
+        #[arg(long, default_value_t = 11)]
+        committee: usize,
+        /// Draw each committee with the core's stake-weighted lottery
+        /// (stake = authority × learned trust) instead of uniformly.
+        #[arg(long)]
+        stake_committee: bool,
+        /// Compare committee sizes (3–41, uniform and stake-weighted):
+        /// accuracy and escalations against responses per decision.
+        #[arg(long)]
+        committee_sweep: bool,
         /// always-wrong, confident-noise, colluding-bloc, strategic-liar,
         /// sleeper, whitewasher or sybil-flood.
         #[arg(long, default_value = "always-wrong")]
@@ -324,6 +335,47 @@ enum AuditCommand {
     },
 }
 
+/// `synod sim --committee-sweep`: for committees of 3 to 41 members, drawn
+/// uniformly and by the core's stake-weighted lottery, what synod decides
+/// against how many responses each decision costs (issue: committees for
+/// low-stakes decisions in large spaces).
+fn committee_table(config: &synod_sim::Config, seeds: u64) {
+    println!(
+        "| committee | drawn | responses per decision | synod's J | synod's accuracy when it decides | synod's escalations | oracle's J |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for k in [3, 5, 11, 21, 41]
+        .into_iter()
+        .filter(|&k| k <= config.agents)
+    {
+        for stake in [false, true] {
+            eprint!("\rcommittee {k}   ");
+            let c = synod_sim::Config {
+                committee: k,
+                stake_committee: stake,
+                ..config.clone()
+            };
+            let runs: Vec<_> = (1..=seeds).map(|seed| synod_sim::run(&c, seed)).collect();
+            let rows = synod_sim::summarize(&c, &runs);
+            let row = |name: &str| rows.iter().find(|r| r.aggregator == name).expect("row");
+            let (synod, oracle) = (row("synod"), row("oracle"));
+            println!(
+                "| {k} | {} | {k} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.4} ± {:.4} | {:.4} ± {:.4} |",
+                if stake { "by stake" } else { "uniformly" },
+                synod.cost.0,
+                synod.cost.1,
+                synod.accuracy.0,
+                synod.accuracy.1,
+                synod.escalation_rate.0,
+                synod.escalation_rate.1,
+                oracle.cost.0,
+                oracle.cost.1,
+            );
+        }
+    }
+    eprintln!();
+}
+
 /// The sweep's other charts: risk–coverage and calibration without
 /// adversaries (seed means), and sleepers' trust over time (seed 1, 20 %).
 fn extra_charts(config: &synod_sim::Config, seeds: u64, dir: &std::path::Path) -> Result<()> {
@@ -503,6 +555,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seeds,
             proposals,
             agents,
+            committee,
+            stake_committee,
+            committee_sweep,
             adversary,
             share,
             new_identity_trust,
@@ -524,6 +579,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "--share must be in [0, 1], --agents at least 11, --seeds at least 1"
                 );
             }
+            if committee == 0 || committee > agents {
+                anyhow::bail!("--committee must be in 1..=--agents");
+            }
             if !(0.01..=0.99).contains(&prior) || !(1.0..=1000.0).contains(&false_approval_cost) {
                 anyhow::bail!(
                     "--prior must be in [0.01, 0.99] and --false-approval-cost in [1, 1000]"
@@ -540,8 +598,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 prior_good: prior,
                 false_approval_cost,
                 outcome_delay: delay,
+                committee,
+                stake_committee,
                 ..synod_sim::Config::default()
             };
+            if committee_sweep {
+                committee_table(&config, seeds);
+                return Ok(ExitCode::SUCCESS);
+            }
             if ablation {
                 let mut weightings = Vec::new();
                 for confidence in [0.8_f64, 0.9, 0.99] {

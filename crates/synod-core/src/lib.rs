@@ -20,6 +20,7 @@ pub mod fixed;
 pub mod identity;
 pub mod log;
 pub mod logodds;
+pub mod lottery;
 pub mod message;
 pub mod package;
 pub mod policy;

@@ -582,3 +582,45 @@ fn log_odds() {
     .unwrap() + "\n";
     pinned("logodds.json", &generated);
 }
+
+/// Stake-weighted lotteries (PROTOCOL.md §15): seeds from parts, and draws
+/// over stakes from tiny to huge, with zero stakes and more draws than
+/// members.
+#[test]
+fn lotteries() {
+    use synod_core::lottery::{draw, seed};
+    let stake_sets: [&[u128]; 5] = [
+        &[1, 1, 1, 1],
+        &[1, 2, 7],
+        &[0, 5, 0, 1, 3, 0],
+        &[
+            500_000_000_000,
+            250_000_000_000,
+            100_000_000_000,
+            1,
+            0,
+            999_999_999_999,
+        ],
+        &[u128::MAX / 8, 3, u128::MAX / 8, 12_345_678_901_234_567_890],
+    ];
+    let mut cases = Vec::new();
+    for (n, stakes) in stake_sets.iter().enumerate() {
+        for (head, k) in [("head-a", 1), ("head-b", 2), ("head-c", 10)] {
+            let parts = [head.as_bytes(), &[n as u8]];
+            let s = seed(&parts);
+            cases.push(json!({
+                "parts_hex": parts.iter().map(|p| hex_encode(p)).collect::<Vec<_>>(),
+                "seed": s.to_hex(),
+                "stakes": stakes.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                "k": k,
+                "drawn": draw(&s, stakes, k),
+            }));
+        }
+    }
+    let generated = serde_json::to_string_pretty(&json!({
+        "description": "Stake-weighted lotteries (PROTOCOL.md §15): `seed` is the lottery seed of `parts_hex`; `drawn` the indices of `stakes` (decimal strings) that `k` draws without replacement pick, in draw order.",
+        "cases": cases,
+    }))
+    .unwrap() + "\n";
+    pinned("lottery.json", &generated);
+}

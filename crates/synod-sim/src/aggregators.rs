@@ -5,6 +5,7 @@ use synod_core::logodds::EVIDENCE_DECIMALS;
 use synod_core::policy::{self, Policy, Stakes};
 use synod_core::tally::{self, Stance, Tally, Verdict, resolve};
 use synod_core::trust;
+use synod_core::wire::Digest;
 
 use crate::{Adversary, Config, Counts, Decision, Rng, Run, Vote};
 
@@ -584,7 +585,27 @@ pub(crate) fn simulate(config: &Config, seed: u64) -> Run {
         }
         let domain = rng.below(config.domains);
         let good = rng.unit() < config.prior_good;
-        let committee = rng.sample(config.agents, config.committee);
+        let committee = if config.stake_committee {
+            // The core's verifiable lottery, stake = influence in the domain,
+            // seeded from the run's own stream.
+            let stakes: Vec<u128> = (0..config.agents)
+                .map(|i| {
+                    let claimed = match (agents[i].adversary, config.adversary_authority) {
+                        (Some(_), Some(claimed)) => claimed,
+                        _ => agents[i].authority[domain],
+                    };
+                    let a = Authority::from_micros(micros(claimed));
+                    u128::from(Influence::of(a, learners.trust[identity[i]][domain]).0)
+                })
+                .collect();
+            let mut seed = [0u8; 32];
+            for chunk in seed.chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+            }
+            synod_core::lottery::draw(&Digest(seed), &stakes, config.committee)
+        } else {
+            rng.sample(config.agents, config.committee)
+        };
         // Honest evidence first (the strategic liar looks at it).
         let honest: Vec<(bool, f64, f64)> = committee
             .iter()

@@ -113,6 +113,10 @@ pub struct Config {
     pub new_identity_trust: f64,
     /// Outcomes are revealed this many proposals after the decision.
     pub outcome_delay: usize,
+    /// Whether each committee is drawn by the core's stake-weighted lottery
+    /// (`synod_core::lottery`, stake = authority × the core's learned trust
+    /// in the domain) instead of uniformly.
+    pub stake_committee: bool,
     /// The core's newcomer cap (`open_newcomer_cap`): identities created
     /// after the start hold at most this share of a committee's influence
     /// and weight until they have an outcome in the domain. 1: off (a
@@ -144,6 +148,7 @@ impl Default for Config {
             new_identity_trust: 0.5,
             outcome_delay: 0,
             newcomer_cap: 1.0,
+            stake_committee: false,
             adversary_authority: None,
             weightings: Vec::new(),
         }

@@ -378,3 +378,32 @@ fn the_newcomer_cap_holds_back_a_flood_of_identities_that_start_trusted() {
     let (off, on) = (j(1.0), j(0.2));
     assert!(on < off / 2.0, "capped {on} vs uncapped {off}");
 }
+
+#[test]
+fn committees_drawn_by_stake_decide_better_than_uniform_ones() {
+    // DECISION-QUALITY.md, "Committees": among 300 agents with 20 %
+    // always-wrong, an 11-member committee drawn by the core's lottery
+    // (stake = authority × learned trust) costs less than one drawn
+    // uniformly, with the same number of responses per decision.
+    let j = |stake_committee: bool| {
+        let config = Config {
+            agents: 300,
+            proposals: 2_000,
+            adversary_share: 0.2,
+            stake_committee,
+            ..Config::default()
+        };
+        let runs: Vec<_> = (301..=303).map(|s| run(&config, s)).collect();
+        let rows = synod_sim::summarize(&config, &runs);
+        rows.iter()
+            .find(|r| r.aggregator == "synod")
+            .unwrap()
+            .cost
+            .0
+    };
+    let (uniform, stake) = (j(false), j(true));
+    assert!(
+        stake < uniform * 0.8,
+        "by stake {stake} vs uniformly {uniform}"
+    );
+}
