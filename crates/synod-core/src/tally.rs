@@ -149,9 +149,10 @@ pub fn reach(policy: &Policy, authority: Authority, trust: Trust) -> u128 {
     }
 }
 
-/// Scales down the authority of the members marked in `bloc` so that, together, they hold at most `cap` of the members'
-/// summed influence and at most `cap` of their summed weight factor under
-/// `policy` (`a·t` linear, `a·(2·min(t, trust_cap))²` log-odds). Each bloc
+/// Scales down the authority of the members marked in `bloc` so that,
+/// together, they hold at most `cap` of the members' summed influence and
+/// at most `cap` of their summed weight factor under `policy` (`a·t`
+/// linear, `a·(2·min(t, trust_cap))²` log-odds). Each bloc
 /// member's authority `a` becomes `⌊a × cap × S / ((1 − cap) × B)⌋` for
 /// the influence, then again for the weight factor, whenever the bloc's sum
 /// `B` exceeds `cap / (1 − cap)` of everyone else's sum `S`; a cap of 1
@@ -243,6 +244,18 @@ impl Verdict {
     }
 }
 
+/// The evidence (10⁻³⁰) approving and rejecting need under log-odds
+/// weighting: the log-odds of the decision confidences, positive because a
+/// valid policy's confidences are above one half (one half or below counts
+/// as the smallest positive amount, so evidence for nothing never decides).
+fn decision_thresholds(policy: &Policy) -> (u128, u128) {
+    let at_least_one = |t: i128| u128::try_from(t).unwrap_or(0).max(1);
+    (
+        at_least_one(logodds::threshold(policy.approve_confidence)),
+        at_least_one(logodds::threshold(policy.reject_confidence)),
+    )
+}
+
 fn scale(ratio: Ratio) -> u128 {
     u128::from(ratio.micros())
 }
@@ -260,11 +273,11 @@ pub fn resolve(policy: &Policy, tally: &Tally) -> Verdict {
     }
     if policy.weighting == Weighting::LogOdds {
         // Evidence, 10⁻³⁰, against the log-odds of the decision confidences.
-        let net = e as i128 - c as i128;
-        if net >= logodds::threshold(policy.approve_confidence) {
+        let (approve, reject) = decision_thresholds(policy);
+        if e >= c && e - c >= approve {
             return Verdict::Approved;
         }
-        if -net >= logodds::threshold(policy.reject_confidence) {
+        if c >= e && c - e >= reject {
             return Verdict::Rejected;
         }
         return Verdict::Escalated(Reason::Contested);
@@ -313,11 +326,12 @@ pub fn early_verdict(policy: &Policy, tally: &Tally, remaining: u128) -> Option<
         return None;
     }
     if policy.weighting == Weighting::LogOdds {
-        let (net, r) = (e as i128 - c as i128, remaining as i128);
-        if net - r >= logodds::threshold(policy.approve_confidence) {
+        let (approve, reject) = decision_thresholds(policy);
+        let r = remaining;
+        if e >= c.saturating_add(r) && e - c - r >= approve {
             return Some(Verdict::Approved);
         }
-        if -net - r >= logodds::threshold(policy.reject_confidence) {
+        if c >= e.saturating_add(r) && c - e - r >= reject {
             return Some(Verdict::Rejected);
         }
         return None;
