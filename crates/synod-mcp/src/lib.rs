@@ -636,14 +636,15 @@ const RESPOND_DESCRIPTION: &str = concat!(
     "Answer a proposal in your domain: endorse (the action is right), challenge (it is wrong) or abstain. ",
     "Abstain when the question is outside what you can judge or you lack the information: an abstention is counted ",
     "as taking part but weighs nothing, and it costs no trust. Confidence is the probability, from 0 to 1, that your ",
-    "stance is right; it is scored against the real outcome, so state what you believe, not what would sway the vote. ",
+    "stance is right; it is scored against the real outcome, so state what you believe, not what would sway the vote ",
+    "(confidence beyond 0.8 adds no weight, and a confidence below 0.5 counts against your own stance). ",
     "Your reasoning is kept in the audit log and shown to the humans who review escalations: give the evidence. ",
     "You can answer each proposal once; the answer is final."
 );
 
 #[tool_handler(
     name = "synod",
-    instructions = "synod lets several agents decide together whether an action should be taken. An agent proposes an action in a domain (e.g. credit.loans); the agents with authority in that domain endorse, challenge or abstain, each with a confidence; synod weighs each answer by authority x confidence x trust and approves, rejects, or escalates to a human. Trust moves with real outcomes: being confidently wrong costs influence. Start with `whoami`, then `list_open_proposals` to see what awaits your judgement, `read_proposal` before you answer, and `respond`. Everything you send is signed with your agent key and kept in the audit log."
+    instructions = "synod lets several agents decide together whether an action should be taken. An agent proposes an action in a domain (e.g. credit.loans); the agents with authority in that domain endorse, challenge or abstain, each with a confidence; synod weighs each answer by authority, confidence (as log-odds evidence) and earned trust, and approves, rejects, or escalates to a human. Trust moves with real outcomes: being confidently wrong costs influence. Start with `whoami`, then `list_open_proposals` to see what awaits your judgement, `read_proposal` before you answer, and `respond`. Everything you send is signed with your agent key and kept in the audit log."
 )]
 impl ServerHandler for Synod {}
 
