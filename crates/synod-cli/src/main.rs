@@ -616,6 +616,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 trust_power,
                                 authority,
                                 trust_cap: 1.0,
+                                calibrated: false,
                             });
                         }
                     }
@@ -627,6 +628,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         trust_cap,
                         ..synod_sim::Weighting::CANDIDATE
                     });
+                }
+                // The default with a learned per-agent calibration.
+                for confidence in [0.8_f64, 0.9, 0.99] {
+                    for authority in [true, false] {
+                        weightings.push(synod_sim::Weighting {
+                            cap: (confidence / (1.0 - confidence)).ln(),
+                            authority,
+                            calibrated: true,
+                            ..synod_sim::Weighting::CANDIDATE
+                        });
+                    }
                 }
                 let mut columns = vec![("no adversaries".to_string(), config.adversary, 0.0)];
                 for kind in synod_sim::Adversary::ALL {

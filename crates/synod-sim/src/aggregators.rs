@@ -93,6 +93,11 @@ pub struct Weighting {
     /// Trust above this adds no weight: the factor is `a·(2·min(t, cap))^p`,
     /// a per-agent weight cap (1 for none).
     pub trust_cap: f64,
+    /// Whether each vote is also scaled by a learned per-agent calibration
+    /// coefficient `κ ∈ [0, 2]` (one gradient step on the log loss of this
+    /// weighting's own posterior per outcome, from 1): what online logistic
+    /// regression learns, bounded, on top of trust.
+    pub calibrated: bool,
 }
 
 impl Weighting {
@@ -104,16 +109,20 @@ impl Weighting {
         trust_power: 2,
         authority: true,
         trust_cap: 0.65,
+        calibrated: false,
     };
 
     /// A short label: `logit ≤c, t^p, a` (or `no a`).
     pub fn label(&self) -> String {
         let saturates = sigmoid(self.cap);
-        let capped = if self.trust_cap < 1.0 {
+        let mut capped = if self.trust_cap < 1.0 {
             format!(", trust ≤ {}", self.trust_cap)
         } else {
             String::new()
         };
+        if self.calibrated {
+            capped.push_str(", calibrated");
+        }
         format!(
             "logit cap {saturates:.2}, (2t)^{}, {}{capped}",
             self.trust_power,
@@ -186,6 +195,9 @@ struct Learners {
     hedge: Vec<Vec<f64>>,
     /// Logistic-regression coefficients on `v · logit(c)`, per agent per domain.
     theta: Vec<Vec<f64>>,
+    /// Each calibrated weighting of the run (`Config::weightings`) with its
+    /// calibration coefficients, per agent per domain.
+    kappa: Vec<(Weighting, Vec<Vec<f64>>)>,
     rate: Ratio,
     /// The core's linear rule at medium stakes.
     linear: Policy,
@@ -215,6 +227,12 @@ impl Learners {
             beta: vec![vec![(0.0, 0.0); config.domains]; config.agents],
             hedge: vec![vec![1.0; config.domains]; config.agents],
             theta: vec![vec![1.0; config.domains]; config.agents],
+            kappa: config
+                .weightings
+                .iter()
+                .filter(|w| w.calibrated)
+                .map(|w| (*w, vec![vec![1.0; config.domains]; config.agents]))
+                .collect(),
             domains: config.domains,
             prior,
             prior_log_odds: logit(config.prior_good),
@@ -250,6 +268,9 @@ impl Learners {
         let start = 2.0 * f64::from(self.prior.micros()) / 1e6;
         self.hedge.push(vec![start; self.domains]);
         self.theta.push(vec![1.0; self.domains]);
+        for (_, table) in &mut self.kappa {
+            table.push(vec![1.0; self.domains]);
+        }
         self.trust.len() - 1
     }
 
@@ -367,7 +388,12 @@ impl Learners {
                 };
                 let sign = if v.endorse { 1.0 } else { -1.0 };
                 let l = v.log_odds.clamp(-weighting.cap, weighting.cap);
-                sign * a * t.powi(weighting.trust_power) * l
+                let kappa = self
+                    .kappa
+                    .iter()
+                    .find(|(w, _)| weighting.calibrated && *w == weighting)
+                    .map_or(1.0, |(_, table)| table[v.agent][domain]);
+                sign * a * t.powi(weighting.trust_power) * l * kappa
             })
             .sum()
     }
@@ -483,6 +509,22 @@ impl Learners {
         let error = y - sigmoid(z);
         for v in votes {
             self.theta[v.agent][domain] += LOGISTIC_RATE * error * x(v);
+        }
+        // Calibrated weightings: the same step on each κ, through that
+        // weighting's own evidence (trust as it stands before this outcome).
+        for c in 0..self.kappa.len() {
+            let weighting = self.kappa[c].0;
+            let z = self.logit_evidence(weighting, votes, domain) + self.prior_log_odds;
+            let error = y - sigmoid(z);
+            let unscaled = Weighting {
+                calibrated: false,
+                ..weighting
+            };
+            for v in votes {
+                let x = self.logit_evidence(unscaled, std::slice::from_ref(v), domain);
+                let k = &mut self.kappa[c].1[v.agent][domain];
+                *k = (*k + LOGISTIC_RATE * error * x).clamp(0.0, 2.0);
+            }
         }
         for v in votes {
             let stance = if v.endorse {
