@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod belief;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -215,7 +215,8 @@ fn m_of_n_reviewers_decide_an_escalation() {
     let effects = h.decide("rae", p, "approve").unwrap();
     assert!(effects.contains(&Effect::HumanResolved {
         proposal: p,
-        status: Status::ApprovedByHuman
+        status: Status::ApprovedByHuman,
+        option: None,
     }));
     assert_eq!(h.status(&p), "approved_by_human");
     assert_eq!(

@@ -260,6 +260,15 @@ fn reason_text(reason: Option<Reason>) -> &'static str {
     }
 }
 
+/// An outcome as text: a vote's score, or the option that turned out right.
+fn outcome_text(record: &ProposalRecord, o: &synod_core::space::OutcomeRecord) -> String {
+    match (o.score, o.option) {
+        (Some(score), _) => score.to_string(),
+        (None, Some(option)) => esc(&record.option_label(option)),
+        (None, None) => "—".to_string(),
+    }
+}
+
 /// The decision package, as HTML.
 fn package_html(space: &Space, record: &ProposalRecord) -> String {
     let pkg = DecisionPackage::build(space, record);
@@ -294,15 +303,26 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
     );
     for p in &pkg.positions {
         let who = if p.proposer { " (proposer)" } else { "" };
+        // A belief proposal's position is a distribution; the confidence
+        // column then shows how far it is from the pool.
+        let (cls, stance, conf) = match (&p.distribution, p.stance, p.confidence) {
+            (Some(d), _, _) => (
+                "belief",
+                d.iter()
+                    .map(|(o, q)| format!("{} {q}", esc(o)))
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                format!("distance {}", p.divergence.as_deref().unwrap_or("—")),
+            ),
+            (None, Some(s), Some(c)) => (s.as_str(), s.as_str().to_string(), c.to_string()),
+            _ => ("abstain", "abstain".to_string(), String::new()),
+        };
         let _ = write!(
             out,
             r#"<tr class="{cls}"><td><a href="/agents/{id}">{name}</a>{who}<br><small>{vendor}</small></td><td>{stance}</td><td>{conf}</td><td>{auth}</td><td>{trust}</td><td>{weight}</td><td>{reasoning}</td></tr>"#,
-            cls = p.stance.as_str(),
             id = esc(p.agent.as_str()),
             name = esc(&p.name),
             vendor = esc(p.vendor.as_deref().unwrap_or("")),
-            stance = p.stance.as_str(),
-            conf = p.confidence,
             auth = p.authority,
             trust = p.trust,
             weight = p.weight,
@@ -333,8 +353,26 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         p = t.potential,
         qn = th.quorum_needed,
     );
-    match p.weighting {
-        Weighting::Linear => {
+    match (&pkg.belief, p.weighting) {
+        (Some(b), _) => {
+            let pooled = b
+                .pooled
+                .iter()
+                .map(|(o, q)| format!("{} {q}", esc(o)))
+                .collect::<Vec<_>>()
+                .join(" · ");
+            let _ = write!(
+                out,
+                r#"
+<tr><td>Pooled distribution ({pool} pool)</td><td>{pooled}</td><td></td></tr>
+<tr><td>Leading option</td><td>{leader} at {lead}</td><td>≥ {threshold}</td></tr></tbody></table>"#,
+                pool = p.pool.as_str(),
+                leader = b.leader.as_deref().map_or("none (tie)".to_string(), esc),
+                lead = th.margin,
+                threshold = th.approve_needed,
+            );
+        }
+        (None, Weighting::Linear) => {
             let _ = write!(
                 out,
                 r#"
@@ -352,7 +390,7 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
                 rn = th.reject_needed,
             );
         }
-        Weighting::LogOdds => {
+        (None, Weighting::LogOdds) => {
             let _ = write!(
                 out,
                 r#"
@@ -394,9 +432,10 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
             let name = space
                 .agent(&d.reviewer)
                 .map_or(String::new(), |a| a.name.clone());
-            let verdict = match d.decision {
-                HumanVerdict::Approve => "approve",
-                HumanVerdict::Reject => "reject",
+            let verdict = match (d.decision, &d.option) {
+                (HumanVerdict::Approve, Some(o)) => format!("approve {}", esc(o)),
+                (HumanVerdict::Approve, None) => "approve".to_string(),
+                (HumanVerdict::Reject, _) => "reject".to_string(),
             };
             let _ = write!(
                 out,
@@ -429,8 +468,22 @@ async fn inbox(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
             let form = if decided {
                 "<p class=\"done\">You have decided this one; it waits for other reviewers.</p>".to_string()
             } else {
+                // A belief proposal's approval adopts one of its options,
+                // the pool's leader first.
+                let choose = if record.options.is_empty() {
+                    String::new()
+                } else {
+                    let leader = record.pool_report().and_then(|r| r.leader);
+                    let mut options: Vec<&String> = record.options.iter().collect();
+                    options.sort_by_key(|o| Some(*o) != leader.as_ref());
+                    let items: String = options
+                        .iter()
+                        .map(|o| format!(r#"<option value="{v}">{v}</option>"#, v = esc(o)))
+                        .collect();
+                    format!(r#"<label for="option-{id}">Option to adopt</label><select id="option-{id}" name="option">{items}</select>"#, id = record.id)
+                };
                 format!(
-                    r#"<form method="post" action="/inbox/{id}/decide" class="decide">
+                    r#"<form method="post" action="/inbox/{id}/decide" class="decide">{choose}
 <label for="note-{id}">Note (kept in the audit log)</label><textarea id="note-{id}" name="note" rows="2" maxlength="4096"></textarea>
 <button type="submit" name="decision" value="approve" class="approve">Approve</button>
 <button type="submit" name="decision" value="reject" class="reject">Reject</button></form>"#,
@@ -455,6 +508,10 @@ async fn inbox(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
 #[derive(Deserialize)]
 struct DecideForm {
     decision: HumanVerdict,
+    /// A belief proposal's option; sent with either button, used only with
+    /// an approval.
+    #[serde(default)]
+    option: Option<String>,
     #[serde(default)]
     note: String,
 }
@@ -476,7 +533,11 @@ async fn decide(
     let Some(id) = Digest::from_hex(&id) else {
         return (StatusCode::BAD_REQUEST, "bad proposal id").into_response();
     };
-    match decide_as(&node, &reviewer.key, id, form.decision, &form.note).await {
+    let option = match form.decision {
+        HumanVerdict::Approve => form.option.as_deref(),
+        HumanVerdict::Reject => None,
+    };
+    match decide_as(&node, &reviewer.key, id, form.decision, option, &form.note).await {
         Ok(_) => Redirect::to(&format!("/proposals/{id}")).into_response(),
         // A second click on the same decision: the first one counted.
         Err(e) if e.kind() == "duplicate" => {
@@ -532,13 +593,25 @@ async fn proposal_page(
             when(record.deadline)
         );
         for r in &record.responses {
+            let what = match (&r.distribution, r.stance, r.confidence) {
+                (Some(d), _, _) => format!(
+                    "gives {}",
+                    record
+                        .options
+                        .iter()
+                        .zip(d)
+                        .map(|(o, &m)| format!("{} {}", esc(o), synod_core::fixed::Probability::from_micros(m)))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                ),
+                (None, Some(stance), Some(c)) => format!("{}s at confidence {c}", stance.as_str()),
+                _ => "responds".to_string(),
+            };
             let _ = write!(
                 out,
-                "<li>Entry {}: {} {}s at confidence {}</li>",
+                "<li>Entry {}: {} {what}</li>",
                 r.index,
                 esc(&s.agent_at(r.agent).name),
-                r.stance.as_str(),
-                r.confidence
             );
         }
         if let Some(c) = record.closure {
@@ -555,9 +628,10 @@ async fn proposal_page(
                 "<li>Entry {}: reviewer {} decided {}</li>",
                 d.index,
                 esc(&s.agent_at(d.reviewer).name),
-                match d.decision {
-                    HumanVerdict::Approve => "approve",
-                    HumanVerdict::Reject => "reject",
+                match (d.decision, d.option) {
+                    (HumanVerdict::Approve, Some(o)) => format!("approve {}", esc(&record.option_label(o))),
+                    (HumanVerdict::Approve, None) => "approve".to_string(),
+                    (HumanVerdict::Reject, _) => "reject".to_string(),
                 }
             );
         }
@@ -566,7 +640,7 @@ async fn proposal_page(
                 out,
                 "<li>Entry {}: outcome {} reported by {}</li>",
                 o.index,
-                o.score,
+                outcome_text(record, o),
                 esc(&s.agent_at(o.reporter).name)
             );
         }
@@ -718,7 +792,7 @@ async fn decisions(State(node): State<Arc<Node>>, headers: HeaderMap) -> Respons
                 summary = esc(&p.body().action.summary),
                 domain = esc(p.domain.as_str()),
                 status = p.status.as_str(),
-                outcome = p.outcome.as_ref().map_or("—".into(), |o| o.score.to_string()),
+                outcome = p.outcome.as_ref().map_or("—".into(), |o| outcome_text(p, o)),
             );
         }
         out.push_str("</tbody></table>");
