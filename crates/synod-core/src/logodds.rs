@@ -39,9 +39,9 @@ const EDGE: u32 = 1;
 /// truncates toward zero):
 ///
 /// 1. `n = c`, `d = 10⁶ − c` (millionths), `k = 0`;
-/// 2. while `3n ≥ 4d`: `d ← 2d`, `k ← k + 1` (now `n/d` is in [1, 4/3),
+/// 2. while `3n ≥ 4d`: `d ← 2d`, `k ← k + 1` (now `n/d` is in [2/3, 4/3),
 ///    exactly);
-/// 3. `y = (n − d) × 10¹⁸ / (n + d)` (so 0 ≤ y < 10¹⁸/7);
+/// 3. `y = (n − d) × 10¹⁸ / (n + d)` (so −10¹⁸/5 ≤ y < 10¹⁸/7);
 /// 4. `s = Σ tᵢ / (2i + 1)` for i = 0, 1, … while `tᵢ ≠ 0`, where `t₀ = y`
 ///    and `tᵢ₊₁ = tᵢ × (y × y / 10¹⁸) / 10¹⁸` (this is atanh(y));
 /// 5. the result is `(k × ⌊ln 2 × 10¹⁸⌋ + 2s) / 10⁶`, in units of 10⁻¹².
@@ -59,8 +59,10 @@ pub fn logit(c: Confidence) -> LogOdds {
 /// truncates toward zero:
 ///
 /// 1. `k = 0`; while `3n ≥ 4d`: `d ← 2d`, `k ← k + 1` (now `n/d` is in
-///    [1, 4/3), exactly);
-/// 2. `y = (n − d) × 10¹⁸ / (n + d)` (so 0 ≤ y < 10¹⁸/7);
+///    [2/3, 4/3), exactly: a ratio in [4/3, 2) halves to below 1);
+/// 2. `y = (n − d) × 10¹⁸ / (n + d)` (so −10¹⁸/5 ≤ y < 10¹⁸/7; y is
+///    negative when the reduction went below 1, and every division then
+///    truncates toward zero, not down);
 /// 3. `s = Σ tᵢ / (2i + 1)` for i = 0, 1, … while `tᵢ ≠ 0`, where `t₀ = y`
 ///    and `tᵢ₊₁ = tᵢ × (y × y / 10¹⁸) / 10¹⁸` (this is atanh(y));
 /// 4. the result is `(k × ⌊ln 2 × 10¹⁸⌋ + 2s) / 10⁶`.

@@ -9,7 +9,9 @@ use serde_json::value::RawValue;
 
 use crate::belief::{self, BeliefTally};
 use crate::error::{ErrorKind, Rejection, reject};
-use crate::fixed::{Authority, Confidence, Decimal, Influence, ONE, Probability, Ratio, Trust, Unit};
+use crate::fixed::{
+    Authority, Confidence, Decimal, Influence, ONE, Probability, Ratio, Trust, Unit,
+};
 use crate::message::{MAX_OPTIONS, MIN_OPTIONS, Method, check_option_label};
 use crate::policy::{Policy, PolicyOverrides, Pool, Stakes, Weighting};
 use crate::tally::{
@@ -54,7 +56,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object of option: decimal")
             }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Pairs<'a>, M::Error> {
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Pairs<'a>, M::Error> {
                 let mut pairs = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, &'a RawValue>()? {
                     pairs.push((k, v));
@@ -159,7 +164,10 @@ fn distribution(field: &str, pairs: &Pairs<'_>, options: &[String]) -> Result<Ve
     for (label, raw) in &pairs.0 {
         let p = unit(&format!("{field}.{label}"), raw)?;
         if by_label.insert(label.as_str(), p.micros()).is_some() {
-            return reject(ErrorKind::Malformed, format!("{field}: {label:?} is given twice"));
+            return reject(
+                ErrorKind::Malformed,
+                format!("{field}: {label:?} is given twice"),
+            );
         }
     }
     let sum: u64 = by_label.values().map(|&p| u64::from(p)).sum();
@@ -169,7 +177,8 @@ fn distribution(field: &str, pairs: &Pairs<'_>, options: &[String]) -> Result<Ve
             format!("{field}: the probabilities must sum to exactly 1"),
         );
     }
-    if by_label.len() != options.len() || options.iter().any(|o| !by_label.contains_key(o.as_str())) {
+    if by_label.len() != options.len() || options.iter().any(|o| !by_label.contains_key(o.as_str()))
+    {
         return reject(
             ErrorKind::Malformed,
             format!("{field}: give a probability for each option, and nothing else"),
@@ -234,24 +243,39 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let options = match (method, &raw.options) {
         (Method::Vote, None) => Vec::new(),
         (Method::Vote, Some(_)) => {
-            return reject(ErrorKind::Malformed, "options: only a belief scenario has options");
+            return reject(
+                ErrorKind::Malformed,
+                "options: only a belief scenario has options",
+            );
         }
         (Method::Belief, None) => {
-            return reject(ErrorKind::Malformed, "options: a belief scenario lists its options");
+            return reject(
+                ErrorKind::Malformed,
+                "options: a belief scenario lists its options",
+            );
         }
         (Method::Belief, Some(options)) => {
             if options.len() < MIN_OPTIONS {
-                return reject(ErrorKind::Malformed, format!("options: at least {MIN_OPTIONS}"));
+                return reject(
+                    ErrorKind::Malformed,
+                    format!("options: at least {MIN_OPTIONS}"),
+                );
             }
             if options.len() > MAX_OPTIONS {
-                return reject(ErrorKind::TooLarge, format!("options: at most {MAX_OPTIONS}"));
+                return reject(
+                    ErrorKind::TooLarge,
+                    format!("options: at most {MAX_OPTIONS}"),
+                );
             }
             for option in options {
                 check_option_label(option)
                     .map_err(|r| Rejection::new(r.kind, format!("options: {}", r.message)))?;
             }
             if options.iter().collect::<BTreeSet<_>>().len() != options.len() {
-                return reject(ErrorKind::Malformed, "options: the options must be distinct");
+                return reject(
+                    ErrorKind::Malformed,
+                    "options: the options must be distinct",
+                );
             }
             options.clone()
         }
@@ -325,7 +349,9 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                 if belief && stance != Stance::Abstain {
                     return reject(
                         ErrorKind::Malformed,
-                        format!("{field}: a belief scenario's response is a distribution or an abstention"),
+                        format!(
+                            "{field}: a belief scenario's response is a distribution or an abstention"
+                        ),
                     );
                 }
                 Ok((stance, c))

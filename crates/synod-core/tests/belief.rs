@@ -180,7 +180,10 @@ fn a_zero_probability_does_not_veto_an_option() {
     assert!((pooled(&report, "acme") - real).abs() < 2e-6);
     // ≈ 0.616 ≥ 0.6 (low stakes): the zero did not veto acme.
     assert!(real > 0.6);
-    assert_eq!((status, choice.as_deref()), (Status::Approved, Some("acme")));
+    assert_eq!(
+        (status, choice.as_deref()),
+        (Status::Approved, Some("acme"))
+    );
 }
 
 #[test]
@@ -333,7 +336,10 @@ fn the_proposer_may_state_its_own_distribution() {
     );
     let p = h.propose_with("alice", body).unwrap();
     let record = h.space.proposal(&p).unwrap();
-    assert_eq!(record.proposer_distribution, Some(vec![200_000, 800_000, 0]));
+    assert_eq!(
+        record.proposer_distribution,
+        Some(vec![200_000, 800_000, 0])
+    );
     assert_eq!(record.tally.voted, 500_000_000_000, "alice's influence");
     // Without proposer_counts it does not count.
     let body = belief_body(
@@ -368,14 +374,46 @@ fn malformed_belief_messages_are_refused_and_change_nothing() {
     };
     let seventeen: Vec<String> = (0..17).map(|i| format!("o{i}")).collect();
     let proposals = [
-        ("belief without options", with(json!({"options": null})), ErrorKind::Malformed),
-        ("one option", with(json!({"options": ["acme"]})), ErrorKind::Malformed),
-        ("seventeen options", with(json!({"options": seventeen})), ErrorKind::TooLarge),
-        ("repeated option", with(json!({"options": ["acme", "acme"]})), ErrorKind::Malformed),
-        ("upper-case option", with(json!({"options": ["Acme", "globex"]})), ErrorKind::Malformed),
-        ("empty option", with(json!({"options": ["", "globex"]})), ErrorKind::Malformed),
-        ("options on a vote", with(json!({"method": null})), ErrorKind::Malformed),
-        ("unknown method", with(json!({"method": "auction"})), ErrorKind::Malformed),
+        (
+            "belief without options",
+            with(json!({"options": null})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "one option",
+            with(json!({"options": ["acme"]})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "seventeen options",
+            with(json!({"options": seventeen})),
+            ErrorKind::TooLarge,
+        ),
+        (
+            "repeated option",
+            with(json!({"options": ["acme", "acme"]})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "upper-case option",
+            with(json!({"options": ["Acme", "globex"]})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "empty option",
+            with(json!({"options": ["", "globex"]})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "options on a vote",
+            with(json!({"method": null})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "unknown method",
+            with(json!({"method": "auction"})),
+            ErrorKind::Malformed,
+        ),
         (
             "proposer distribution missing an option",
             with(json!({"distribution": {"acme": "1", "globex": "0"}})),
@@ -405,28 +443,101 @@ fn malformed_belief_messages_are_refused_and_change_nothing() {
         b
     };
     let responses = [
-        ("a sum of 0.999999", respond(p, json!({"distribution": dist(["0.5", "0.499999", "0"])})), ErrorKind::OutOfRange),
-        ("a sum of 1.000001", respond(p, json!({"distribution": dist(["0.5", "0.500001", "0"])})), ErrorKind::OutOfRange),
-        ("a probability above 1", respond(p, json!({"distribution": dist(["1.5", "0", "0"])})), ErrorKind::OutOfRange),
-        ("a negative probability", respond(p, json!({"distribution": dist(["-0.5", "1.5", "0"])})), ErrorKind::OutOfRange),
-        ("a probability as a number", respond(p, json!({"distribution": {"acme": 1, "globex": "0", "initech": "0"}})), ErrorKind::Malformed),
-        ("a missing option", respond(p, json!({"distribution": {"acme": "0.5", "globex": "0.5"}})), ErrorKind::Malformed),
-        ("an unknown option", respond(p, json!({"distribution": {"acme": "0.5", "globex": "0.5", "initech": "0", "hooli": "0"}})), ErrorKind::Malformed),
-        ("a stance with a distribution", respond(p, json!({"stance": "endorse", "distribution": dist(["1", "0", "0"])})), ErrorKind::Malformed),
-        ("an endorsement of a belief proposal", respond(p, json!({"stance": "endorse", "confidence": "0.9"})), ErrorKind::Malformed),
-        ("neither stance nor distribution", respond(p, json!({})), ErrorKind::Malformed),
-        ("a stance without a confidence", respond(p, json!({"stance": "abstain"})), ErrorKind::Malformed),
-        ("a distribution on a vote", respond(vote, json!({"distribution": {"acme": "1", "globex": "0"}})), ErrorKind::Malformed),
+        (
+            "a sum of 0.999999",
+            respond(p, json!({"distribution": dist(["0.5", "0.499999", "0"])})),
+            ErrorKind::OutOfRange,
+        ),
+        (
+            "a sum of 1.000001",
+            respond(p, json!({"distribution": dist(["0.5", "0.500001", "0"])})),
+            ErrorKind::OutOfRange,
+        ),
+        (
+            "a probability above 1",
+            respond(p, json!({"distribution": dist(["1.5", "0", "0"])})),
+            ErrorKind::OutOfRange,
+        ),
+        (
+            "a negative probability",
+            respond(p, json!({"distribution": dist(["-0.5", "1.5", "0"])})),
+            ErrorKind::OutOfRange,
+        ),
+        (
+            "a probability as a number",
+            respond(
+                p,
+                json!({"distribution": {"acme": 1, "globex": "0", "initech": "0"}}),
+            ),
+            ErrorKind::Malformed,
+        ),
+        (
+            "a missing option",
+            respond(p, json!({"distribution": {"acme": "0.5", "globex": "0.5"}})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "an unknown option",
+            respond(
+                p,
+                json!({"distribution": {"acme": "0.5", "globex": "0.5", "initech": "0", "hooli": "0"}}),
+            ),
+            ErrorKind::Malformed,
+        ),
+        (
+            "a stance with a distribution",
+            respond(
+                p,
+                json!({"stance": "endorse", "distribution": dist(["1", "0", "0"])}),
+            ),
+            ErrorKind::Malformed,
+        ),
+        (
+            "an endorsement of a belief proposal",
+            respond(p, json!({"stance": "endorse", "confidence": "0.9"})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "neither stance nor distribution",
+            respond(p, json!({})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "a stance without a confidence",
+            respond(p, json!({"stance": "abstain"})),
+            ErrorKind::Malformed,
+        ),
+        (
+            "a distribution on a vote",
+            respond(vote, json!({"distribution": {"acme": "1", "globex": "0"}})),
+            ErrorKind::Malformed,
+        ),
     ];
     let outcomes = [
-        ("a result for a belief proposal", json!({"proposal": p, "result": "success"}), ErrorKind::InvalidState),
-        ("an option and a result", json!({"proposal": p, "option": "acme", "result": "success"}), ErrorKind::Malformed),
+        (
+            "a result for a belief proposal",
+            json!({"proposal": p, "result": "success"}),
+            ErrorKind::InvalidState,
+        ),
+        (
+            "an option and a result",
+            json!({"proposal": p, "option": "acme", "result": "success"}),
+            ErrorKind::Malformed,
+        ),
     ];
     let cases = proposals
         .into_iter()
         .map(|(w, b, k)| (w, "alice", MessageType::Proposal, b, k))
-        .chain(responses.into_iter().map(|(w, b, k)| (w, "bob", MessageType::Response, b, k)))
-        .chain(outcomes.into_iter().map(|(w, b, k)| (w, "oscar", MessageType::Outcome, b, k)));
+        .chain(
+            responses
+                .into_iter()
+                .map(|(w, b, k)| (w, "bob", MessageType::Response, b, k)),
+        )
+        .chain(
+            outcomes
+                .into_iter()
+                .map(|(w, b, k)| (w, "oscar", MessageType::Outcome, b, k)),
+        );
     for (what, signer, kind, body, expected) in cases {
         let before = h.space.state_hash();
         let entries = h.entries.len();
@@ -457,9 +568,7 @@ fn the_outcome_moves_trust_by_the_quadratic_score() {
     assert_ne!(h.status(&p), "open");
     // An outcome of a vote's shape is refused; so is a vote's outcome
     // naming an option.
-    let vote = h
-        .propose("alice", "vendor.choice", "low", "0.9")
-        .unwrap();
+    let vote = h.propose("alice", "vendor.choice", "low", "0.9").unwrap();
     h.advance(10 * MINUTE);
     for (proposal, body) in [
         (p, json!({"result": "failure"})),
@@ -473,7 +582,11 @@ fn the_outcome_moves_trust_by_the_quadratic_score() {
         assert_eq!(err.kind, ErrorKind::Malformed, "{body}");
     }
     let effects = h
-        .send("oscar", MessageType::Outcome, json!({"proposal": p, "option": "acme"}))
+        .send(
+            "oscar",
+            MessageType::Outcome,
+            json!({"proposal": p, "option": "acme"}),
+        )
         .unwrap();
     assert!(effects.contains(&Effect::OutcomeRecorded {
         proposal: p,
@@ -511,8 +624,12 @@ fn trust_shapes_the_next_pool() {
         believe(&mut h, "carol", p, dist(["0", "1", "0"])).unwrap();
         h.respond("dave", p, "abstain", "0.5").unwrap();
         h.respond("erin", p, "abstain", "0.5").unwrap();
-        h.send("oscar", MessageType::Outcome, json!({"proposal": p, "option": "acme"}))
-            .unwrap();
+        h.send(
+            "oscar",
+            MessageType::Outcome,
+            json!({"proposal": p, "option": "acme"}),
+        )
+        .unwrap();
     }
     h.advance(1);
     let p = propose(&mut h, "low");
@@ -537,8 +654,12 @@ fn a_belief_log_is_re_derived_by_the_audit_and_by_replicas() {
         json!({"proposal": p, "decision": "approve", "option": "globex"}),
     )
     .unwrap();
-    h.send("oscar", MessageType::Outcome, json!({"proposal": p, "option": "globex"}))
-        .unwrap();
+    h.send(
+        "oscar",
+        MessageType::Outcome,
+        json!({"proposal": p, "option": "globex"}),
+    )
+    .unwrap();
     let summary = audit::verify(h.lines.iter().map(String::as_str)).unwrap();
     assert_eq!(summary.proposals.get("approved_by_human"), Some(&1));
     assert_eq!(summary.state_hash, h.space.state_hash());
@@ -557,5 +678,8 @@ fn a_belief_log_is_re_derived_by_the_audit_and_by_replicas() {
         .collect();
     assert_ne!(tampered, h.lines);
     let err = audit::verify(tampered.iter().map(String::as_str)).unwrap_err();
-    assert!(matches!(err, audit::AuditError::EffectsMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, audit::AuditError::EffectsMismatch { .. }),
+        "{err}"
+    );
 }

@@ -248,6 +248,129 @@ fn resolve_scenarios() {
     }
 }
 
+/// vectors/belief.json: the integer logarithm and exponential of
+/// PROTOCOL.md §14.1–§14.2 at chosen points, and belief scenarios (§15).
+#[test]
+fn belief_vectors() {
+    #[derive(serde::Deserialize)]
+    struct BeliefFile<'a> {
+        ln: Vec<BTreeMap<String, String>>,
+        exp: Vec<BTreeMap<String, String>>,
+        #[serde(borrow)]
+        cases: Vec<ResolveCase<'a>>,
+        #[allow(dead_code)]
+        description: String,
+    }
+    use std::collections::BTreeMap;
+    use synod_core::fixed::format_scaled;
+    use synod_core::logodds::{exp_neg, ln_ratio};
+    let raw = std::fs::read_to_string(vectors_dir().join("belief.json")).unwrap();
+    let file: BeliefFile<'_> = serde_json::from_str(&raw).unwrap();
+    for case in &file.ln {
+        let (n, d) = (case["n"].parse().unwrap(), case["d"].parse().unwrap());
+        assert_eq!(
+            format_scaled(ln_ratio(n, d) as u128, 12),
+            case["ln"],
+            "{case:?}"
+        );
+    }
+    for case in &file.exp {
+        let x = case["x"].parse().unwrap();
+        assert_eq!(format_scaled(exp_neg(x), 18), case["exp"], "{case:?}");
+    }
+    assert!(file.cases.len() >= 30);
+    for case in &file.cases {
+        let name = &case.name;
+        match (
+            scenario::run(case.scenario.get()),
+            &case.expected,
+            &case.error,
+        ) {
+            (Ok(result), Some(expected), None) => {
+                assert_eq!(serde_json::to_value(&result).unwrap(), *expected, "{name}");
+            }
+            (Err(e), None, Some(kind)) => {
+                assert_eq!(e.kind.as_str(), kind, "{name}: {}", e.message);
+            }
+            (got, ..) => panic!("{name}: unexpected {got:?}"),
+        }
+    }
+}
+
+/// A small space deciding belief proposals: one contested (a confident
+/// dissenter pulls the leader below the threshold) and adopted by a
+/// reviewer, one adopted by the pool; outcomes name the right options.
+fn belief_log() -> Vec<String> {
+    let mut h = Harness::closed();
+    for name in ["planner", "scout", "ledger-bot", "critic"] {
+        h.agent(name, &[("vendor.*", "1")]);
+    }
+    h.person("reviewer", &["reviewer"]);
+    h.person("auditor", &["oracle"]);
+    let question = |h: &Harness, summary: &str, stakes: &str| {
+        json!({
+            "domain": "vendor.payroll",
+            "action": {"kind": "choose_vendor", "summary": summary},
+            "confidence": "1",
+            "stakes": stakes,
+            "deadline": h.time + 10 * MINUTE,
+            "method": "belief",
+            "options": ["acme", "globex", "initech"],
+            "distribution": {"acme": "0.7", "globex": "0.2", "initech": "0.1"},
+        })
+    };
+    let believe = |h: &mut Harness, who: &str, p: Digest, a: &str, g: &str, i: &str| {
+        h.send(
+            who,
+            MessageType::Response,
+            json!({"proposal": p, "distribution": {"acme": a, "globex": g, "initech": i},
+                   "reasoning": format!("{who}'s estimate")}),
+        )
+        .unwrap();
+    };
+    let body = question(&h, "Which vendor runs payroll?", "medium");
+    let contested = h.propose_with("planner", body).unwrap();
+    believe(&mut h, "scout", contested, "0.8", "0.1", "0.1");
+    believe(&mut h, "ledger-bot", contested, "0.6", "0.3", "0.1");
+    // critic is sure acme is wrong; the floor keeps its zero from vetoing.
+    believe(&mut h, "critic", contested, "0", "0.5", "0.5");
+    assert_eq!(h.status(&contested), "escalated");
+    let body = question(&h, "Which vendor runs expenses?", "low");
+    let agreed = h.propose_with("planner", body).unwrap();
+    believe(&mut h, "scout", agreed, "0.9", "0.05", "0.05");
+    believe(&mut h, "ledger-bot", agreed, "0.9", "0.05", "0.05");
+    believe(&mut h, "critic", agreed, "0.6", "0.3", "0.1");
+    assert_eq!(h.status(&agreed), "approved");
+    h.send(
+        "reviewer",
+        MessageType::Decision,
+        json!({"proposal": contested, "decision": "approve", "option": "globex", "note": "acme failed its audit"}),
+    )
+    .unwrap();
+    for (p, right) in [(contested, "globex"), (agreed, "acme")] {
+        h.send(
+            "auditor",
+            MessageType::Outcome,
+            json!({"proposal": p, "option": right}),
+        )
+        .unwrap();
+    }
+    h.lines
+}
+
+#[test]
+fn belief_log_export() {
+    let lines = belief_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/belief.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/belief.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.proposals.get("approved_by_human"), Some(&1));
+    assert_eq!(summary.proposals.get("approved"), Some(&1));
+    assert_eq!(summary.trust_updates, 8);
+}
+
 #[test]
 fn trust_updates() {
     let mut cases = Vec::new();
