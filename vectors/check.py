@@ -465,9 +465,9 @@ def run_scenario(raw: str) -> dict:
     for i, r in enumerate(s["responses"]):
         stance, conf, d = r.get("stance"), r.get("confidence"), r.get("distribution")
         if stance is not None and conf is not None and d is None:
-            conf = unit(conf)
             if belief and stance != "abstain":
                 raise Refused("malformed")
+            conf = unit(conf)
         elif stance is None and conf is None and d is not None and belief:
             d = in_order(f"responses[{i}]", d, options)
         else:

@@ -345,7 +345,6 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         let field = format!("responses[{i}]");
         let position = match (r.stance, r.confidence, &r.distribution) {
             (Some(stance), Some(c), None) => {
-                let c = Confidence(unit(&format!("{field}.confidence"), c)?);
                 if belief && stance != Stance::Abstain {
                     return reject(
                         ErrorKind::Malformed,
@@ -354,7 +353,7 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                         ),
                     );
                 }
-                Ok((stance, c))
+                Ok((stance, Confidence(unit(&format!("{field}.confidence"), c)?)))
             }
             (None, None, Some(d)) if belief => {
                 Err(distribution(&format!("{field}.distribution"), d, &options)?)
