@@ -297,7 +297,7 @@ pub struct Grant {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Change {
     /// Sets configuration fields; absent fields keep their value.
-    Set(ConfigPatch),
+    Set(Box<ConfigPatch>),
     /// Grants authorities and roles to an agent.
     Grant(Grant),
 }

@@ -663,10 +663,16 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
     out["closure"] = json!(p.closure);
     out["supersedes"] = json!(p.supersedes);
     out["superseded_by"] = json!(p.superseded_by);
-    out["outcome"] = json!(p.outcome.as_ref().map(|o| json!({
-        "score": o.score, "option": o.option.map(|i| p.option_label(i)),
-        "reporter": space.agent_at(o.reporter).id, "index": o.index
-    })));
+    out["outcome"] = json!(p.outcome.as_ref().map(|o| {
+        let mut out = json!({"reporter": space.agent_at(o.reporter).id, "index": o.index});
+        // A vote's outcome is a score, a belief proposal's the right option.
+        match (o.score, o.option) {
+            (Some(score), _) => out["score"] = json!(score),
+            (None, Some(i)) => out["option"] = json!(p.option_label(i)),
+            (None, None) => {}
+        }
+        out
+    }));
     if let Some(d) = &p.proposer_distribution {
         out["distribution"] = distribution_json(p, d);
     }
