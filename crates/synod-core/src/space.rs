@@ -1757,6 +1757,30 @@ impl Space {
                 "an open proposal is past its deadline"
             );
         }
+        for r in self.proposals.values() {
+            match r.method {
+                Method::Vote => assert!(
+                    r.options.is_empty() && r.belief.sums.is_empty() && r.choice.is_none(),
+                    "a vote has no options, pool or choice"
+                ),
+                Method::Belief => {
+                    assert_eq!(
+                        r.belief.sums.len(),
+                        r.options.len(),
+                        "a pool sum per option"
+                    );
+                    assert!(
+                        r.choice.is_none_or(|c| usize::from(c) < r.options.len()),
+                        "the choice is one of the options"
+                    );
+                    assert_eq!(
+                        (r.tally.endorse, r.tally.challenge),
+                        (0, 0),
+                        "a pool has no E or C"
+                    );
+                }
+            }
+        }
     }
 
     /// An exact decimal of a 10⁻¹⁸ weight, for display.
