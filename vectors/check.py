@@ -713,6 +713,42 @@ def check_belief() -> int:
     return len(data["ln"]) + len(data["exp"]) + len(cases)
 
 
+def stamp_base(signer: str, body: dict) -> bytes:
+    """PROTOCOL.md §16: the proposal's id as it would be without its stamp."""
+    plain = {k: v for k, v in body.items() if k != "stamp"}
+    return hashlib.sha256(rfc8785.dumps({"body": plain, "signer": signer, "type": "proposal"})).digest()
+
+
+def stamp_hash(base: bytes, nonce: int) -> bytes:
+    return hashlib.sha256(b"synod/stamp/v1" + base + nonce.to_bytes(8, "big")).digest()
+
+
+def zero_bits(digest: bytes) -> int:
+    bits = 0
+    for byte in digest:
+        if byte:
+            return bits + 8 - byte.bit_length()
+        bits += 8
+    return bits
+
+
+def check_stamps() -> int:
+    cases = json.loads((HERE / "stamp.json").read_text())["cases"]
+    for case in cases:
+        _, public = key_of(case["signer_seed"])
+        assert did_of(public) == case["signer"], case["why"]
+        base = stamp_base(case["signer"], case["body"])
+        assert base.hex() == case["base"], case["why"]
+        digest = stamp_hash(base, case["nonce"])
+        assert digest.hex() == case["hash"], case["why"]
+        valid = zero_bits(digest) >= case["difficulty"] and case["nonce"] < 2**53
+        assert valid == case["valid"], case["why"]
+        if valid:
+            # The first such nonce: every smaller one falls short.
+            assert all(zero_bits(stamp_hash(base, n)) < case["difficulty"] for n in range(case["nonce"])), case
+    return len(cases)
+
+
 def check_log_odds() -> int:
     cases = json.loads((HERE / "logodds.json").read_text())["cases"]
     for case in cases:
@@ -731,6 +767,7 @@ def main() -> int:
         "trust updates": check_trust(),
         "log-odds values": check_log_odds(),
         "belief values and scenarios": check_belief(),
+        "admission stamps": check_stamps(),
     }
     for name, n in counts.items():
         print(f"python agrees on {n} {name}")

@@ -295,3 +295,41 @@ def test_a_question_is_answered_by_belief_consensus(team: Team) -> None:
         # g = 1 - sum (p - y)^2: alice 0.94 -> 0.522, bob 0.86 -> 0.518,
         # carol -0.82 -> 0.434 (from 0.5, eta 0.05).
         assert after == {team.alice.did: "0.522", team.bob.did: "0.518", team.carol.did: "0.434"}
+
+
+def test_proof_of_work_admission_is_minted_by_the_clients(team: Team, admin_client: Client, tmp_path: Path) -> None:
+    """PROTOCOL §16: once the space asks proposers below trust 0.6 to stamp
+    at 12 bits, a bare proposal is refused, while this package and the CLI
+    mint the stamp themselves, bound to what they sign."""
+    from synod import proposal_body
+    from synod.stamp import meets, stamp_base
+
+    admin_client.set_config(admission_trust_below="0.6", admission_difficulty=12)
+    config = admin_client.space()["config"]
+    assert (config["admission_trust_below"], config["admission_difficulty"]) == ("0.6", 12)
+    with team.client() as node:
+        bare = node.sign(
+            "proposal",
+            proposal_body(domain="fraud.detection", kind="x", summary="bare", confidence="0.5", stakes="low",
+                          deadline=node.now() + 60_000),
+            key=team.alice,
+        )
+        with pytest.raises(SynodError) as refused:
+            node.submit(bare)
+        assert refused.value.kind == "insufficient_work" and refused.value.status == 422
+        pid = node.propose("fraud.detection", "block_card", "Block card 12", "0.7", stakes="low", key=team.alice)["id"]
+        body = node.proposal(pid)["message"]["body"]
+        assert meets(stamp_base(team.alice.did, body), body["stamp"], 12)
+        # A question is stamped the same way.
+        qid = node.ask("fraud.review", "pick", "Which queue?", ["a", "b"], stakes="low", key=team.alice)["id"]
+        assert "stamp" in node.proposal(qid)["message"]["body"]
+    key_file = team.bob.save(tmp_path / "bob.key")
+    out = run_cli(
+        "propose", "--domain", "fraud.detection", "--kind", "block_card", "--summary", "Block card 13",
+        "--confidence", "0.6", "--stakes", "low", "--node", team.server.url, "--key", str(key_file), "--json",
+    )
+    cid = json.loads(out.stdout)["id"]
+    assert "admission stamp of 12 bits" in out.stderr
+    with team.client() as node:
+        body = node.proposal(cid)["message"]["body"]
+        assert meets(stamp_base(team.bob.did, body), body["stamp"], 12)

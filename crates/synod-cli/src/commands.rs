@@ -992,7 +992,13 @@ pub fn admin(command: AdminCommand, conn: &Conn) -> Result<ExitCode> {
             let mut patch = serde_json::Map::new();
             for (field, value) in pairs(&fields, "field")? {
                 let v = match value.parse::<u64>() {
-                    Ok(n) if field.ends_with("_ms") => json!(n),
+                    Ok(n)
+                        if field.ends_with("_ms")
+                            || field == "max_open_per_agent"
+                            || field == "admission_difficulty" =>
+                    {
+                        json!(n)
+                    }
                     _ if field == "policies" => {
                         serde_json::from_str(&value).context("policies is JSON")?
                     }

@@ -27,6 +27,7 @@ pub mod policy;
 pub mod scenario;
 mod signature;
 pub mod space;
+pub mod stamp;
 pub mod tally;
 pub mod trust;
 pub mod wire;

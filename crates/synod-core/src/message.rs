@@ -168,6 +168,10 @@ pub struct Proposal {
     /// holds and scored at the outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<Distribution>,
+    /// Proof-of-work admission (§16): a nonce that gives the proposal's
+    /// stamp hash the space's admission difficulty in leading zero bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<u64>,
 }
 
 impl Proposal {

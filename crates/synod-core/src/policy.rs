@@ -82,6 +82,12 @@ pub enum Pool {
     Linear,
 }
 
+impl std::fmt::Display for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Pool {
     /// The wire name.
     pub fn as_str(self) -> &'static str {

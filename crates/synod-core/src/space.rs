@@ -1088,6 +1088,7 @@ impl Space {
                 format!("proposal {id} is already in the log"),
             );
         }
+        self.check_admission(message, &p, proposer)?;
         if p.deadline <= time {
             return reject(
                 ErrorKind::BadDeadline,
@@ -1163,6 +1164,40 @@ impl Space {
             policy,
             proposal: p,
         })))
+    }
+
+    /// Proof-of-work admission (§16): below `admission_trust_below` in the
+    /// proposal's domain, the proposal must carry a stamp of the space's
+    /// difficulty bound to its own content.
+    fn check_admission(
+        &self,
+        message: &Verified,
+        p: &Proposal,
+        proposer: AgentIdx,
+    ) -> Result<(), Rejection> {
+        let below = self.config.admission_trust_below;
+        let trust = self.trust(&self.agents[proposer as usize], &p.domain);
+        if trust >= below {
+            return Ok(());
+        }
+        let difficulty = self.config.admission_difficulty;
+        let Some(nonce) = p.stamp else {
+            return reject(
+                ErrorKind::InsufficientWork,
+                format!(
+                    "your trust in {} is {trust}, below {below}: the proposal needs a stamp of {difficulty} bits",
+                    p.domain.as_str()
+                ),
+            );
+        };
+        let base = crate::stamp::stamp_base(message.signer(), message.body());
+        if !crate::stamp::meets(&base, nonce, difficulty) {
+            return reject(
+                ErrorKind::InsufficientWork,
+                format!("stamp {nonce} does not give this proposal {difficulty} leading zero bits"),
+            );
+        }
+        Ok(())
     }
 
     fn check_response(&self, signer: &AgentId, r: Response, time: u64) -> Result<Plan, Rejection> {

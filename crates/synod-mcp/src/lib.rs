@@ -46,6 +46,49 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Stamps a proposal `body` (its `space` and `created_at` set) when the
+/// space's proof-of-work admission asks it of `signer` (PROTOCOL.md §16):
+/// its trust in the proposal's domain, read from the node, is below
+/// `admission_trust_below` in `space` (the answer of `GET /v1/space`).
+/// Returns the difficulty minted at, or `None` when no stamp was needed.
+/// Shared by the MCP tools and the `synod` CLI.
+pub fn stamp_if_required(
+    api: &dyn Api,
+    space: &Value,
+    body: &mut Value,
+    signer: &synod_core::AgentId,
+) -> Result<Option<u32>, Failure> {
+    use synod_core::fixed::Trust;
+    let config = &space["config"];
+    let below = config["admission_trust_below"]
+        .as_str()
+        .and_then(|t| Trust::parse(t).ok())
+        .unwrap_or(Trust::ZERO);
+    if below == Trust::ZERO {
+        return Ok(None);
+    }
+    let Some(record) = own_record(api, signer.as_str())? else {
+        // The node refuses the proposal of an unknown agent anyway.
+        return Ok(None);
+    };
+    let domain = body["domain"].as_str().unwrap_or_default();
+    let trust = record["trust"][domain]
+        .as_str()
+        .or(record["trust_prior"].as_str())
+        .and_then(|t| Trust::parse(t).ok())
+        .unwrap_or(Trust::ZERO);
+    if trust >= below {
+        return Ok(None);
+    }
+    let difficulty = config["admission_difficulty"]
+        .as_u64()
+        .and_then(|d| u32::try_from(d).ok())
+        .unwrap_or(synod_core::stamp::MAX_ADMISSION_DIFFICULTY);
+    synod_core::stamp::stamp_body(body, signer, difficulty)
+        .ok_or_else(|| failure("insufficient_work", "no stamp exists for this proposal"))?;
+    Ok(Some(difficulty))
+}
+
 /// Proposals asked for per page (the node serves at most 500).
 const LIST_PAGE: usize = 500;
 /// Most proposals `list_open_proposals` returns; `more` says there are more.
@@ -357,6 +400,9 @@ impl Synod {
             if let Some(ms) = deadline_ms {
                 let now = space["time"].as_u64().unwrap_or(0);
                 body["deadline"] = json!(now.saturating_add(ms));
+            }
+            if kind == MessageType::Proposal {
+                stamp_if_required(api, &space, &mut body, key.id())?;
             }
             let message = Verified::sign(kind, body, &key);
             let mut answer = api.post(&path, &message.to_value())?;

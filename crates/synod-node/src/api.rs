@@ -83,6 +83,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::OutOfRange
         | ErrorKind::PolicyViolation
+        | ErrorKind::InsufficientWork
         | ErrorKind::BadDeadline
         | ErrorKind::ClockSkew => StatusCode::UNPROCESSABLE_ENTITY,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, AsyncIterator, Mapping, Sequence, cast
 
@@ -40,7 +41,8 @@ from .types import (
     ResponseReceipt,
     SpaceInfo,
 )
-from .wire import DecimalLike, MessageType, SignedMessage
+from .stamp import mint
+from .wire import DecimalLike, MessageType, SignedMessage, micros
 
 __all__ = ["AsyncClient"]
 
@@ -248,6 +250,32 @@ class AsyncClient(ClientBase):
             await self.space()
         return self._sign_known(kind, body, key, created_at, space)
 
+    async def _send_proposal(self, body: dict[str, Any], key: Keypair | None) -> Any:
+        """Signs and submits a proposal, first minting the proof-of-work
+        stamp the space asks of this key in this domain (PROTOCOL §16): when
+        its trust there is below ``admission_trust_below``."""
+        info = await self.space()
+        config = info["config"]
+        below = micros(config.get("admission_trust_below", "0"))
+        if below > 0:
+            signer = self._signer(key)
+            try:
+                record = await self.agent(signer.did)
+            except SynodError as e:
+                if e.kind != "not_found":
+                    raise
+            else:
+                trust = record["trust"].get(body["domain"], record["trust_prior"])
+                if micros(trust) < below:
+                    created_at = self._node_now()
+                    full = dict(body, space=info["space"], created_at=created_at)
+                    # Minting takes a second or so at the default difficulty:
+                    # off the event loop.
+                    nonce = await asyncio.to_thread(mint, signer.did, full, int(config["admission_difficulty"]))
+                    body = dict(body, stamp=nonce)
+                    return await self.submit(await self.sign("proposal", body, key=key, created_at=created_at))
+        return await self.submit(await self.sign("proposal", body, key=key))
+
     async def _send(self, kind: MessageType, body: Mapping[str, Any], key: Keypair | None) -> Any:
         return await self.submit(await self.sign(kind, body, key=key))
 
@@ -312,7 +340,7 @@ class AsyncClient(ClientBase):
             policy=policy,
             supersedes=supersedes,
         )
-        return cast(ProposalReceipt, await self._send("proposal", body, key))
+        return cast(ProposalReceipt, await self._send_proposal(body, key))
 
     async def respond(
         self,
@@ -363,7 +391,7 @@ class AsyncClient(ClientBase):
             options=options,
             own_distribution=distribution,
         )
-        return cast(ProposalReceipt, await self._send("proposal", body, key))
+        return cast(ProposalReceipt, await self._send_proposal(body, key))
 
     async def believe(
         self,

@@ -40,7 +40,8 @@ from .types import (
     ResponseReceipt,
     SpaceInfo,
 )
-from .wire import DecimalLike, MessageType, SignedMessage
+from .stamp import mint
+from .wire import DecimalLike, MessageType, SignedMessage, micros
 
 __all__ = ["Client"]
 
@@ -247,6 +248,29 @@ class Client(ClientBase):
             self.space()
         return self._sign_known(kind, body, key, created_at, space)
 
+    def _send_proposal(self, body: dict[str, Any], key: Keypair | None) -> Any:
+        """Signs and submits a proposal, first minting the proof-of-work
+        stamp the space asks of this key in this domain (PROTOCOL §16): when
+        its trust there is below ``admission_trust_below``."""
+        info = self.space()
+        config = info["config"]
+        below = micros(config.get("admission_trust_below", "0"))
+        if below > 0:
+            signer = self._signer(key)
+            try:
+                record = self.agent(signer.did)
+            except SynodError as e:
+                if e.kind != "not_found":
+                    raise
+            else:
+                trust = record["trust"].get(body["domain"], record["trust_prior"])
+                if micros(trust) < below:
+                    created_at = self._node_now()
+                    full = dict(body, space=info["space"], created_at=created_at)
+                    body = dict(body, stamp=mint(signer.did, full, int(config["admission_difficulty"])))
+                    return self.submit(self.sign("proposal", body, key=key, created_at=created_at))
+        return self.submit(self.sign("proposal", body, key=key))
+
     def _send(self, kind: MessageType, body: Mapping[str, Any], key: Keypair | None) -> Any:
         return self.submit(self.sign(kind, body, key=key))
 
@@ -311,7 +335,7 @@ class Client(ClientBase):
             policy=policy,
             supersedes=supersedes,
         )
-        return cast(ProposalReceipt, self._send("proposal", body, key))
+        return cast(ProposalReceipt, self._send_proposal(body, key))
 
     def respond(
         self,
@@ -362,7 +386,7 @@ class Client(ClientBase):
             options=options,
             own_distribution=distribution,
         )
-        return cast(ProposalReceipt, self._send("proposal", body, key))
+        return cast(ProposalReceipt, self._send_proposal(body, key))
 
     def believe(
         self,

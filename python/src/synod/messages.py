@@ -213,7 +213,14 @@ def set_change(**patch: Any) -> dict[str, Any]:
     """A configuration ``set`` change (§7.0): ``mode="open"``,
     ``trust_prior=0.5``, ``max_deadline_ms=...``, ``policies={...}``. Decimal
     fields given as numbers are written as decimal strings."""
-    decimals = {"trust_prior", "open_authority_cap", "open_initial_trust", "trust_learning_rate"}
+    decimals = {
+        "trust_prior",
+        "open_authority_cap",
+        "open_initial_trust",
+        "open_newcomer_cap",
+        "trust_learning_rate",
+        "admission_trust_below",
+    }
     out: dict[str, Any] = {}
     for name, value in patch.items():
         out[name] = to_decimal(value) if name in decimals and value is not None else value

@@ -108,6 +108,11 @@ class SpaceConfig(TypedDict):
     max_message_age_ms: int
     max_clock_skew_ms: int
     max_open_per_agent: int
+    #: Proof-of-work admission (PROTOCOL §16): proposers whose trust in the
+    #: domain is below ``admission_trust_below`` stamp their proposals at
+    #: ``admission_difficulty`` bits (the clients do it for you).
+    admission_difficulty: int
+    admission_trust_below: str
 
 
 class Head(TypedDict):
