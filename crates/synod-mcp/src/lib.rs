@@ -562,7 +562,7 @@ impl Synod {
     }
 
     #[tool(
-        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. Returns the proposal id."
+        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. If the space asks proof of work of agents without a track record in the domain, the stamp is minted for you (a fraction of a second). Returns the proposal id."
     )]
     async fn propose(
         &self,
