@@ -269,6 +269,19 @@ fn outcome_text(record: &ProposalRecord, o: &synod_core::space::OutcomeRecord) -
     }
 }
 
+/// A distribution as `a 0.7 · b 0.3`, in the order of the proposal's options.
+fn in_option_order(
+    record: &ProposalRecord,
+    d: &std::collections::BTreeMap<String, synod_core::fixed::Probability>,
+) -> String {
+    record
+        .options
+        .iter()
+        .filter_map(|o| d.get(o).map(|q| format!("{} {q}", esc(o))))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// The decision package, as HTML.
 fn package_html(space: &Space, record: &ProposalRecord) -> String {
     let pkg = DecisionPackage::build(space, record);
@@ -279,7 +292,7 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         out,
         r#"<p class="summary">{summary}</p>
 <dl class="facts"><dt>Action</dt><dd><code>{kind}</code></dd><dt>Domain</dt><dd>{domain}</dd>
-<dt>Stakes</dt><dd>{stakes}</dd><dt>Proposer</dt><dd><a href="/agents/{pid}">{pname}</a> at confidence {conf}</dd>
+<dt>Stakes</dt><dd>{stakes}</dd><dt>Proposer</dt><dd><a href="/agents/{pid}">{pname}</a>{conf}</dd>
 <dt>Why a human</dt><dd class="reason">{reason}</dd></dl>"#,
         summary = esc(&body.action.summary),
         kind = esc(&body.action.kind),
@@ -287,7 +300,20 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         stakes = record.stakes.as_str(),
         pid = esc(proposer.id.as_str()),
         pname = esc(&proposer.name),
-        conf = record.confidence,
+        // A belief proposal's confidence decides nothing: its options do.
+        conf = if record.options.is_empty() {
+            format!(" at confidence {}", record.confidence)
+        } else {
+            format!(
+                "; options {}",
+                record
+                    .options
+                    .iter()
+                    .map(|o| esc(o))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
         reason = reason_text(pkg.reason),
     );
     if !body.action.payload.is_null() {
@@ -298,9 +324,11 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
             esc(&payload)
         );
     }
-    out.push_str(
-        r#"<table class="positions"><thead><tr><th>Agent</th><th>Stance</th><th>Confidence</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#,
-    );
+    out.push_str(if pkg.belief.is_some() {
+        r#"<table class="positions"><thead><tr><th>Agent</th><th>Distribution</th><th>From the pool</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#
+    } else {
+        r#"<table class="positions"><thead><tr><th>Agent</th><th>Stance</th><th>Confidence</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#
+    });
     for p in &pkg.positions {
         let who = if p.proposer { " (proposer)" } else { "" };
         // A belief proposal's position is a distribution; the confidence
@@ -308,10 +336,7 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         let (cls, stance, conf) = match (&p.distribution, p.stance, p.confidence) {
             (Some(d), _, _) => (
                 "belief",
-                d.iter()
-                    .map(|(o, q)| format!("{} {q}", esc(o)))
-                    .collect::<Vec<_>>()
-                    .join(" · "),
+                in_option_order(record, d),
                 format!("distance {}", p.divergence.as_deref().unwrap_or("—")),
             ),
             (None, Some(s), Some(c)) => (s.as_str(), s.as_str().to_string(), c.to_string()),
@@ -355,12 +380,7 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
     );
     match (&pkg.belief, p.weighting) {
         (Some(b), _) => {
-            let pooled = b
-                .pooled
-                .iter()
-                .map(|(o, q)| format!("{} {q}", esc(o)))
-                .collect::<Vec<_>>()
-                .join(" · ");
+            let pooled = in_option_order(record, &b.pooled);
             let _ = write!(
                 out,
                 r#"
@@ -407,25 +427,28 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
             );
         }
     }
-    let max = pkg
-        .confidences
-        .histogram
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    out.push_str(r#"<figure class="histogram" aria-label="Distribution of confidences"><figcaption>Confidences</figcaption><div class="bars">"#);
-    for (i, count) in pkg.confidences.histogram.iter().enumerate() {
-        let height = count * 100 / max;
-        let _ = write!(
-            out,
-            r#"<div class="bar" title="{lo:.1}–{hi:.1}: {count}"><span style="height:{height}%"></span><small>{lo:.1}</small></div>"#,
-            lo = i as f64 / 10.0,
-            hi = (i + 1) as f64 / 10.0,
-        );
+    // Confidences mean nothing for a belief proposal's distributions.
+    if pkg.belief.is_none() {
+        let max = pkg
+            .confidences
+            .histogram
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        out.push_str(r#"<figure class="histogram" aria-label="Distribution of confidences"><figcaption>Confidences</figcaption><div class="bars">"#);
+        for (i, count) in pkg.confidences.histogram.iter().enumerate() {
+            let height = count * 100 / max;
+            let _ = write!(
+                out,
+                r#"<div class="bar" title="{lo:.1}–{hi:.1}: {count}"><span style="height:{height}%"></span><small>{lo:.1}</small></div>"#,
+                lo = i as f64 / 10.0,
+                hi = (i + 1) as f64 / 10.0,
+            );
+        }
+        out.push_str("</div></figure>");
     }
-    out.push_str("</div></figure>");
     if !pkg.decisions.is_empty() {
         out.push_str("<h4>Reviewer decisions</h4><ul class=\"decisions\">");
         for d in &pkg.decisions {
