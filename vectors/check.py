@@ -6,8 +6,9 @@ It derives did:key ids, canonicalizes with RFC 8785, hashes and signs
 (Ed25519 is deterministic), checks the signature rule (strict encodings, the
 cofactored equation) on the edge cases of signatures.json, computes the
 exact log-odds of logodds.json, resolves every scenario of resolve.json with the
-exact integer rule of docs/PROTOCOL.md §5-§6, and replays every trust update of
-trust.json (§8). (The sample log, log/sample.jsonl, is checked by
+exact integer rule of docs/PROTOCOL.md §5-§6, replays every trust update of
+trust.json (§8), and recomputes belief.json: the integer logarithm and
+exponential of §14.1-§14.2, and belief scenarios pooled by §15. (The sample log, log/sample.jsonl, is checked by
 `synod audit verify`, not here.) Nothing here is shared with the Rust code: agreement is the
 evidence that another language gets the bit-identical answer.
 
@@ -215,6 +216,11 @@ def unit(text) -> int:
 
 # stakes: (approve_margin, reject_margin, approve_confidence,
 #          reject_confidence, quorum, min_confidence, human_required)
+# PROTOCOL.md §15.1: pool_threshold by stakes; the log pool and floor 0.01
+# by default.
+POOL_THRESHOLD = {"low": 600_000, "medium": 700_000, "high": 800_000, "critical": 800_000}
+DEFAULT_POOL_FLOOR = 10_000
+MAX_POOL_FLOOR = 100_000
 DEFAULTS = {
     "low": (100_000, 100_000, 750_000, 750_000, 300_000, 200_000, False),
     "medium": (200_000, 200_000, 800_000, 800_000, 500_000, 300_000, False),
@@ -223,6 +229,7 @@ DEFAULTS = {
 }
 POLICY_FIELDS = ("approve_margin", "reject_margin", "approve_confidence", "reject_confidence",
                  "quorum", "min_confidence", "human_required")
+OPTION = re.compile(r"[a-z0-9_.-]{1,32}")
 # PROTOCOL.md §5.0.1: trust above the policy's trust_cap adds no weight.
 DEFAULT_TRUST_CAP = 650_000
 # PROTOCOL.md §5.0.1: the most log-odds one response brings, logit(0.8).
@@ -316,20 +323,38 @@ def shape(s) -> None:
 
     def fields(obj, required, optional=()):
         need(isinstance(obj, dict) and not any(isinstance(k, Num) for k in obj))
+        need(not getattr(obj, "repeated", False))
         need(set(required) <= set(obj) <= set(required) | set(optional))
 
-    fields(s, ("stakes", "electorate", "proposer", "proposer_confidence", "responses"), ("policy", "deadline_passed"))
+    def distribution(d):
+        # Repeated labels are refused later, in the order of §11.3.
+        need(isinstance(d, dict))
+        for v in d.values():
+            decimal(v)
+
+    fields(s, ("stakes", "electorate", "proposer", "proposer_confidence", "responses"),
+           ("policy", "deadline_passed", "method", "options", "proposer_distribution"))
+    need(s.get("method", "vote") in ("vote", "belief") and not isinstance(s.get("method"), Num))
+    if s.get("options") is not None:
+        need(isinstance(s["options"], list))
+        for o in s["options"]:
+            need(isinstance(o, str) and not isinstance(o, Num))
+    if s.get("proposer_distribution") is not None:
+        distribution(s["proposer_distribution"])
     need(s["stakes"] in DEFAULTS and not isinstance(s["stakes"], Num))
     need(isinstance(s["proposer"], str) and not isinstance(s["proposer"], Num))
     decimal(s["proposer_confidence"])
     need(isinstance(s.get("deadline_passed", False), bool))
     policy = s.get("policy") or {}
-    fields(policy, (), POLICY_FIELDS + ("proposer_counts", "weighting", "trust_cap"))
+    fields(policy, (), POLICY_FIELDS + ("proposer_counts", "weighting", "trust_cap",
+                                        "pool", "pool_threshold", "pool_floor"))
     for k, v in policy.items():
         if k in ("human_required", "proposer_counts"):
             need(isinstance(v, bool))
         elif k == "weighting":
             need(v in ("linear", "log_odds") and not isinstance(v, Num))
+        elif k == "pool":
+            need(v in ("log", "linear") and not isinstance(v, Num))
         else:
             decimal(v)
     need(isinstance(s["electorate"], list) and isinstance(s["responses"], list))
@@ -339,10 +364,14 @@ def shape(s) -> None:
         decimal(m["authority"])
         decimal(m["trust"])
     for r in s["responses"]:
-        fields(r, ("agent", "stance", "confidence"))
+        fields(r, ("agent",), ("stance", "confidence", "distribution"))
         need(isinstance(r["agent"], str) and not isinstance(r["agent"], Num))
-        need(r["stance"] in ("endorse", "challenge", "abstain") and not isinstance(r["stance"], Num))
-        decimal(r["confidence"])
+        if r.get("stance") is not None:
+            need(r["stance"] in ("endorse", "challenge", "abstain") and not isinstance(r["stance"], Num))
+        if r.get("confidence") is not None:
+            decimal(r["confidence"])
+        if r.get("distribution") is not None:
+            distribution(r["distribution"])
 
 
 def run_scenario(raw: str) -> dict:
@@ -351,21 +380,39 @@ def run_scenario(raw: str) -> dict:
         raise Refused("malformed")
 
     try:
-        s = json.loads(raw, parse_int=Num, parse_float=Num, parse_constant=constant)
+        s = json.loads(raw, parse_int=Num, parse_float=Num, parse_constant=constant,
+                       object_pairs_hook=Obj.of)
     except json.JSONDecodeError:
         raise Refused("malformed")
     shape(s)
     policy = dict(zip(POLICY_FIELDS, DEFAULTS[s["stakes"]]))
     policy["weighting"], policy["trust_cap"], counts = "log_odds", DEFAULT_TRUST_CAP, True
+    policy["pool"], policy["pool_threshold"] = "log", POOL_THRESHOLD[s["stakes"]]
+    policy["pool_floor"] = DEFAULT_POOL_FLOOR
     for name, value in (s.get("policy") or {}).items():
-        if name in ("weighting", "human_required"):
+        if name in ("weighting", "human_required", "pool"):
             policy[name] = value
         elif name == "proposer_counts":
             counts = value
         else:
             policy[name] = unit(value)
-    if min(policy["approve_confidence"], policy["reject_confidence"]) <= ONE // 2:
+    if min(policy["approve_confidence"], policy["reject_confidence"], policy["pool_threshold"]) <= ONE // 2:
         raise Refused("out_of_range")
+    if not 0 < policy["pool_floor"] <= MAX_POOL_FLOOR:
+        raise Refused("out_of_range")
+    belief = s.get("method") == "belief"
+    options = s.get("options")
+    if belief != (options is not None):
+        raise Refused("malformed")
+    if belief:
+        if len(options) < 2:
+            raise Refused("malformed")
+        if len(options) > 16:
+            raise Refused("too_large")
+        if any(not OPTION.fullmatch(o) for o in options) or len(set(options)) != len(options):
+            raise Refused("malformed")
+    elif s.get("proposer_distribution") is not None:
+        raise Refused("malformed")
     decimals = 18 if policy["weighting"] == "linear" else 30
     members, listed = {}, set()
     for m in s["electorate"]:
@@ -379,7 +426,22 @@ def run_scenario(raw: str) -> dict:
     pc = unit(s["proposer_confidence"])
     if pc == 0:
         raise Refused("out_of_range")
+    own = s.get("proposer_distribution")
+    own = None if own is None else in_order("proposer_distribution", own, options)
     e = c = v = 0
+    pool = [0] * len(options or [])
+    weight = 0
+    counted = []
+
+    def believe(agent, d):
+        nonlocal v, weight
+        a, t = members[agent]
+        w = pool_weight(policy, a, t)
+        for o, p in enumerate(d):
+            pool[o] += w * (penalty(policy, p) if policy["pool"] == "log" else p)
+        weight += w
+        v += a * t
+        counted.append((agent, d))
 
     def count(agent, stance, conf):
         nonlocal e, c, v
@@ -396,29 +458,120 @@ def run_scenario(raw: str) -> dict:
     responded = set()
     if s["proposer"] in members:
         responded.add(s["proposer"])
-        if counts:
+        if counts and not belief:
             count(s["proposer"], "endorse", pc)
-    for r in s["responses"]:
-        conf = unit(r["confidence"])
+        elif counts and own is not None:
+            believe(s["proposer"], own)
+    for i, r in enumerate(s["responses"]):
+        stance, conf, d = r.get("stance"), r.get("confidence"), r.get("distribution")
+        if stance is not None and conf is not None and d is None:
+            if belief and stance != "abstain":
+                raise Refused("malformed")
+            conf = unit(conf)
+        elif stance is None and conf is None and d is not None and belief:
+            d = in_order(f"responses[{i}]", d, options)
+        else:
+            raise Refused("malformed")
         if r["agent"] == s["proposer"] or r["agent"] not in members:
             raise Refused("not_eligible")
         if r["agent"] in responded:
             raise Refused("duplicate")
         responded.add(r["agent"])
-        count(r["agent"], r["stance"], conf)
+        if d is not None:
+            believe(r["agent"], d)
+        else:
+            count(r["agent"], stance, conf)
     remaining = sum(reach(policy, *m) for agent, m in members.items() if agent not in responded)
     everyone = all(a in responded for a in members)
-    if s.get("deadline_passed", False) or everyone:
+    closing = s.get("deadline_passed", False) or everyone
+    if belief:
+        leader, probs, clears = pooled(policy, pool, weight)
+        if not closing:
+            status, reason = "open", None
+        elif policy["human_required"]:
+            status, reason = "escalated", "stakes"
+        elif v * ONE < policy["quorum"] * pot:
+            status, reason = "escalated", "no_quorum"
+        elif clears:
+            status, reason = "approved", None
+        else:
+            status, reason = "escalated", "contested"
+        was_early = False
+    elif closing:
         status, reason, was_early = *resolve(policy, e, c, v, pot), False
     else:
         verdict = early(policy, e, c, v, pot, remaining)
         status, reason, was_early = (verdict, None, True) if verdict else ("open", None, False)
-    return {
+    out = {
         "status": status,
         "reason": reason,
         "early": was_early,
         "tally": {"endorse": fmt(e, decimals), "challenge": fmt(c, decimals), "voted": fmt(v, 12), "potential": fmt(pot, 12)},
     }
+    if belief:
+        lead = None if leader is None else options[leader]
+        out["belief"] = {
+            "choice": lead if status == "approved" else None,
+            "leader": lead,
+            "pooled": {o: fmt(p, 6) for o, p in zip(options, probs)},
+            # Total variation distance: half of sum |p - pi|, exactly.
+            "divergence": {} if not probs else {
+                agent: fmt(5 * sum(abs(p - q) for p, q in zip(d, probs)), 7) for agent, d in counted
+            },
+        }
+    return out
+
+
+class Obj(dict):
+    """A JSON object that remembers whether a member name was repeated."""
+
+    @staticmethod
+    def of(pairs):
+        obj = Obj(pairs)
+        obj.repeated = len(obj) != len(pairs)
+        return obj
+
+
+def in_order(field, d, options):
+    """A distribution {option: decimal} as millionths in option order (§15):
+    decimals in [0, 1], no repeated label, summing to exactly 1, naming each
+    option once and nothing else."""
+    probs = {label: unit(text) for label, text in d.items()}
+    if d.repeated:
+        raise Refused("malformed")
+    if sum(probs.values()) != ONE:
+        raise Refused("out_of_range")
+    if set(probs) != set(options):
+        raise Refused("malformed")
+    return [probs[o] for o in options]
+
+
+def pool_weight(policy, a, t):
+    """§15.1: a member's weight factor under the policy's weighting."""
+    if policy["weighting"] == "linear":
+        return a * t
+    return a * (2 * min(t, policy["trust_cap"])) ** 2
+
+
+def penalty(policy, p):
+    """§15.2: ln(10^6 / max(p, floor)) in 1e-12."""
+    return ln_ratio(ONE, max(p, policy["pool_floor"], 1))
+
+
+def pooled(policy, pool, weight):
+    """§15.2: (leader or None, pooled millionths per option, clears)."""
+    if weight == 0:
+        return None, [], False
+    theta = policy["pool_threshold"]
+    if policy["pool"] == "log":
+        best = min(pool)
+        leader = pool.index(best) if pool.count(best) == 1 else None
+        odds = [exp_neg((x - best) // weight) for x in pool]
+        z = sum(odds)
+        return leader, [e * ONE // z for e in odds], leader is not None and 10**24 >= theta * z
+    best = max(pool)
+    leader = pool.index(best) if pool.count(best) == 1 else None
+    return leader, [x // weight for x in pool], leader is not None and best >= theta * weight
 
 
 def scenario_texts(text: str):
@@ -501,6 +654,101 @@ def logit_micros(c: int) -> int:
     return tdiv(k * 693_147_180_559_945_309 + 2 * total, ONE)
 
 
+LN2 = 693_147_180_559_945_309
+Q = 10**18
+
+
+def ln_ratio(n: int, d: int) -> int:
+    """PROTOCOL.md §14.1: ln(n/d) for 1 <= d <= n, in 1e-12. After the
+    reduction n/d lies in [2/3, 4/3), so y may be negative: every division
+    truncates toward zero (tdiv), as the specification says."""
+    assert 1 <= d <= n < 2**63
+    k = 0
+    while 3 * n >= 4 * d:
+        d, k = 2 * d, k + 1
+    y = tdiv((n - d) * Q, n + d)
+    y2 = tdiv(y * y, Q)
+    total, term, odd = 0, y, 1
+    while term:
+        total += tdiv(term, odd)
+        term = tdiv(term * y2, Q)
+        odd += 2
+    return tdiv(k * LN2 + 2 * total, ONE)
+
+
+def exp_neg(x: int) -> int:
+    """PROTOCOL.md §14.2: exp(-x) for x >= 0 in 1e-12, as 1e-18, truncated."""
+    big = x * ONE
+    k, r = divmod(big, LN2)
+    if k >= 64:
+        return 0
+    total, term, j = Q, Q, 1
+    while True:
+        term = term * r // (j * Q)
+        if term == 0:
+            break
+        total += -term if j % 2 else term
+        j += 1
+    return total >> k
+
+
+def check_belief() -> int:
+    text = (HERE / "belief.json").read_text()
+    data = json.loads(text)
+    for case in data["ln"]:
+        assert fmt(ln_ratio(int(case["n"]), int(case["d"])), 12) == case["ln"], case
+    for case in data["exp"]:
+        assert fmt(exp_neg(int(case["x"])), 18) == case["exp"], case
+    cases = data["cases"]
+    raws = list(scenario_texts(text))
+    assert len(raws) == len(cases)
+    for case, raw in zip(cases, raws):
+        try:
+            got = run_scenario(raw)
+        except Refused as refused:
+            assert case.get("error") == refused.kind, (case["name"], refused.kind)
+            continue
+        assert "error" not in case, (case["name"], got)
+        assert got == case["expected"], (case["name"], got, case["expected"])
+    return len(data["ln"]) + len(data["exp"]) + len(cases)
+
+
+def stamp_base(signer: str, body: dict) -> bytes:
+    """PROTOCOL.md §16: the proposal's id as it would be without its stamp."""
+    plain = {k: v for k, v in body.items() if k != "stamp"}
+    return hashlib.sha256(rfc8785.dumps({"body": plain, "signer": signer, "type": "proposal"})).digest()
+
+
+def stamp_hash(base: bytes, nonce: int) -> bytes:
+    return hashlib.sha256(b"synod/stamp/v1" + base + nonce.to_bytes(8, "big")).digest()
+
+
+def zero_bits(digest: bytes) -> int:
+    bits = 0
+    for byte in digest:
+        if byte:
+            return bits + 8 - byte.bit_length()
+        bits += 8
+    return bits
+
+
+def check_stamps() -> int:
+    cases = json.loads((HERE / "stamp.json").read_text())["cases"]
+    for case in cases:
+        _, public = key_of(case["signer_seed"])
+        assert did_of(public) == case["signer"], case["why"]
+        base = stamp_base(case["signer"], case["body"])
+        assert base.hex() == case["base"], case["why"]
+        digest = stamp_hash(base, case["nonce"])
+        assert digest.hex() == case["hash"], case["why"]
+        valid = zero_bits(digest) >= case["difficulty"] and case["nonce"] < 2**53
+        assert valid == case["valid"], case["why"]
+        if valid:
+            # The first such nonce: every smaller one falls short.
+            assert all(zero_bits(stamp_hash(base, n)) < case["difficulty"] for n in range(case["nonce"])), case
+    return len(cases)
+
+
 def check_log_odds() -> int:
     cases = json.loads((HERE / "logodds.json").read_text())["cases"]
     for case in cases:
@@ -565,6 +813,8 @@ def main() -> int:
         "trust updates": check_trust(),
         "log-odds values": check_log_odds(),
         "lottery draws": check_lotteries(),
+        "belief values and scenarios": check_belief(),
+        "admission stamps": check_stamps(),
     }
     for name, n in counts.items():
         print(f"python agrees on {n} {name}")

@@ -31,6 +31,7 @@ STATUS = {
     "wrong_host": 421,
     "out_of_range": 422,
     "policy_violation": 422,
+    "insufficient_work": 422,
     "bad_deadline": 422,
     "clock_skew": 422,
 }
@@ -111,6 +112,19 @@ CASES: dict[str, tuple[str, Case]] = {
         "policy_violation",
         lambda w: w.node.propose("fraud.detection", "x", "loose", 0.5, policy={"quorum": "0.1"}, key=w.team.alice),
     ),
+    "a proposal without the work the space asks": (
+        "insufficient_work",
+        lambda w: w.node.submit(
+            w.node.sign(
+                "proposal",
+                proposal_body(
+                    domain="fraud.detection", kind="x", summary="no stamp", confidence="0.5", stakes="low",
+                    deadline=w.node.now() + 60_000,
+                ),
+                key=w.team.alice,
+            )
+        ),
+    ),
     "a past deadline": (
         "bad_deadline",
         lambda w: w.node.propose("fraud.detection", "x", "late", 0.5, deadline=w.node.now() - 1_000, key=w.team.alice),
@@ -165,6 +179,15 @@ CASES: dict[str, tuple[str, Case]] = {
 }
 
 
+#: What a case needs first (not part of what it checks).
+SETUP = {
+    # PROTOCOL §16: proposers below trust 0.6 (everyone here, at 0.5) stamp.
+    "a proposal without the work the space asks": lambda w: w.node.set_config(
+        admission_trust_below="0.6", admission_difficulty=8, key=w.team.admin
+    ),
+}
+
+
 @pytest.fixture
 def world(team: Team) -> World:
     return World(team, team.client())
@@ -173,6 +196,8 @@ def world(team: Team) -> World:
 @pytest.mark.parametrize("name", list(CASES))
 def test_each_refusal_has_its_kind_and_status(world: World, name: str) -> None:
     kind, case = CASES[name]
+    if name in SETUP:
+        SETUP[name](world)
     before = world.node.space()["head"]
     with pytest.raises(SynodError) as caught:
         case(world)

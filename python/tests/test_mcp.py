@@ -199,3 +199,43 @@ async def test_over_http_a_token_agent_challenges_and_a_human_decides(team: Team
                 oscar.report_outcome(pid, result="success")
             after = await call(session, "whoami")
             assert after["record"]["trust"] == {"fraud.detection": "0.444"}
+
+
+@pytest.mark.anyio
+async def test_over_stdio_an_mcp_agent_asks_and_answers_a_question(team: Team, tmp_path: Path) -> None:
+    """Belief consensus through MCP (PROTOCOL §15): propose with options,
+    answer with a distribution, read the pool, report the right option."""
+    node = team.server.url
+    with anyio.fail_after(60):
+        async with stdio_session(node, team.alice.save(tmp_path / "alice.key")) as session:
+            missing = await call_error(
+                session, "propose", domain="fraud.review", kind="pick", summary="Which queue?", stakes="low"
+            )
+            assert missing["error"] == "malformed" and "options" in missing["message"]
+            asked = await call(
+                session,
+                "propose",
+                domain="fraud.review",
+                kind="pick_queue",
+                summary="Which queue handles case 9?",
+                stakes="low",
+                options=["manual", "auto"],
+                distribution={"manual": 0.7, "auto": 0.3},
+            )
+            pid = asked["id"]
+        async with stdio_session(node, team.bob.save(tmp_path / "bob.key")) as session:
+            both = await call_error(
+                session, "respond", proposal_id=pid, stance="endorse", confidence=0.9, reasoning="x"
+            )
+            assert both["error"] == "malformed"
+            await call(session, "respond", proposal_id=pid, distribution={"manual": "0.8", "auto": "0.2"}, reasoning="short queue")
+        async with stdio_session(node, team.carol.save(tmp_path / "carol.key")) as session:
+            await call(session, "respond", proposal_id=pid, distribution={"manual": 0.6, "auto": 0.4}, reasoning="either")
+            status = await call(session, "check_status", proposal_id=pid)
+            # Geometric mean of 0.7, 0.8, 0.6 (weights 1, 0.8, 0.5) against
+            # that of 0.3, 0.2, 0.4: manual ≈ 0.72 ≥ 0.6 (low stakes).
+            assert status["status"] == "approved" and status["choice"] == "manual"
+            assert status["options"] == ["manual", "auto"] and status["pool"]["leader"] == "manual"
+        async with stdio_session(node, team.oscar.save(tmp_path / "oscar.key")) as session:
+            done = await call(session, "report_outcome", proposal_id=pid, option="manual")
+            assert sum(e["type"] == "trust_updated" for e in done["effects"]) == 3

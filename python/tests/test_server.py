@@ -245,3 +245,91 @@ def test_an_agent_survives_a_node_restart(team: Team) -> None:
         team.server.restart()
         assert alice.proposal(pid)["status"] == "open"
         assert alice.respond(pid, "endorse", 0.6, key=team.bob)["status"] == "open"
+
+
+def test_a_question_is_answered_by_belief_consensus(team: Team) -> None:
+    """PROTOCOL §15 end to end: a question with options, distributions from
+    Python, the log pool adopting the leader, a zero that does not veto it,
+    the outcome naming the right option, and trust by the quadratic score."""
+    with team.client() as node:
+        pid = node.ask(
+            "fraud.review",
+            "choose_queue",
+            "Which queue handles case 77?",
+            ["manual", "auto", "hold"],
+            distribution={"manual": "0.8", "auto": "0.1", "hold": "0.1"},
+            stakes="low",
+            key=team.alice,
+        )["id"]
+        detail = node.proposal(pid)
+        assert detail["method"] == "belief" and detail["options"] == ["manual", "auto", "hold"]
+        assert detail["distribution"] == {"manual": "0.8", "auto": "0.1", "hold": "0.1"}
+        with pytest.raises(SynodError) as wrong_sum:
+            node.believe(pid, {"manual": "0.5", "auto": "0.4", "hold": "0"}, key=team.bob)
+        assert wrong_sum.value.kind == "out_of_range"
+        with pytest.raises(SynodError) as a_stance:
+            node.respond(pid, "endorse", "0.9", key=team.bob)
+        assert a_stance.value.kind == "malformed"
+        node.believe(pid, {"manual": 0.7, "auto": 0.2, "hold": 0.1}, "the queue is short", key=team.bob)
+        # carol rules manual out; the floor (0.01) keeps that from a veto:
+        # manual still leads, but below 0.6, so a human decides.
+        done = node.believe(pid, {"manual": "0", "auto": "0.9", "hold": "0.1"}, key=team.carol)
+        assert done["status"] == "escalated"
+        closed = next(e for e in done["effects"] if e["type"] == "proposal_closed")
+        assert closed["reason"] == "contested" and closed["pool"]["leader"] == "manual"
+        assert "choice" not in closed
+        package = node.proposal(pid)["package"]
+        assert package["belief"]["leader"] == "manual" and package["belief"]["choice"] is None
+        assert [p.get("divergence") is not None for p in package["positions"]] == [True, True, True]
+        with pytest.raises(SynodError) as no_option:
+            node.decide(pid, "approve", reviewer_token=team.reviewer_token)
+        assert no_option.value.kind == "malformed"
+        decided = node.decide(pid, "approve", "manual is right here", option="manual", reviewer_token=team.reviewer_token)
+        assert decided["status"] == "approved_by_human"
+        detail = node.proposal(pid)
+        assert detail["choice"] == "manual"
+        assert [r["distribution"]["auto"] for r in detail["responses"]] == ["0.2", "0.9"]
+        receipt = node.report_outcome(pid, option="manual", key=team.oscar)
+        assert node.proposal(pid)["outcome"] == {"option": "manual", "reporter": team.oscar.did, "index": receipt["index"]}
+        after = {e["agent"]: e["after"] for e in receipt["effects"] if e["type"] == "trust_updated"}
+        # g = 1 - sum (p - y)^2: alice 0.94 -> 0.522, bob 0.86 -> 0.518,
+        # carol -0.82 -> 0.434 (from 0.5, eta 0.05).
+        assert after == {team.alice.did: "0.522", team.bob.did: "0.518", team.carol.did: "0.434"}
+
+
+def test_proof_of_work_admission_is_minted_by_the_clients(team: Team, admin_client: Client, tmp_path: Path) -> None:
+    """PROTOCOL §16: once the space asks proposers below trust 0.6 to stamp
+    at 12 bits, a bare proposal is refused, while this package and the CLI
+    mint the stamp themselves, bound to what they sign."""
+    from synod import proposal_body
+    from synod.stamp import meets, stamp_base
+
+    admin_client.set_config(admission_trust_below="0.6", admission_difficulty=12)
+    config = admin_client.space()["config"]
+    assert (config["admission_trust_below"], config["admission_difficulty"]) == ("0.6", 12)
+    with team.client() as node:
+        bare = node.sign(
+            "proposal",
+            proposal_body(domain="fraud.detection", kind="x", summary="bare", confidence="0.5", stakes="low",
+                          deadline=node.now() + 60_000),
+            key=team.alice,
+        )
+        with pytest.raises(SynodError) as refused:
+            node.submit(bare)
+        assert refused.value.kind == "insufficient_work" and refused.value.status == 422
+        pid = node.propose("fraud.detection", "block_card", "Block card 12", "0.7", stakes="low", key=team.alice)["id"]
+        body = node.proposal(pid)["message"]["body"]
+        assert meets(stamp_base(team.alice.did, body), body["stamp"], 12)
+        # A question is stamped the same way.
+        qid = node.ask("fraud.review", "pick", "Which queue?", ["a", "b"], stakes="low", key=team.alice)["id"]
+        assert "stamp" in node.proposal(qid)["message"]["body"]
+    key_file = team.bob.save(tmp_path / "bob.key")
+    out = run_cli(
+        "propose", "--domain", "fraud.detection", "--kind", "block_card", "--summary", "Block card 13",
+        "--confidence", "0.6", "--stakes", "low", "--node", team.server.url, "--key", str(key_file), "--json",
+    )
+    cid = json.loads(out.stdout)["id"]
+    assert "admission stamp of 12 bits" in out.stderr
+    with team.client() as node:
+        body = node.proposal(cid)["message"]["body"]
+        assert meets(stamp_base(team.bob.did, body), body["stamp"], 12)

@@ -192,3 +192,18 @@ def test_a_tampered_log_line_is_caught() -> None:
 def test_signed_bytes_sort_members_and_keep_unicode() -> None:
     data = signed_bytes("outcome", {"b": 1, "a": [True, None], "z": "Zoë"}, "did:key:z6Mkx")
     assert data == '{"body":{"a":[true,null],"b":1,"z":"Zoë"},"signer":"did:key:z6Mkx","type":"outcome"}'.encode()
+
+
+def test_admission_stamps_match_the_rust_vectors() -> None:
+    """vectors/stamp.json (PROTOCOL §16): this package's stamp base, hash and
+    minting agree with Rust's; a stamp moved to other content falls short."""
+    from synod.stamp import leading_zero_bits, meets, mint, stamp_base, stamp_hash
+
+    for case in json.loads((VECTORS / "stamp.json").read_text())["cases"]:
+        base = stamp_base(case["signer"], case["body"])
+        assert base.hex() == case["base"], case["why"]
+        assert stamp_hash(base, case["nonce"]).hex() == case["hash"], case["why"]
+        assert meets(base, case["nonce"], case["difficulty"]) == case["valid"], case["why"]
+        if case["valid"]:
+            assert mint(case["signer"], case["body"], case["difficulty"]) == case["nonce"], case["why"]
+            assert leading_zero_bits(bytes.fromhex(case["hash"])) >= case["difficulty"]

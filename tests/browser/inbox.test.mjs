@@ -307,14 +307,19 @@ describe("the web inbox in a browser", { timeout: 180_000 }, () => {
     assert.equal(await chart.evaluate((el) => el.tagName.toLowerCase()), "svg");
     const box = await chart.boundingBox();
     assert.ok(box && box.width > 100 && box.height > 30, `chart box ${JSON.stringify(box)}`);
-    // The loan's outcome scored Credit Risk once, in credit.loans: that one
-    // point is drawn, inside the chart, with its domain.
-    const point = chart.locator("circle.trust-point");
-    assert.equal(await point.count(), 1);
-    const dot = await point.boundingBox();
-    assert.ok(dot && dot.width > 0 && dot.x > box.x && dot.x + dot.width < box.x + box.width, `point box ${JSON.stringify(dot)}`);
-    assert.match(await point.locator("title").textContent(), /^credit\.loans: 0\.5\d*$/);
-    assert.equal((await chart.locator("text.trust-label").textContent()).trim(), "credit.loans");
+    // Two outcomes scored Credit Risk, once in each domain: the loan in
+    // credit.loans and the repayment-plan question (belief consensus) in
+    // credit.collections. Each point is drawn inside the chart, with its
+    // domain.
+    const points = chart.locator("circle.trust-point");
+    assert.equal(await points.count(), 2);
+    for (const point of await points.all()) {
+      const dot = await point.boundingBox();
+      assert.ok(dot && dot.width > 0 && dot.x > box.x && dot.x + dot.width < box.x + box.width, `point box ${JSON.stringify(dot)}`);
+      assert.match(await point.locator("title").textContent(), /^credit\.(loans|collections): 0\.5\d*$/);
+    }
+    const labels = await chart.locator("text.trust-label").allTextContents();
+    assert.deepEqual(labels.map((l) => l.trim()).sort(), ["credit.collections", "credit.loans"]);
     await first.screenshot({ path: path.join(shots, "agent.png"), fullPage: true });
   });
 
@@ -326,11 +331,30 @@ describe("the web inbox in a browser", { timeout: 180_000 }, () => {
     await first.getByRole("heading", { name: "Recent decisions" }).waitFor();
     const listed = (await rows(first.locator("table.recent"))).map((r) => [r[1], r[3]]);
     assert.deepEqual(listed, [
+      ["Which repayment plan should account #5127 be offered?", "approved"],
       [SUMMARY, "approved_by_human"],
       ["Block card payment #88120 of 3,200 EUR abroad", "rejected"],
       ["Approve a 25,000 EUR personal loan for applicant #4411", "approved"],
     ]);
     await first.screenshot({ path: path.join(shots, "decisions.png"), fullPage: true });
+
+    // The belief-consensus question: its pool and each distribution, with
+    // the distance of each from the pool (PROTOCOL.md §15).
+    await Promise.all([
+      first.waitForURL(/\/proposals\//),
+      first
+        .locator("table.recent")
+        .getByRole("link", { name: "Which repayment plan should account #5127 be offered?" })
+        .click(),
+    ]);
+    const tally = await first.locator("table.tally").innerText();
+    assert.match(tally, /Pooled distribution \(log pool\)\s+monthly 0\.609073 · biweekly 0\.314127 · deferred 0\.076799/);
+    assert.match(tally, /monthly at 0\.609073/);
+    const positions = await first.locator("table.positions").innerText();
+    assert.match(positions, /monthly 0 · biweekly 0\.9 · deferred 0\.1/);
+    assert.match(positions, /distance 0\.\d+/);
+    assert.match(await first.locator("ol.history").innerText(), /Compliance gives monthly 0\.75 · biweekly 0\.2 · deferred 0\.05/);
+    await first.screenshot({ path: path.join(shots, "belief.png"), fullPage: true });
   });
 
   it("raised no page error, console error or unexpected HTTP error", () => {

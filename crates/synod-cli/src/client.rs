@@ -5,7 +5,7 @@ use std::io::BufRead as _;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 use synod_core::Keypair;
 use synod_core::wire::{MessageType, Verified};
 
@@ -163,9 +163,22 @@ impl Client {
         mut body: Value,
         key: &Keypair,
     ) -> Result<Value> {
-        let (space, time) = self.space()?;
-        body["space"] = json!(space);
-        body["created_at"] = json!(time);
+        let space = self.get("/v1/space")?;
+        body["space"] = space["space"].clone();
+        body["created_at"] = space["time"].clone();
+        if kind == MessageType::Proposal {
+            // Proof-of-work admission (PROTOCOL.md §16), when the space asks
+            // it of this key in this domain.
+            let started = std::time::Instant::now();
+            let minted = synod_mcp::stamp_if_required(self, &space, &mut body, key.id())
+                .map_err(|f| anyhow::anyhow!("{}: {}", f.kind, f.message))?;
+            if let Some(bits) = minted {
+                eprintln!(
+                    "minted an admission stamp of {bits} bits in {:.2} s (your trust in this domain is below the space's admission threshold)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
         let message = Verified::sign(kind, body, key);
         self.post(path, &message.to_value(), None)
     }

@@ -64,9 +64,10 @@ pub struct ProposeArgs {
     /// JSON payload for the agents.
     #[arg(long)]
     payload: Option<String>,
-    /// Your confidence, in (0, 1].
+    /// Your confidence, in (0, 1]. Required for a vote; a belief proposal
+    /// records it (default 1) but does not use it.
     #[arg(long)]
-    confidence: String,
+    confidence: Option<String>,
     /// low, medium, high or critical.
     #[arg(long, default_value = "medium")]
     stakes: String,
@@ -79,19 +80,46 @@ pub struct ProposeArgs {
     /// Policy override, `FIELD=VALUE` (repeatable); may only tighten.
     #[arg(long = "policy", value_name = "FIELD=VALUE")]
     policy: Vec<String>,
+    /// Ask a question instead (belief consensus): the options, comma
+    /// separated (`acme,globex,initech`); responses are distributions over
+    /// them.
+    #[arg(long, value_delimiter = ',', value_name = "LABELS")]
+    options: Vec<String>,
+    /// With --options: your own distribution, `OPTION=PROBABILITY`, comma
+    /// separated (`acme=0.7,globex=0.3`); the probabilities sum to 1.
+    #[arg(long, value_delimiter = ',', value_name = "OPTION=P")]
+    distribution: Vec<String>,
 }
 
 #[derive(Args)]
 pub struct RespondArgs {
     /// The proposal id.
     id: String,
-    /// endorse, challenge or abstain.
-    stance: String,
+    /// endorse, challenge or abstain (not with --distribution).
+    #[arg(required_unless_present = "distribution")]
+    stance: Option<String>,
     /// Your probability that your stance is right, in [0, 1].
-    confidence: String,
+    #[arg(required_unless_present = "distribution")]
+    confidence: Option<String>,
+    /// A belief proposal's answer: your distribution over its options,
+    /// `OPTION=PROBABILITY`, comma separated; the probabilities sum to 1.
+    #[arg(long, value_delimiter = ',', value_name = "OPTION=P", conflicts_with_all = ["stance", "confidence"])]
+    distribution: Vec<String>,
     /// Why; kept in the audit log.
     #[arg(long, default_value = "")]
     reasoning: String,
+}
+
+/// `OPTION=PROBABILITY` items as a distribution object; the node checks
+/// the labels and the sum.
+fn distribution(items: &[String]) -> Result<Value> {
+    let mut out = serde_json::Map::new();
+    for (option, p) in pairs(items, "distribution entry")? {
+        if out.insert(option.clone(), json!(p)).is_some() {
+            return Err(anyhow!("--distribution gives {option:?} twice"));
+        }
+    }
+    Ok(Value::Object(out))
 }
 
 #[derive(Subcommand)]
@@ -346,8 +374,27 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
     if !payload.is_null() {
         action["payload"] = payload;
     }
-    let mut body = json!({"domain": args.domain, "action": action, "confidence": args.confidence,
+    let belief = !args.options.is_empty();
+    let confidence = match (&args.confidence, belief) {
+        (Some(c), _) => c.clone(),
+        (None, true) => "1".to_string(),
+        (None, false) => {
+            return Err(anyhow!(
+                "--confidence is required (or --options, to ask a question)"
+            ));
+        }
+    };
+    let mut body = json!({"domain": args.domain, "action": action, "confidence": confidence,
                           "stakes": args.stakes, "deadline": deadline});
+    if belief {
+        body["method"] = json!("belief");
+        body["options"] = json!(args.options);
+        if !args.distribution.is_empty() {
+            body["distribution"] = distribution(&args.distribution)?;
+        }
+    } else if !args.distribution.is_empty() {
+        return Err(anyhow!("--distribution needs --options"));
+    }
     if let Some(s) = args.supersedes {
         body["supersedes"] = json!(s);
     }
@@ -384,7 +431,11 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
 pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
     let client = conn.client();
     let key = conn.keypair()?;
-    let body = json!({"proposal": args.id, "stance": args.stance, "confidence": args.confidence, "reasoning": args.reasoning});
+    let body = if args.distribution.is_empty() {
+        json!({"proposal": args.id, "stance": args.stance, "confidence": args.confidence, "reasoning": args.reasoning})
+    } else {
+        json!({"proposal": args.id, "distribution": distribution(&args.distribution)?, "reasoning": args.reasoning})
+    };
     let answer = client.send(
         &format!("/v1/proposals/{}/responses", args.id),
         MessageType::Response,
@@ -395,6 +446,16 @@ pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
         return print_json(&answer);
     }
     let t = &answer["tally"];
+    if !args.distribution.is_empty() {
+        println!(
+            "counted at log index {}; proposal {} (V {} P {})",
+            answer["index"],
+            answer["status"].as_str().unwrap_or("?"),
+            t["voted"].as_str().unwrap_or(""),
+            t["potential"].as_str().unwrap_or("")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "counted at log index {}; proposal {} (E {} C {} V {} P {})",
         answer["index"],
@@ -436,6 +497,9 @@ pub fn describe_proposal(p: &Value) -> String {
     if let Some(cause) = p["closure"]["cause"].as_str() {
         status.push_str(&format!(", closed: {cause}"));
     }
+    if let Some(choice) = p["choice"].as_str() {
+        status.push_str(&format!(", adopted {}", table::clean(choice)));
+    }
     if let Some(leaning) = p["leaning"]["verdict"]
         .as_str()
         .or_else(|| p["leaning"]["verdict"]["escalated"].as_str())
@@ -444,31 +508,60 @@ pub fn describe_proposal(p: &Value) -> String {
     }
     out.push_str(&format!("  status    {status}\n"));
     let t = &p["tally"];
-    out.push_str(&format!(
-        "  tally     E {}  C {}  V {}  P {}\n",
-        s(&t["endorse"]),
-        s(&t["challenge"]),
-        s(&t["voted"]),
-        s(&t["potential"])
-    ));
+    // A distribution as `a 0.7 · b 0.3`, in the order of the options.
+    let shares = |d: &Value| -> String {
+        p["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.as_str())
+            .map(|o| format!("{} {}", table::clean(o), s(&d[o])))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    if p["method"] == "belief" {
+        out.push_str(&format!(
+            "  pool      {} (leader {}; V {}  P {})\n",
+            shares(&p["pool"]["pooled"]),
+            p["pool"]["leader"]
+                .as_str()
+                .map_or("none".into(), table::clean),
+            s(&t["voted"]),
+            s(&t["potential"])
+        ));
+    } else {
+        out.push_str(&format!(
+            "  tally     E {}  C {}  V {}  P {}\n",
+            s(&t["endorse"]),
+            s(&t["challenge"]),
+            s(&t["voted"]),
+            s(&t["potential"])
+        ));
+    }
     let rows: Vec<Vec<String>> = p["responses"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| {
-            vec![
+        .map(|r| match r.get("distribution") {
+            Some(d) => vec![s(&r["name"]), shares(d), s(&r["reasoning"])],
+            None if p["method"] == "belief" => {
+                vec![s(&r["name"]), s(&r["stance"]), s(&r["reasoning"])]
+            }
+            None => vec![
                 s(&r["name"]),
                 s(&r["stance"]),
                 s(&r["confidence"]),
                 s(&r["reasoning"]),
-            ]
+            ],
         })
         .collect();
     if !rows.is_empty() {
-        out.push_str(&table::render(
-            &["AGENT", "STANCE", "CONFIDENCE", "REASONING"],
-            &rows,
-        ));
+        let header: &[&str] = if p["method"] == "belief" {
+            &["AGENT", "DISTRIBUTION", "REASONING"]
+        } else {
+            &["AGENT", "STANCE", "CONFIDENCE", "REASONING"]
+        };
+        out.push_str(&table::render(header, &rows));
     }
     out
 }
@@ -534,6 +627,17 @@ pub fn describe_event(name: &str, data: &Value) -> String {
                         data["leaning"]["escalated"].as_str().unwrap_or("?")
                     )
                 });
+            if let Some(pool) = data.get("pool") {
+                let lead = pool["leader"].as_str().map_or("none".to_string(), |l| {
+                    format!("{} at {}", table::clean(l), s(&pool["pooled"][l]))
+                });
+                return format!(
+                    "response   {} {} {}: pool leader {lead}, leaning {leaning} (tentative)",
+                    short(&data["proposal"]),
+                    short(&data["agent"]),
+                    data["stance"].as_str().unwrap_or("distribution"),
+                );
+            }
             format!(
                 "response   {} {} {}: E {} C {}, leaning {leaning} (tentative)",
                 short(&data["proposal"]),
@@ -548,8 +652,12 @@ pub fn describe_event(name: &str, data: &Value) -> String {
                 .as_str()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default();
+            let choice = data["choice"]
+                .as_str()
+                .map(|c| format!(": adopted {}", table::clean(c)))
+                .unwrap_or_default();
             format!(
-                "DECIDED    {} {}{reason} [{}] (final)",
+                "DECIDED    {} {}{reason}{choice} [{}] (final)",
                 short(&data["proposal"]),
                 s(&data["status"]),
                 s(&data["cause"])
@@ -562,15 +670,26 @@ pub fn describe_event(name: &str, data: &Value) -> String {
             short(&data["reviewer"])
         ),
         "human_resolved" => format!(
-            "DECIDED    {} {} (final)",
+            "DECIDED    {} {}{} (final)",
             short(&data["proposal"]),
-            s(&data["status"])
+            s(&data["status"]),
+            data["option"]
+                .as_str()
+                .map(|o| format!(": adopted {}", table::clean(o)))
+                .unwrap_or_default()
         ),
-        "outcome_recorded" => format!(
-            "outcome    {} score {}",
-            short(&data["proposal"]),
-            s(&data["score"])
-        ),
+        "outcome_recorded" => match data["option"].as_str() {
+            Some(option) => format!(
+                "outcome    {} right option {}",
+                short(&data["proposal"]),
+                table::clean(option)
+            ),
+            None => format!(
+                "outcome    {} score {}",
+                short(&data["proposal"]),
+                s(&data["score"])
+            ),
+        },
         "trust_updated" => format!(
             "trust      {} in {}: {} -> {}",
             short(&data["agent"]),
@@ -637,13 +756,20 @@ pub fn watch(from: Option<u64>, count: Option<u64>, conn: &Conn) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn outcome(id: &str, result: &str, conn: &Conn) -> Result<ExitCode> {
+pub fn outcome(
+    id: &str,
+    result: Option<&str>,
+    option: Option<&str>,
+    conn: &Conn,
+) -> Result<ExitCode> {
     let client = conn.client();
     let key = conn.keypair()?;
     let mut body = json!({"proposal": id});
-    match result {
-        "success" | "failure" => body["result"] = json!(result),
-        score => body["score"] = json!(score),
+    match (result, option) {
+        (None, Some(option)) => body["option"] = json!(option),
+        (Some(r @ ("success" | "failure")), None) => body["result"] = json!(r),
+        (Some(score), None) => body["score"] = json!(score),
+        _ => return Err(anyhow!("give a result, or --option for a belief proposal")),
     }
     let answer = client.send(
         &format!("/v1/proposals/{id}/outcome"),
@@ -688,26 +814,23 @@ pub fn escalations(conn: &Conn) -> Result<ExitCode> {
 pub fn review(
     id: &str,
     decision: &str,
+    option: Option<&str>,
     note: &str,
     token: Option<&str>,
     conn: &Conn,
 ) -> Result<ExitCode> {
     let client = conn.client();
     let path = format!("/v1/escalations/{id}/decisions");
+    let mut body = json!({"decision": decision, "note": note});
+    if let Some(option) = option {
+        body["option"] = json!(option);
+    }
     let answer = match token {
-        Some(token) => client.post(
-            &path,
-            &json!({"decision": decision, "note": note}),
-            Some(token),
-        )?,
+        Some(token) => client.post(&path, &body, Some(token))?,
         None => {
             let key = conn.keypair()?;
-            client.send(
-                &path,
-                MessageType::Decision,
-                json!({"proposal": id, "decision": decision, "note": note}),
-                &key,
-            )?
+            body["proposal"] = json!(id);
+            client.send(&path, MessageType::Decision, body, &key)?
         }
     };
     if conn.json {
@@ -869,7 +992,13 @@ pub fn admin(command: AdminCommand, conn: &Conn) -> Result<ExitCode> {
             let mut patch = serde_json::Map::new();
             for (field, value) in pairs(&fields, "field")? {
                 let v = match value.parse::<u64>() {
-                    Ok(n) if field.ends_with("_ms") => json!(n),
+                    Ok(n)
+                        if field.ends_with("_ms")
+                            || field == "max_open_per_agent"
+                            || field == "admission_difficulty" =>
+                    {
+                        json!(n)
+                    }
                     _ if field == "policies" => {
                         serde_json::from_str(&value).context("policies is JSON")?
                     }

@@ -157,6 +157,128 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// The belief-consensus question (PROTOCOL.md §15): the credit agents
+/// answer with distributions over three repayment plans. Customer Care rules
+/// the monthly plan out (probability 0); the pool's floor keeps that from
+/// vetoing it, and the pool adopts it at low stakes (0.6).
+struct Question {
+    title: &'static str,
+    proposer: &'static str,
+    domain: &'static str,
+    summary: &'static str,
+    stakes: &'static str,
+    options: &'static [&'static str],
+    /// The proposer's own distribution, then each answer: who, the
+    /// distribution in the order of `options`, why.
+    own: &'static [&'static str],
+    answers: &'static [(&'static str, &'static [&'static str], &'static str)],
+    /// The option that turned out right.
+    right: &'static str,
+}
+
+const QUESTION: Question = Question {
+    title: "A question answered by belief consensus",
+    proposer: "Credit Risk",
+    domain: "credit.collections",
+    summary: "Which repayment plan should account #5127 be offered?",
+    stakes: "low",
+    options: &["monthly", "biweekly", "deferred"],
+    own: &["0.8", "0.15", "0.05"],
+    answers: &[
+        (
+            "Compliance",
+            &["0.75", "0.2", "0.05"],
+            "Monthly matches the salary cycle on file.",
+        ),
+        (
+            "Fraud Sentinel",
+            &["0.7", "0.25", "0.05"],
+            "No signal either way; monthly is the lowest-risk default.",
+        ),
+        (
+            "Customer Care",
+            &["0", "0.9", "0.1"],
+            "The customer asked for biweekly payments on the phone.",
+        ),
+    ],
+    right: "monthly",
+};
+
+fn distribution_of(options: &[&str], probabilities: &[&str]) -> Value {
+    let map: serde_json::Map<String, Value> = options
+        .iter()
+        .zip(probabilities)
+        .map(|(o, p)| (o.to_string(), json!(p)))
+        .collect();
+    Value::Object(map)
+}
+
+/// Asks [`QUESTION`]; returns its id and the row for the decisions table.
+fn ask(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<(String, Vec<String>)> {
+    let q = &QUESTION;
+    println!("\n▶ {}", q.title);
+    let (_, now) = client.space()?;
+    let proposal = client.send(
+        "/v1/proposals",
+        MessageType::Proposal,
+        json!({"domain": q.domain, "action": {"kind": "choose_repayment_plan", "summary": q.summary},
+               "confidence": "1", "stakes": q.stakes, "deadline": now + 10 * 60_000,
+               "method": "belief", "options": q.options, "distribution": distribution_of(q.options, q.own)}),
+        &agents[q.proposer],
+    )?;
+    let id = proposal["id"].as_str().context("proposal id")?.to_string();
+    let shares = |p: &[&str]| {
+        q.options
+            .iter()
+            .zip(p)
+            .map(|(o, p)| format!("{o} {p}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  {} asks: {} ({} stakes); its own view: {}",
+        q.proposer,
+        q.summary,
+        q.stakes,
+        shares(q.own)
+    );
+    for (who, p, why) in q.answers {
+        client.send(
+            &format!("/v1/proposals/{id}/responses"),
+            MessageType::Response,
+            json!({"proposal": id, "distribution": distribution_of(q.options, p), "reasoning": why}),
+            &agents[who],
+        )?;
+        println!("  {who}: {} — {why}", shares(p));
+    }
+    let p = client.get(&format!("/v1/proposals/{id}"))?;
+    let status = p["status"].as_str().unwrap_or("?").to_string();
+    let pooled = q
+        .options
+        .iter()
+        .map(|o| format!("{o} {}", p["pool"]["pooled"][o].as_str().unwrap_or("?")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let choice = p["choice"].as_str().unwrap_or("none").to_string();
+    println!("  log pool (weighted geometric mean, a zero counts as 0.01): {pooled}");
+    println!(
+        "  → {status}: adopts {choice} (needs 0.6 at low stakes; Customer Care's zero did not veto it)"
+    );
+    let how = p["closure"]["cause"]
+        .as_str()
+        .unwrap_or("")
+        .replace('_', " ");
+    let row = vec![
+        q.title.to_string(),
+        format!("{status} ({choice})"),
+        p["reason"].as_str().unwrap_or("").to_string(),
+        "-".to_string(),
+        "-".to_string(),
+        how,
+    ];
+    Ok((id, row))
+}
+
 fn demo_dir() -> Result<PathBuf> {
     let mut suffix = [0u8; 4];
     getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -318,6 +440,8 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
         ]);
         ids.push(id);
     }
+    let (question, row) = ask(&client, &agents)?;
+    decisions.push(row);
     println!("\nDecisions:");
     table::print(
         &["SCENARIO", "STATUS", "REASON", "E", "C", "CLOSED"],
@@ -343,6 +467,16 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
     )?;
     println!(
         "  Ledger: the payment was the customer's own; blocking it would have failed (failure)"
+    );
+    client.send(
+        &format!("/v1/proposals/{question}/outcome"),
+        MessageType::Outcome,
+        json!({"proposal": question, "option": QUESTION.right}),
+        &agents["Ledger"],
+    )?;
+    println!(
+        "  Ledger: the customer is paying monthly without arrears (the right option: {})",
+        QUESTION.right
     );
     let after = trust_by_agent(&client, &agents)?;
     let mut rows = Vec::new();

@@ -234,7 +234,8 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Endorse, challenge or abstain on a proposal.
+    /// Endorse, challenge or abstain on a proposal, or answer a belief
+    /// proposal with a distribution.
     Respond {
         #[command(flatten)]
         args: commands::RespondArgs,
@@ -275,7 +276,11 @@ enum Command {
         /// The proposal id.
         id: String,
         /// `success`, `failure`, or a score in [0, 1].
-        result: String,
+        #[arg(required_unless_present = "option")]
+        result: Option<String>,
+        /// A belief proposal's outcome: the option that turned out right.
+        #[arg(long, conflicts_with = "result")]
+        option: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -290,6 +295,9 @@ enum Command {
         id: String,
         /// `approve` or `reject`.
         decision: String,
+        /// A belief proposal's approval: the option to adopt.
+        #[arg(long)]
+        option: Option<String>,
         /// Why; kept in the audit log.
         #[arg(long, default_value = "")]
         note: String,
@@ -894,15 +902,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             conn,
         } => commands::proposals(status, domain, &conn),
         Command::Watch { from, count, conn } => commands::watch(from, count, &conn),
-        Command::Outcome { id, result, conn } => commands::outcome(&id, &result, &conn),
+        Command::Outcome {
+            id,
+            result,
+            option,
+            conn,
+        } => commands::outcome(&id, result.as_deref(), option.as_deref(), &conn),
         Command::Escalations { conn } => commands::escalations(&conn),
         Command::Review {
             id,
             decision,
+            option,
             note,
             token,
             conn,
-        } => commands::review(&id, &decision, &note, token.as_deref(), &conn),
+        } => commands::review(
+            &id,
+            &decision,
+            option.as_deref(),
+            &note,
+            token.as_deref(),
+            &conn,
+        ),
         Command::Reviewer { command, conn } => commands::reviewer(command, &conn),
         Command::Log { command, conn } => commands::log(command, &conn),
         Command::Admin { command, conn } => commands::admin(command, &conn),

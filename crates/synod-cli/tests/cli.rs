@@ -58,7 +58,9 @@ struct ResolveCase<'a> {
 fn resolve_reproduces_every_vector_from_stdin() {
     let raw = std::fs::read_to_string(repo().join("vectors/resolve.json")).unwrap();
     let file: ResolveFile<'_> = serde_json::from_str(&raw).unwrap();
-    for case in &file.cases {
+    let belief_raw = std::fs::read_to_string(repo().join("vectors/belief.json")).unwrap();
+    let belief: ResolveFile<'_> = serde_json::from_str(&belief_raw).unwrap();
+    for case in file.cases.iter().chain(&belief.cases) {
         let out = run_with_stdin(&["resolve"], case.scenario.get());
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -188,6 +190,41 @@ fn audit_verify_passes_the_sample_and_names_a_tampered_entry() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("entry {idx}: ")), "{stderr}");
     assert!(stderr.contains("bad_signature"), "{stderr}");
+}
+
+#[test]
+fn audit_verify_re_derives_the_belief_sample() {
+    // PROTOCOL.md §15 through §10.3: pools, choices, a reviewer's option and
+    // the quadratic trust updates are re-derived from the signed entries.
+    let sample = repo().join("vectors/log/belief.jsonl");
+    let out = synod()
+        .args(["audit", "verify", "--json"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["proposals"]["approved"], 1);
+    assert_eq!(summary["proposals"]["approved_by_human"], 1);
+    assert_eq!(summary["trust_updates"], 8);
+    // A pooled probability altered in the export no longer verifies.
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let mut tampered: Vec<String> = text.lines().map(String::from).collect();
+    let at = tampered
+        .iter()
+        .position(|l| l.contains("\"pooled\""))
+        .unwrap();
+    let mut line: Value = serde_json::from_str(&tampered[at]).unwrap();
+    line["effects"][0]["pool"]["pooled"]["acme"] = json!("0.999999");
+    tampered[at] = line.to_string();
+    let out = run_with_stdin(&["audit", "verify", "-"], &tampered.join("\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("re-derived"), "{stderr}");
 }
 
 #[test]

@@ -53,6 +53,22 @@ pub struct SpaceConfig {
     /// Most proposals one agent may have open at once.
     #[serde(default = "default_max_open_per_agent")]
     pub max_open_per_agent: u32,
+    /// Proof-of-work admission (§16): leading zero bits a proposal's
+    /// `stamp` must give its hash when the proposer's trust in the domain is
+    /// below `admission_trust_below`.
+    #[serde(default = "default_admission_difficulty")]
+    pub admission_difficulty: u32,
+    /// Proposers whose trust in the proposal's domain is below this must
+    /// stamp their proposals; 0 (the default) asks nobody.
+    #[serde(default)]
+    pub admission_trust_below: Trust,
+}
+
+/// The default [`SpaceConfig::admission_difficulty`]: 20 bits, about a
+/// million hashes per proposal (docs/PERFORMANCE.md, "Proof-of-work
+/// admission").
+fn default_admission_difficulty() -> u32 {
+    20
 }
 
 fn default_max_open_per_agent() -> u32 {
@@ -77,6 +93,8 @@ impl Default for SpaceConfig {
             max_message_age_ms: 10 * 60 * 1000,
             max_clock_skew_ms: 60 * 1000,
             max_open_per_agent: default_max_open_per_agent(),
+            admission_difficulty: default_admission_difficulty(),
+            admission_trust_below: Trust::ZERO,
         }
     }
 }
@@ -97,6 +115,8 @@ impl SpaceConfig {
         out.max_message_age_ms = p.max_message_age_ms.unwrap_or(out.max_message_age_ms);
         out.max_clock_skew_ms = p.max_clock_skew_ms.unwrap_or(out.max_clock_skew_ms);
         out.max_open_per_agent = p.max_open_per_agent.unwrap_or(out.max_open_per_agent);
+        out.admission_difficulty = p.admission_difficulty.unwrap_or(out.admission_difficulty);
+        out.admission_trust_below = p.admission_trust_below.unwrap_or(out.admission_trust_below);
         out.validate()?;
         Ok(out)
     }
@@ -126,6 +146,13 @@ impl SpaceConfig {
         }
         if self.trust_learning_rate.micros() == 0 {
             return reject(ErrorKind::OutOfRange, "trust_learning_rate must be above 0");
+        }
+        let most = crate::stamp::MAX_ADMISSION_DIFFICULTY;
+        if self.admission_difficulty > most {
+            return reject(
+                ErrorKind::OutOfRange,
+                format!("admission_difficulty must be in 0..={most}"),
+            );
         }
         Ok(())
     }
@@ -158,6 +185,10 @@ pub struct ConfigPatch {
     pub max_clock_skew_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_open_per_agent: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_difficulty: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_trust_below: Option<Trust>,
 }
 
 impl ConfigPatch {

@@ -53,11 +53,14 @@ pub enum ErrorKind {
     /// not escalated, a grant that would leave no admin, any message but the
     /// genesis configuration before the space exists.
     InvalidState,
+    /// A proposal from an agent below the space's admission trust without a
+    /// stamp of the admission difficulty bound to its content (§16).
+    InsufficientWork,
 }
 
 impl ErrorKind {
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::Malformed,
         ErrorKind::BadSignature,
         ErrorKind::UnknownAgent,
@@ -73,6 +76,7 @@ impl ErrorKind {
         ErrorKind::ClockSkew,
         ErrorKind::WrongSpace,
         ErrorKind::InvalidState,
+        ErrorKind::InsufficientWork,
     ];
 
     /// The wire name, e.g. `"not_eligible"`.
@@ -93,6 +97,7 @@ impl ErrorKind {
             ErrorKind::ClockSkew => "clock_skew",
             ErrorKind::WrongSpace => "wrong_space",
             ErrorKind::InvalidState => "invalid_state",
+            ErrorKind::InsufficientWork => "insufficient_work",
         }
     }
 }

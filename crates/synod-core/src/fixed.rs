@@ -257,6 +257,10 @@ unit_newtype!(
     /// How well an action turned out: 1 success, 0 failure.
     Score
 );
+unit_newtype!(
+    /// The probability an agent gives one option of a belief proposal.
+    Probability
+);
 
 /// `authority × trust`, exact, in units of 10⁻¹².
 #[derive(

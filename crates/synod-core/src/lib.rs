@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod belief;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod policy;
 pub mod scenario;
 mod signature;
 pub mod space;
+pub mod stamp;
 pub mod tally;
 pub mod trust;
 pub mod wire;

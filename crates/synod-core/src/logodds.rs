@@ -39,9 +39,9 @@ const EDGE: u32 = 1;
 /// truncates toward zero):
 ///
 /// 1. `n = c`, `d = 10⁶ − c` (millionths), `k = 0`;
-/// 2. while `3n ≥ 4d`: `d ← 2d`, `k ← k + 1` (now `n/d` is in [1, 4/3),
+/// 2. while `3n ≥ 4d`: `d ← 2d`, `k ← k + 1` (now `n/d` is in [2/3, 4/3),
 ///    exactly);
-/// 3. `y = (n − d) × 10¹⁸ / (n + d)` (so 0 ≤ y < 10¹⁸/7);
+/// 3. `y = (n − d) × 10¹⁸ / (n + d)` (so −10¹⁸/5 ≤ y < 10¹⁸/7);
 /// 4. `s = Σ tᵢ / (2i + 1)` for i = 0, 1, … while `tᵢ ≠ 0`, where `t₀ = y`
 ///    and `tᵢ₊₁ = tᵢ × (y × y / 10¹⁸) / 10¹⁸` (this is atanh(y));
 /// 5. the result is `(k × ⌊ln 2 × 10¹⁸⌋ + 2s) / 10⁶`, in units of 10⁻¹².
@@ -50,12 +50,36 @@ pub fn logit(c: Confidence) -> LogOdds {
     if micros < 500_000 {
         return LogOdds(-logit(Confidence::from_micros(1_000_000 - micros)).0);
     }
-    let (n, mut d) = (i128::from(micros), i128::from(1_000_000 - micros));
+    let ln = ln_ratio(u128::from(micros), u128::from(1_000_000 - micros));
+    LogOdds(ln as i64)
+}
+
+/// `ln(n / d)` for integers `1 ≤ d ≤ n < 2⁶³`, in units of
+/// 10⁻¹², truncated toward zero (docs/PROTOCOL.md §14.1). Every division
+/// truncates toward zero:
+///
+/// 1. `k = 0`; while `3n ≥ 4d`: `d ← 2d`, `k ← k + 1` (now `n/d` is in
+///    [2/3, 4/3), exactly: a ratio in [4/3, 2) halves to below 1);
+/// 2. `y = (n − d) × 10¹⁸ / (n + d)` (so −10¹⁸/5 ≤ y < 10¹⁸/7; y is
+///    negative when the reduction went below 1, and every division then
+///    truncates toward zero, not down);
+/// 3. `s = Σ tᵢ / (2i + 1)` for i = 0, 1, … while `tᵢ ≠ 0`, where `t₀ = y`
+///    and `tᵢ₊₁ = tᵢ × (y × y / 10¹⁸) / 10¹⁸` (this is atanh(y));
+/// 4. the result is `(k × ⌊ln 2 × 10¹⁸⌋ + 2s) / 10⁶`.
+///
+/// [`logit`] is this function at `n = c`, `d = 10⁶ − c`.
+pub fn ln_ratio(n: u128, d: u128) -> i128 {
+    assert!(
+        d >= 1 && n >= d && n < 1 << 63,
+        "ln_ratio needs 1 ≤ d ≤ n < 2⁶³"
+    );
+    let (n, mut d) = (n as i128, d as i128);
     let mut k: i128 = 0;
     while 3 * n >= 4 * d {
         d *= 2;
         k += 1;
     }
+    // n − d < 2⁶³ and 10¹⁸ < 2⁶⁰: the product fits.
     let y = (n - d) * Q / (n + d);
     let y2 = y * y / Q;
     let (mut sum, mut term, mut odd) = (0i128, y, 1i128);
@@ -64,8 +88,45 @@ pub fn logit(c: Confidence) -> LogOdds {
         term = term * y2 / Q;
         odd += 2;
     }
-    let ln = k * LN2 + 2 * sum;
-    LogOdds((ln / 1_000_000) as i64)
+    (k * LN2 + 2 * sum) / 1_000_000
+}
+
+/// `exp(−x)` for `x ≥ 0` given in units of 10⁻¹², as an integer in units of
+/// 10⁻¹⁸, truncated (docs/PROTOCOL.md §14.2). Every division truncates
+/// toward zero, and every intermediate is non-negative:
+///
+/// 1. `X = x × 10⁶` (10⁻¹⁸); `k = ⌊X / ⌊ln 2 × 10¹⁸⌋⌋`,
+///    `r = X − k × ⌊ln 2 × 10¹⁸⌋` (so 0 ≤ r < ln 2); if `k ≥ 64` the result
+///    is 0;
+/// 2. `s = Σ (−1)ʲ tⱼ` for j = 0, 1, … while `tⱼ ≠ 0`, where `t₀ = 10¹⁸`
+///    and `tⱼ = tⱼ₋₁ × r / (j × 10¹⁸)` (this is exp(−r));
+/// 3. the result is `s / 2ᵏ`.
+pub fn exp_neg(x: u128) -> u128 {
+    let big = x
+        .checked_mul(1_000_000)
+        .expect("exp_neg of a sane exponent");
+    let q = Q as u128;
+    let ln2 = LN2 as u128;
+    let k = big / ln2;
+    if k >= 64 {
+        return 0;
+    }
+    let r = big - k * ln2;
+    let (mut sum, mut term, mut j) = (q, q, 1u128);
+    loop {
+        term = term * r / (j * q);
+        if term == 0 {
+            break;
+        }
+        // The terms shrink (r < 1), so the alternating sum stays positive.
+        if j % 2 == 1 {
+            sum -= term;
+        } else {
+            sum += term;
+        }
+        j += 1;
+    }
+    sum >> k
 }
 
 /// `a × (2t)²`, the factor a response's log-odds are multiplied by, in
@@ -164,6 +225,59 @@ mod tests {
             let exact = at(micros) as f64;
             assert!((exact - real).abs() <= 1.5, "{micros}: {exact} vs {real}");
         }
+    }
+
+    #[test]
+    fn ln_ratio_is_close_to_the_real_logarithm() {
+        assert_eq!(ln_ratio(1, 1), 0);
+        // ln 2 = 0.693147180559945309…, ln 10⁶ = 13.815510557964274…
+        assert_eq!(ln_ratio(2, 1), 693_147_180_559);
+        assert_eq!(ln_ratio(1_000_000, 1), 13_815_510_557_964);
+        assert_eq!(ln_ratio(100, 1), 4_605_170_185_988);
+        for (n, d) in [
+            (1_000_000u128, 3u128),
+            (7, 3),
+            (1_000_000, 999_999),
+            (977, 13),
+        ] {
+            let real = ((n as f64) / (d as f64)).ln() * 1e12;
+            let exact = ln_ratio(n, d) as f64;
+            assert!((exact - real).abs() <= 2.0, "{n}/{d}: {exact} vs {real}");
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let d = u128::from(x % 1_000_000 + 1);
+            let n = d + u128::from((x >> 24) % 1_000_000_000);
+            let real = ((n as f64) / (d as f64)).ln() * 1e12;
+            let exact = ln_ratio(n, d) as f64;
+            // f64 has ~16 digits: at ln ≈ 20 that is 2e-3 of a unit.
+            assert!((exact - real).abs() <= 2.0, "{n}/{d}: {exact} vs {real}");
+        }
+    }
+
+    #[test]
+    fn exp_neg_is_close_to_the_real_exponential() {
+        assert_eq!(exp_neg(0), 10u128.pow(18));
+        // exp(−ln 2) is a half, up to the truncation of ln 2 itself.
+        let half = exp_neg(693_147_180_559);
+        assert!(half.abs_diff(5 * 10u128.pow(17)) <= 1_000_000, "{half}");
+        let mut last = u128::MAX;
+        for micro_units in (0..30_000_000u128).step_by(9_973) {
+            let x = micro_units * 1_000_000; // x in 10⁻¹², up to 30
+            let exact = exp_neg(x);
+            assert!(exact <= last, "exp(−x) does not increase: {x}");
+            last = exact;
+            let real = (-(x as f64) / 1e12).exp() * 1e18;
+            // Relative error below 10⁻¹⁴, plus the unit.
+            assert!(
+                (exact as f64 - real).abs() <= real * 1e-14 + 2.0,
+                "{x}: {exact} vs {real}"
+            );
+        }
+        assert_eq!(exp_neg(64 * 693_147_180_560), 0);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Verifiable stake-weighted lotteries (docs/PROTOCOL.md §15): who proposes
+//! Verifiable stake-weighted lotteries (docs/PROTOCOL.md §17): who proposes
 //! a round, or which `k` members of a large electorate decide a low-stakes
 //! proposal. The seed comes from the log (the hash of the entry before the
 //! draw, and what is being drawn for), so nobody chooses it and anyone with

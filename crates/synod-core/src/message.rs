@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::config::ConfigPatch;
 use crate::domain::{Domain, DomainPattern};
 use crate::error::{ErrorKind, Rejection, reject};
-use crate::fixed::{Authority, Confidence, Score};
+use crate::fixed::{Authority, Confidence, ONE, Probability, Score};
 use crate::identity::AgentId;
 use crate::policy::{PolicyOverrides, Stakes};
 use crate::tally::Stance;
@@ -30,6 +30,39 @@ pub const MAX_SUMMARY_CHARS: usize = 200;
 pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 /// Longest reasoning or reviewer note, in bytes.
 pub const MAX_REASONING_BYTES: usize = 4 * 1024;
+/// Fewest options a belief proposal offers.
+pub const MIN_OPTIONS: usize = 2;
+/// Most options a belief proposal offers.
+pub const MAX_OPTIONS: usize = 16;
+/// Longest option label, in bytes.
+pub const MAX_OPTION_BYTES: usize = 32;
+
+/// How a proposal is decided (`docs/PROTOCOL.md` §4.4, §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Endorse, challenge or abstain on one action; approve or reject (§5).
+    /// What a proposal without a `method` means.
+    #[default]
+    Vote,
+    /// Belief consensus: each response is a probability distribution over
+    /// the proposal's options; the pooled distribution picks one (§15).
+    Belief,
+}
+
+impl Method {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Vote => "vote",
+            Method::Belief => "belief",
+        }
+    }
+}
+
+/// A probability per option, each a decimal in `[0, 1]`, summing to
+/// exactly 1. Keyed by option label.
+pub type Distribution = BTreeMap<String, Probability>;
 
 /// What an agent may do in a space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -124,9 +157,32 @@ pub struct Proposal {
     /// The proposal this one replaces; it must be the same proposer's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<Digest>,
+    /// How it is decided; absent means [`Method::Vote`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    /// A belief proposal's options: 2–16 distinct labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<String>>,
+    /// A belief proposal's own distribution over its options: the
+    /// proposer's position, counted like a response when `proposer_counts`
+    /// holds and scored at the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
+    /// Proof-of-work admission (§16): a nonce that gives the proposal's
+    /// stamp hash the space's admission difficulty in leading zero bits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<u64>,
 }
 
-/// An electorate member endorses, challenges or abstains.
+impl Proposal {
+    /// How the proposal is decided.
+    pub fn method(&self) -> Method {
+        self.method.unwrap_or_default()
+    }
+}
+
+/// An electorate member endorses, challenges or abstains, or (on a belief
+/// proposal) states its distribution over the options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Response {
@@ -136,10 +192,16 @@ pub struct Response {
     pub created_at: u64,
     /// The proposal id.
     pub proposal: Digest,
-    /// The position.
-    pub stance: Stance,
-    /// Confidence in `[0, 1]`.
-    pub confidence: Confidence,
+    /// The position; with `confidence`, unless `distribution` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stance: Option<Stance>,
+    /// Confidence in `[0, 1]`; with `stance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    /// A belief proposal's response: a probability per option. Excludes
+    /// `stance` and `confidence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
     /// Why; kept in the audit log.
     #[serde(default)]
     pub reasoning: String,
@@ -171,16 +233,20 @@ pub struct Outcome {
     /// A graded outcome in `[0, 1]`; exactly one of `result` and `score`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<Score>,
+    /// A belief proposal's outcome: the option that turned out right.
+    /// Excludes `result` and `score`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<String>,
 }
 
 impl Outcome {
-    /// The outcome as a score: success 1, failure 0.
-    pub fn value(&self) -> Score {
+    /// The outcome of a vote as a score: success 1, failure 0. `None` for
+    /// a belief proposal's outcome, which names an option instead.
+    pub fn value(&self) -> Option<Score> {
         match (self.result, self.score) {
-            (Some(OutcomeResult::Success), _) => Score::ONE,
-            (Some(OutcomeResult::Failure), _) => Score::ZERO,
-            (None, Some(score)) => score,
-            (None, None) => unreachable!("validated: exactly one of result and score"),
+            (Some(OutcomeResult::Success), _) => Some(Score::ONE),
+            (Some(OutcomeResult::Failure), _) => Some(Score::ZERO),
+            (None, score) => score,
         }
     }
 }
@@ -207,6 +273,9 @@ pub struct Decision {
     pub proposal: Digest,
     /// The verdict.
     pub decision: HumanVerdict,
+    /// A belief proposal's approval names the option it adopts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<String>,
     /// Why; kept in the audit log.
     #[serde(default)]
     pub note: String,
@@ -232,7 +301,7 @@ pub struct Grant {
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Change {
     /// Sets configuration fields; absent fields keep their value.
-    Set(ConfigPatch),
+    Set(Box<ConfigPatch>),
     /// Grants authorities and roles to an agent.
     Grant(Grant),
 }
@@ -363,17 +432,40 @@ impl Body {
                     }
                     .validate()?;
                 }
-                Ok(())
+                check_method(p)
             }
-            Body::Response(r) => check_text("reasoning", &r.reasoning),
-            Body::Outcome(o) => match (o.result, o.score) {
-                (Some(_), None) | (None, Some(_)) => Ok(()),
-                _ => reject(
-                    ErrorKind::Malformed,
-                    "an outcome carries exactly one of result and score",
-                ),
-            },
-            Body::Decision(d) => check_text("note", &d.note),
+            Body::Response(r) => {
+                match (r.stance, r.confidence, &r.distribution) {
+                    (Some(_), Some(_), None) => {}
+                    (None, None, Some(d)) => check_distribution("distribution", d)?,
+                    _ => {
+                        return reject(
+                            ErrorKind::Malformed,
+                            "a response carries stance and confidence, or a distribution",
+                        );
+                    }
+                }
+                check_text("reasoning", &r.reasoning)
+            }
+            Body::Outcome(o) => {
+                let given = [o.result.is_some(), o.score.is_some(), o.option.is_some()];
+                if given.iter().filter(|&&g| g).count() != 1 {
+                    return reject(
+                        ErrorKind::Malformed,
+                        "an outcome carries exactly one of result, score and option",
+                    );
+                }
+                o.option.as_deref().map_or(Ok(()), check_option_label)
+            }
+            Body::Decision(d) => {
+                if let Some(option) = &d.option {
+                    check_option_label(option)?;
+                    if d.decision != HumanVerdict::Approve {
+                        return reject(ErrorKind::Malformed, "only an approval names an option");
+                    }
+                }
+                check_text("note", &d.note)
+            }
             Body::Configuration(c) => match &c.change {
                 Change::Grant(g) => check_authority_count(g.authorities.len()),
                 Change::Set(patch) => patch.check_shape(),
@@ -440,6 +532,112 @@ fn check_text(field: &str, text: &str) -> Result<(), Rejection> {
                 "{field} is {} bytes; the limit is {MAX_REASONING_BYTES}",
                 text.len()
             ),
+        );
+    }
+    Ok(())
+}
+
+/// A proposal's method, options and own distribution agree: options (2–16
+/// distinct labels) and a distribution only on a belief proposal, which
+/// must have options; the distribution names exactly the options.
+fn check_method(p: &Proposal) -> Result<(), Rejection> {
+    match (p.method(), &p.options) {
+        (Method::Vote, None) => {
+            if p.distribution.is_some() {
+                return reject(
+                    ErrorKind::Malformed,
+                    "only a belief proposal carries a distribution",
+                );
+            }
+            Ok(())
+        }
+        (Method::Vote, Some(_)) => reject(
+            ErrorKind::Malformed,
+            "only a belief proposal carries options",
+        ),
+        (Method::Belief, None) => reject(
+            ErrorKind::Malformed,
+            "a belief proposal carries its options",
+        ),
+        (Method::Belief, Some(options)) => {
+            if options.len() < MIN_OPTIONS {
+                return reject(
+                    ErrorKind::Malformed,
+                    format!("a belief proposal offers at least {MIN_OPTIONS} options"),
+                );
+            }
+            if options.len() > MAX_OPTIONS {
+                return reject(
+                    ErrorKind::TooLarge,
+                    format!("{} options; the limit is {MAX_OPTIONS}", options.len()),
+                );
+            }
+            for option in options {
+                check_option_label(option)?;
+            }
+            let distinct: BTreeSet<&String> = options.iter().collect();
+            if distinct.len() != options.len() {
+                return reject(ErrorKind::Malformed, "the options must be distinct");
+            }
+            if let Some(d) = &p.distribution {
+                check_distribution("distribution", d)?;
+                check_covers(d, options)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An option label: 1–32 bytes of `a–z 0–9 _ . -`.
+pub fn check_option_label(label: &str) -> Result<(), Rejection> {
+    if label.is_empty()
+        || label.len() > MAX_OPTION_BYTES
+        || !label
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-'))
+    {
+        return reject(
+            ErrorKind::Malformed,
+            format!("an option is 1-{MAX_OPTION_BYTES} characters of [a-z0-9_.-]"),
+        );
+    }
+    Ok(())
+}
+
+/// A distribution on its own: at most 16 labels, each well formed, the
+/// probabilities summing to exactly 1.
+fn check_distribution(field: &str, d: &Distribution) -> Result<(), Rejection> {
+    if d.len() > MAX_OPTIONS {
+        return reject(
+            ErrorKind::TooLarge,
+            format!(
+                "{field} has {} entries; the limit is {MAX_OPTIONS}",
+                d.len()
+            ),
+        );
+    }
+    for label in d.keys() {
+        check_option_label(label)?;
+    }
+    let sum: u64 = d.values().map(|p| u64::from(p.micros())).sum();
+    if sum != u64::from(ONE) {
+        return reject(
+            ErrorKind::OutOfRange,
+            format!(
+                "{field} sums to {}; the probabilities must sum to exactly 1",
+                crate::fixed::format_scaled(u128::from(sum), crate::fixed::DECIMALS)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A distribution names exactly the proposal's options.
+pub fn check_covers(d: &Distribution, options: &[String]) -> Result<(), Rejection> {
+    if d.len() != options.len() || options.iter().any(|o| !d.contains_key(o)) {
+        return reject(
+            ErrorKind::Malformed,
+            "a distribution gives a probability for each of the proposal's options, and nothing else",
         );
     }
     Ok(())

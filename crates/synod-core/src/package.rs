@@ -1,13 +1,16 @@
 //! The decision package: everything a human needs to decide an escalation
 //! (`docs/PROTOCOL.md` §7.2).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::fixed::{Authority, Confidence, Trust, format_scaled};
+use crate::belief::{self, divergence_decimal};
+use crate::fixed::{Authority, Confidence, Probability, Trust, format_scaled};
 use crate::identity::AgentId;
 use crate::logodds::{self, EVIDENCE_DECIMALS};
-use crate::message::HumanVerdict;
+use crate::message::{HumanVerdict, Method};
 use crate::policy::{Policy, Weighting};
 use crate::space::{CloseCause, Member, ProposalRecord, Space, Status};
 use crate::tally::{Reason, Stance, TallyDecimal, sway, weight_decimals};
@@ -22,10 +25,20 @@ pub struct Position {
     pub name: String,
     /// Its vendor label.
     pub vendor: Option<String>,
-    /// Its stance (the proposer's is `endorse`).
-    pub stance: Stance,
-    /// Its confidence.
-    pub confidence: Confidence,
+    /// Its stance (the proposer's is `endorse`); absent for a belief
+    /// proposal's distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stance: Option<Stance>,
+    /// Its confidence; absent for a belief proposal's distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    /// A belief proposal's distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<BTreeMap<String, Probability>>,
+    /// How far the distribution is from the pooled one: the total variation
+    /// distance `½ Σ |p − π|` against the pooled probabilities as printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<String>,
     /// Frozen authority.
     pub authority: Authority,
     /// Frozen trust.
@@ -33,7 +46,8 @@ pub struct Position {
     /// How far it moved the tally, exact; 0 for an abstention. Linear
     /// weighting: `authority × confidence × trust`, counted on its stance's
     /// side. Log-odds: its evidence, signed (positive for the action; an
-    /// endorsement below confidence one half argues against it).
+    /// endorsement below confidence one half argues against it). A belief
+    /// proposal's distribution: its weight in the pool (§15.1).
     pub weight: String,
     /// Its reasoning (empty for the proposer).
     pub reasoning: String,
@@ -50,12 +64,14 @@ pub struct Thresholds {
     /// which has no confidence check.
     pub confidence_needed: String,
     /// The `E − C` needed to approve: `approve_margin × T` (linear) or
-    /// `logit(approve_confidence)` (log-odds).
+    /// `logit(approve_confidence)` (log-odds); a belief proposal's
+    /// `pool_threshold`.
     pub approve_needed: String,
     /// The `C − E` needed to reject: `reject_margin × T` (linear) or
     /// `logit(reject_confidence)` (log-odds).
     pub reject_needed: String,
-    /// `E − C`, signed.
+    /// `E − C`, signed; a belief proposal's leading pooled probability
+    /// (0 without a single leader).
     pub margin: String,
 }
 
@@ -79,6 +95,9 @@ pub struct ReviewerDecision {
     pub reviewer: AgentId,
     /// Approve or reject.
     pub decision: HumanVerdict,
+    /// The option a belief proposal's approval adopts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option: Option<String>,
     /// The note.
     pub note: String,
 }
@@ -110,6 +129,22 @@ pub struct DecisionPackage {
     pub silent: Vec<AgentId>,
     /// Human decisions so far.
     pub decisions: Vec<ReviewerDecision>,
+    /// A belief proposal's options and pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub belief: Option<BeliefPackage>,
+}
+
+/// What a reviewer needs of a belief proposal beyond the positions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeliefPackage {
+    /// The options, in the proposal's order.
+    pub options: Vec<String>,
+    /// The option with the highest pooled probability, if exactly one.
+    pub leader: Option<String>,
+    /// The pooled probability of each option, floored to millionths.
+    pub pooled: BTreeMap<String, Probability>,
+    /// The option adopted, by the rule or by reviewers.
+    pub choice: Option<String>,
 }
 
 fn signed_decimal(value: i128, decimals: u32) -> String {
@@ -123,6 +158,27 @@ impl DecisionPackage {
         let agent = |idx| space.agent_at(idx);
         let weighting = record.policy.weighting;
         let decimals = weight_decimals(weighting);
+        // A pool weight is a weight factor: 10⁻¹² linear, 10⁻¹⁸ log-odds.
+        let pool_decimals = match weighting {
+            Weighting::Linear => crate::fixed::Influence::DECIMALS,
+            Weighting::LogOdds => crate::fixed::Weight::DECIMALS,
+        };
+        let pooled =
+            (record.method == Method::Belief).then(|| belief::pool(&record.policy, &record.belief));
+        let belief_position = |member: &Member, d: &[u32]| {
+            let w = member.pool_weight(&record.policy);
+            let shown = pooled
+                .as_ref()
+                .filter(|p| !p.probabilities.is_empty())
+                .map(|p| divergence_decimal(belief::divergence(d, &p.probabilities)));
+            let map = record
+                .options
+                .iter()
+                .zip(d)
+                .map(|(o, &p)| (o.clone(), Probability::from_micros(p)))
+                .collect();
+            (format_scaled(w, pool_decimals), Some(map), shown)
+        };
         let weight = |member: &Member, stance, confidence| {
             let sway = sway(
                 &record.policy,
@@ -142,31 +198,56 @@ impl DecisionPackage {
             && let Some(member) = record.member(record.proposer)
         {
             let a = agent(record.proposer);
-            positions.push(Position {
+            let position = |stance, confidence, (weight, distribution, divergence)| Position {
                 agent: a.id.clone(),
                 name: a.name.clone(),
                 vendor: a.vendor.clone(),
-                stance: Stance::Endorse,
-                confidence: record.confidence,
+                stance,
+                confidence,
+                distribution,
+                divergence,
                 authority: member.authority,
                 trust: member.trust,
-                weight: weight(member, Stance::Endorse, record.confidence),
+                weight,
                 reasoning: String::new(),
                 proposer: true,
-            });
+            };
+            match (record.method, &record.proposer_distribution) {
+                (Method::Vote, _) => positions.push(position(
+                    Some(Stance::Endorse),
+                    Some(record.confidence),
+                    (
+                        weight(member, Stance::Endorse, record.confidence),
+                        None,
+                        None,
+                    ),
+                )),
+                (Method::Belief, Some(d)) => {
+                    positions.push(position(None, None, belief_position(member, d)));
+                }
+                (Method::Belief, None) => {}
+            }
         }
         for r in &record.responses {
             let member = record.member(r.agent).expect("responders are members");
             let a = agent(r.agent);
+            let (weight, distribution, divergence) = match (&r.distribution, r.stance, r.confidence)
+            {
+                (Some(d), _, _) => belief_position(member, d),
+                (None, Some(stance), Some(c)) => (weight(member, stance, c), None, None),
+                (None, _, _) => ("0".to_string(), None, None),
+            };
             positions.push(Position {
                 agent: a.id.clone(),
                 name: a.name.clone(),
                 vendor: a.vendor.clone(),
                 stance: r.stance,
                 confidence: r.confidence,
+                distribution,
+                divergence,
                 authority: member.authority,
                 trust: member.trust,
-                weight: weight(member, r.stance, r.confidence),
+                weight,
                 reasoning: r.reasoning.clone(),
                 proposer: false,
             });
@@ -177,15 +258,26 @@ impl DecisionPackage {
         let policy = &record.policy;
         let quorum_needed = format_scaled(ratio(policy.quorum) * t.potential, 18);
         let margin = signed_decimal(t.endorse as i128 - t.challenge as i128, decimals);
-        let thresholds = match weighting {
-            Weighting::Linear => Thresholds {
+        let thresholds = match (record.method, weighting) {
+            (Method::Belief, _) => {
+                let p = pooled.as_ref().expect("a belief proposal's pool");
+                let lead = p.leader.map_or(0, |l| p.probabilities[l]);
+                Thresholds {
+                    quorum_needed,
+                    confidence_needed: "0".to_string(),
+                    approve_needed: policy.pool_threshold.to_string(),
+                    reject_needed: "0".to_string(),
+                    margin: format_scaled(u128::from(lead), 6),
+                }
+            }
+            (Method::Vote, Weighting::Linear) => Thresholds {
                 quorum_needed,
                 confidence_needed: format_scaled(ratio(policy.min_confidence) * t.voted, 18),
                 approve_needed: format_scaled(ratio(policy.approve_margin) * total, 24),
                 reject_needed: format_scaled(ratio(policy.reject_margin) * total, 24),
                 margin,
             },
-            Weighting::LogOdds => {
+            (Method::Vote, Weighting::LogOdds) => {
                 let needed = |p| signed_decimal(logodds::threshold(p), EVIDENCE_DECIMALS);
                 Thresholds {
                     quorum_needed,
@@ -203,12 +295,15 @@ impl DecisionPackage {
             histogram: [0; 10],
         };
         for p in &positions {
-            match p.stance {
-                Stance::Endorse => confidences.endorse.push(p.confidence),
-                Stance::Challenge => confidences.challenge.push(p.confidence),
-                Stance::Abstain => confidences.abstain.push(p.confidence),
+            let (Some(stance), Some(confidence)) = (p.stance, p.confidence) else {
+                continue;
+            };
+            match stance {
+                Stance::Endorse => confidences.endorse.push(confidence),
+                Stance::Challenge => confidences.challenge.push(confidence),
+                Stance::Abstain => confidences.abstain.push(confidence),
             }
-            let bucket = (p.confidence.micros() / 100_000).min(9) as usize;
+            let bucket = (confidence.micros() / 100_000).min(9) as usize;
             confidences.histogram[bucket] += 1;
         }
         confidences.endorse.sort();
@@ -228,6 +323,7 @@ impl DecisionPackage {
             .map(|d| ReviewerDecision {
                 reviewer: agent(d.reviewer).id.clone(),
                 decision: d.decision,
+                option: d.option.map(|o| record.option_label(o)),
                 note: d.note.clone(),
             })
             .collect();
@@ -244,6 +340,15 @@ impl DecisionPackage {
             confidences,
             silent,
             decisions,
+            belief: pooled.map(|p| {
+                let report = belief::PoolReport::new(&p, &record.options);
+                BeliefPackage {
+                    options: record.options.clone(),
+                    leader: report.leader,
+                    pooled: report.pooled,
+                    choice: record.choice.map(|c| record.option_label(c)),
+                }
+            }),
         }
     }
 }

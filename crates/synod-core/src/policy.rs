@@ -68,6 +68,36 @@ impl Weighting {
     }
 }
 
+/// How a belief proposal pools its responses' distributions
+/// (`docs/PROTOCOL.md` §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pool {
+    /// The weighted geometric mean of the distributions, renormalised, each
+    /// probability first raised to the policy's `pool_floor` so that no
+    /// single zero vetoes an option.
+    #[default]
+    Log,
+    /// The weighted arithmetic mean of the distributions.
+    Linear,
+}
+
+impl std::fmt::Display for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Pool {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pool::Log => "log",
+            Pool::Linear => "linear",
+        }
+    }
+}
+
 /// The thresholds a proposal is resolved with (`docs/PROTOCOL.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +125,16 @@ pub struct Policy {
     /// face-value responses).
     #[serde(default = "default_trust_cap")]
     pub trust_cap: Trust,
+    /// Belief proposals: how the distributions are pooled.
+    #[serde(default)]
+    pub pool: Pool,
+    /// Belief proposals: the pooled probability the leading option needs.
+    #[serde(default = "default_pool_threshold")]
+    pub pool_threshold: Ratio,
+    /// Belief proposals, log pool: every probability below this counts as
+    /// this much, so that one zero cannot veto an option.
+    #[serde(default = "default_pool_floor")]
+    pub pool_floor: Ratio,
     /// Always escalate to a human.
     pub human_required: bool,
     /// The proposal counts as its proposer's endorsement.
@@ -122,6 +162,25 @@ fn default_trust_cap() -> Trust {
     DEFAULT_TRUST_CAP
 }
 
+/// `pool_threshold` of a policy that does not state it: the medium-stakes
+/// default.
+fn default_pool_threshold() -> Ratio {
+    r(700_000)
+}
+
+/// The default [`Policy::pool_floor`]: 0.01. An agent can then make one
+/// option at most ln 100 ≈ 4.6 nats less likely than another: strong
+/// dissent, not a veto.
+const DEFAULT_POOL_FLOOR: Ratio = Ratio::from_micros(10_000);
+
+fn default_pool_floor() -> Ratio {
+    DEFAULT_POOL_FLOOR
+}
+
+/// The largest `pool_floor`: above it the floor would blur the difference
+/// between an option an agent thinks unlikely and one it rules out.
+pub const MAX_POOL_FLOOR: Ratio = Ratio::from_micros(100_000);
+
 impl Policy {
     /// The protocol's default policy for `stakes`.
     pub const fn default_for(stakes: Stakes) -> Policy {
@@ -130,6 +189,11 @@ impl Policy {
             Stakes::Medium => (200_000, 200_000, 800_000, 800_000, 500_000, 300_000, false),
             Stakes::High => (400_000, 200_000, 900_000, 800_000, 600_000, 400_000, false),
             Stakes::Critical => (400_000, 200_000, 900_000, 800_000, 600_000, 400_000, true),
+        };
+        let pool_threshold = match stakes {
+            Stakes::Low => 600_000,
+            Stakes::Medium => 700_000,
+            Stakes::High | Stakes::Critical => 800_000,
         };
         Policy {
             weighting: Weighting::LogOdds,
@@ -140,6 +204,9 @@ impl Policy {
             quorum: r(quorum),
             min_confidence: r(min_conf),
             trust_cap: DEFAULT_TRUST_CAP,
+            pool: Pool::Log,
+            pool_threshold: r(pool_threshold),
+            pool_floor: DEFAULT_POOL_FLOOR,
             human_required: human,
             proposer_counts: true,
             reviewers_required: 1,
@@ -151,12 +218,20 @@ impl Policy {
         for (name, value) in [
             ("approve_confidence", self.approve_confidence),
             ("reject_confidence", self.reject_confidence),
+            ("pool_threshold", self.pool_threshold),
         ] {
             // At one half or below, evidence for nothing would clear it, and
-            // approve and reject could both hold.
+            // approve and reject could both hold; a pooled option at one
+            // half or below may tie with another.
             if value.micros() <= 500_000 {
                 return reject(ErrorKind::OutOfRange, format!("{name} must be above 0.5"));
             }
+        }
+        if self.pool_floor.micros() == 0 || self.pool_floor > MAX_POOL_FLOOR {
+            return reject(
+                ErrorKind::OutOfRange,
+                format!("pool_floor must be in (0, {MAX_POOL_FLOOR}]"),
+            );
         }
         if self.reviewers_required == 0 || self.reviewers_required > MAX_REVIEWERS_REQUIRED {
             return reject(
@@ -181,6 +256,9 @@ impl Policy {
         self.proposer_counts = o.proposer_counts.unwrap_or(self.proposer_counts);
         self.reviewers_required = o.reviewers_required.unwrap_or(self.reviewers_required);
         self.trust_cap = o.trust_cap.unwrap_or(self.trust_cap);
+        self.pool = o.pool.unwrap_or(self.pool);
+        self.pool_threshold = o.pool_threshold.unwrap_or(self.pool_threshold);
+        self.pool_floor = o.pool_floor.unwrap_or(self.pool_floor);
         self
     }
 
@@ -202,11 +280,20 @@ impl Policy {
                 ),
             );
         }
-        if out.trust_cap != self.trust_cap {
-            return reject(
-                ErrorKind::PolicyViolation,
-                "trust_cap is the space's; a proposal cannot change it",
-            );
+        // Neither pool, and no floor, is the more cautious for every set of
+        // distributions: a higher floor weakens dissent, a lower one
+        // strengthens it.
+        for (field, changed) in [
+            ("trust_cap", out.trust_cap != self.trust_cap),
+            ("pool", out.pool != self.pool),
+            ("pool_floor", out.pool_floor != self.pool_floor),
+        ] {
+            if changed {
+                return reject(
+                    ErrorKind::PolicyViolation,
+                    format!("{field} is the space's; a proposal cannot change it"),
+                );
+            }
         }
         let loosened = [
             ("approve_margin", out.approve_margin < self.approve_margin),
@@ -219,6 +306,7 @@ impl Policy {
                 "reject_confidence",
                 out.reject_confidence < self.reject_confidence,
             ),
+            ("pool_threshold", out.pool_threshold < self.pool_threshold),
             ("quorum", out.quorum < self.quorum),
             ("min_confidence", out.min_confidence < self.min_confidence),
             ("human_required", self.human_required && !out.human_required),
@@ -280,6 +368,15 @@ pub struct PolicyOverrides {
     /// See [`Policy::trust_cap`]; only the what-if tool may change it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_cap: Option<Trust>,
+    /// See [`Policy::pool`]; only the what-if tool may change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Pool>,
+    /// See [`Policy::pool_threshold`]; may only rise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_threshold: Option<Ratio>,
+    /// See [`Policy::pool_floor`]; only the what-if tool may change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_floor: Option<Ratio>,
 }
 
 /// The default policy of each stakes level, as a space configures it.
@@ -368,8 +465,13 @@ mod tests {
                 true,
             ),
         ];
-        for (stakes, am, rm, ac, rc, q, mc, human) in table {
+        for ((stakes, am, rm, ac, rc, q, mc, human), pool_at) in
+            table.into_iter().zip(["0.6", "0.7", "0.8", "0.8"])
+        {
             let p = Policy::default_for(stakes);
+            assert_eq!(p.pool, Pool::Log);
+            assert_eq!(p.pool_threshold.to_string(), pool_at);
+            assert_eq!(p.pool_floor.to_string(), "0.01");
             assert_eq!(p.weighting, Weighting::LogOdds);
             assert_eq!(p.trust_cap.to_string(), "0.65");
             assert_eq!(p.approve_margin.to_string(), am);
@@ -459,6 +561,49 @@ mod tests {
                 .kind,
             ErrorKind::OutOfRange
         );
+        let higher_pool_bar = PolicyOverrides {
+            pool_threshold: Some(Ratio::parse("0.9").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(
+            base.tightened(&higher_pool_bar)
+                .unwrap()
+                .pool_threshold
+                .to_string(),
+            "0.9"
+        );
+        for looser in [
+            PolicyOverrides {
+                pool_threshold: Some(Ratio::parse("0.69").unwrap()),
+                ..Default::default()
+            },
+            PolicyOverrides {
+                pool: Some(Pool::Linear),
+                ..Default::default()
+            },
+            PolicyOverrides {
+                pool_floor: Some(Ratio::parse("0.001").unwrap()),
+                ..Default::default()
+            },
+        ] {
+            assert_eq!(
+                base.tightened(&looser).unwrap_err().kind,
+                ErrorKind::PolicyViolation
+            );
+        }
+        for (field, bad) in [
+            ("pool_floor", "0"),
+            ("pool_floor", "0.100001"),
+            ("pool_threshold", "0.5"),
+        ] {
+            let o: PolicyOverrides =
+                serde_json::from_value(serde_json::json!({ field: bad })).unwrap();
+            assert_eq!(
+                base.with(&o).validate().unwrap_err().kind,
+                ErrorKind::OutOfRange,
+                "{field} = {bad}"
+            );
+        }
         let zero_reviewers = PolicyOverrides {
             reviewers_required: Some(0),
             ..Default::default()

@@ -7,10 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::belief::{self, BeliefTally};
 use crate::error::{ErrorKind, Rejection, reject};
-use crate::fixed::{Authority, Confidence, Decimal, Influence, Ratio, Trust, Unit};
-use crate::policy::{Policy, PolicyOverrides, Stakes, Weighting};
-use crate::tally::{Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, reach, resolve};
+use crate::fixed::{
+    Authority, Confidence, Decimal, Influence, ONE, Probability, Ratio, Trust, Unit,
+};
+use crate::message::{MAX_OPTIONS, MIN_OPTIONS, Method, check_option_label};
+use crate::policy::{Policy, PolicyOverrides, Pool, Stakes, Weighting};
+use crate::tally::{
+    Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, reach, resolve, weight_factor,
+};
 
 /// Most electorate members or responses a scenario may list.
 pub const MAX_SCENARIO_AGENTS: usize = 1_000_000;
@@ -30,6 +36,39 @@ struct RawScenario<'a> {
     responses: Vec<RawResponse<'a>>,
     #[serde(default)]
     deadline_passed: bool,
+    #[serde(default)]
+    method: Option<Method>,
+    #[serde(default)]
+    options: Option<Vec<String>>,
+    #[serde(default, borrow)]
+    proposer_distribution: Option<Pairs<'a>>,
+}
+
+/// A JSON object read as its members in order, repeats included, so that
+/// a repeated option is refused rather than silently dropped.
+struct Pairs<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pairs<'a>, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Pairs<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of option: decimal")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Pairs<'a>, M::Error> {
+                let mut pairs = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, &'a RawValue>()? {
+                    pairs.push((k, v));
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -55,6 +94,12 @@ struct RawPolicy<'a> {
     human_required: Option<bool>,
     #[serde(default)]
     proposer_counts: Option<bool>,
+    #[serde(default)]
+    pool: Option<Pool>,
+    #[serde(default, borrow)]
+    pool_threshold: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pool_floor: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -71,9 +116,12 @@ struct RawMember<'a> {
 #[serde(deny_unknown_fields)]
 struct RawResponse<'a> {
     agent: String,
-    stance: Stance,
-    #[serde(borrow)]
-    confidence: &'a RawValue,
+    #[serde(default)]
+    stance: Option<Stance>,
+    #[serde(default, borrow)]
+    confidence: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    distribution: Option<Pairs<'a>>,
 }
 
 /// What `synod resolve` prints.
@@ -88,6 +136,55 @@ pub struct ScenarioResult {
     pub early: bool,
     /// The exact tally.
     pub tally: TallyDecimal,
+    /// A belief scenario's pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub belief: Option<BeliefResult>,
+}
+
+/// What a belief scenario adds to the result (§11.4, §15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeliefResult {
+    /// The option adopted: the leader, when the status is `approved`.
+    pub choice: Option<String>,
+    /// The option with the highest pooled probability, if exactly one.
+    pub leader: Option<String>,
+    /// The pooled probability of each option, floored to millionths.
+    pub pooled: BTreeMap<String, Probability>,
+    /// Each counted distribution's total variation distance from the pool,
+    /// by agent (the proposer's included when it counts).
+    pub divergence: BTreeMap<String, String>,
+}
+
+/// A distribution given as `{option: decimal}`: its probabilities in the
+/// order of `options` (§15, the message rules: decimals in [0, 1], summing
+/// to exactly 1, naming each option once and nothing else).
+fn distribution(field: &str, pairs: &Pairs<'_>, options: &[String]) -> Result<Vec<u32>, Rejection> {
+    let mut by_label: BTreeMap<&str, u32> = BTreeMap::new();
+    for (label, raw) in &pairs.0 {
+        let p = unit(&format!("{field}.{label}"), raw)?;
+        if by_label.insert(label.as_str(), p.micros()).is_some() {
+            return reject(
+                ErrorKind::Malformed,
+                format!("{field}: {label:?} is given twice"),
+            );
+        }
+    }
+    let sum: u64 = by_label.values().map(|&p| u64::from(p)).sum();
+    if sum != u64::from(ONE) {
+        return reject(
+            ErrorKind::OutOfRange,
+            format!("{field}: the probabilities must sum to exactly 1"),
+        );
+    }
+    if by_label.len() != options.len() || options.iter().any(|o| !by_label.contains_key(o.as_str()))
+    {
+        return reject(
+            ErrorKind::Malformed,
+            format!("{field}: give a probability for each option, and nothing else"),
+        );
+    }
+    Ok(options.iter().map(|o| by_label[o.as_str()]).collect())
 }
 
 /// A decimal given as a JSON number or string, read from its exact text.
@@ -133,12 +230,63 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         overrides.min_confidence = ratio("min_confidence", p.min_confidence)?;
         overrides.human_required = p.human_required;
         overrides.proposer_counts = p.proposer_counts;
+        overrides.pool = p.pool;
+        overrides.pool_threshold = ratio("pool_threshold", p.pool_threshold)?;
+        overrides.pool_floor = ratio("pool_floor", p.pool_floor)?;
     }
     let policy = Policy::default_for(raw.stakes).with(&overrides);
     policy
         .validate()
         .map_err(|r| Rejection::new(r.kind, format!("policy: {}", r.message)))?;
     let weighting = policy.weighting;
+    let method = raw.method.unwrap_or_default();
+    let options = match (method, &raw.options) {
+        (Method::Vote, None) => Vec::new(),
+        (Method::Vote, Some(_)) => {
+            return reject(
+                ErrorKind::Malformed,
+                "options: only a belief scenario has options",
+            );
+        }
+        (Method::Belief, None) => {
+            return reject(
+                ErrorKind::Malformed,
+                "options: a belief scenario lists its options",
+            );
+        }
+        (Method::Belief, Some(options)) => {
+            if options.len() < MIN_OPTIONS {
+                return reject(
+                    ErrorKind::Malformed,
+                    format!("options: at least {MIN_OPTIONS}"),
+                );
+            }
+            if options.len() > MAX_OPTIONS {
+                return reject(
+                    ErrorKind::TooLarge,
+                    format!("options: at most {MAX_OPTIONS}"),
+                );
+            }
+            for option in options {
+                check_option_label(option)
+                    .map_err(|r| Rejection::new(r.kind, format!("options: {}", r.message)))?;
+            }
+            if options.iter().collect::<BTreeSet<_>>().len() != options.len() {
+                return reject(
+                    ErrorKind::Malformed,
+                    "options: the options must be distinct",
+                );
+            }
+            options.clone()
+        }
+    };
+    let belief = method == Method::Belief;
+    if !belief && raw.proposer_distribution.is_some() {
+        return reject(
+            ErrorKind::Malformed,
+            "proposer_distribution: only a belief scenario has distributions",
+        );
+    }
 
     // Members with authority above zero, with their authority and trust. An
     // authority of 0 makes an observer: it may be listed but is not in the
@@ -170,15 +318,59 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             "proposer_confidence must be in (0, 1]",
         );
     }
+    let proposer_distribution = raw
+        .proposer_distribution
+        .as_ref()
+        .map(|d| distribution("proposer_distribution", d, &options))
+        .transpose()?;
+    let mut pool = BeliefTally::new(options.len());
+    // The distributions counted, by agent, for the divergences.
+    let mut counted: Vec<(&str, Vec<u32>)> = Vec::new();
     let mut responded: BTreeSet<&str> = BTreeSet::new();
     if let Some(&(a, t)) = members.get(raw.proposer.as_str()) {
         responded.insert(raw.proposer.as_str());
         if policy.proposer_counts {
-            tally.add(&policy, Stance::Endorse, a, t, proposer_confidence);
+            match &proposer_distribution {
+                _ if !belief => tally.add(&policy, Stance::Endorse, a, t, proposer_confidence),
+                Some(d) => {
+                    pool.add(&policy, weight_factor(&policy, a, t), d);
+                    tally.voted += u128::from(Influence::of(a, t).0);
+                    counted.push((raw.proposer.as_str(), d.clone()));
+                }
+                None => {}
+            }
         }
     }
     for (i, r) in raw.responses.iter().enumerate() {
-        let confidence = Confidence(unit(&format!("responses[{i}].confidence"), r.confidence)?);
+        let field = format!("responses[{i}]");
+        let position = match (r.stance, r.confidence, &r.distribution) {
+            (Some(stance), Some(c), None) => {
+                if belief && stance != Stance::Abstain {
+                    return reject(
+                        ErrorKind::Malformed,
+                        format!(
+                            "{field}: a belief scenario's response is a distribution or an abstention"
+                        ),
+                    );
+                }
+                Ok((stance, Confidence(unit(&format!("{field}.confidence"), c)?)))
+            }
+            (None, None, Some(d)) if belief => {
+                Err(distribution(&format!("{field}.distribution"), d, &options)?)
+            }
+            (None, None, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    format!("{field}: only a belief scenario's responses are distributions"),
+                );
+            }
+            _ => {
+                return reject(
+                    ErrorKind::Malformed,
+                    format!("{field}: give stance and confidence, or a distribution"),
+                );
+            }
+        };
         if r.agent == raw.proposer {
             return reject(
                 ErrorKind::NotEligible,
@@ -197,7 +389,14 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                 format!("responses[{i}]: {:?} has already responded", r.agent),
             );
         }
-        tally.add(&policy, r.stance, a, t, confidence);
+        match position {
+            Ok((stance, confidence)) => tally.add(&policy, stance, a, t, confidence),
+            Err(d) => {
+                pool.add(&policy, weight_factor(&policy, a, t), &d);
+                tally.voted += u128::from(Influence::of(a, t).0);
+                counted.push((r.agent.as_str(), d));
+            }
+        }
     }
     let waiting = members
         .iter()
@@ -208,11 +407,37 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         .sum();
     let everyone_answered = waiting.count() == 0;
 
-    let (verdict, early) = if raw.deadline_passed || everyone_answered {
-        (Some(resolve(&policy, &tally)), false)
-    } else {
-        (early_verdict(&policy, &tally, remaining), true)
+    let closing = raw.deadline_passed || everyone_answered;
+    let (verdict, early) = match (belief, closing) {
+        (false, true) => (Some(resolve(&policy, &tally)), false),
+        (false, false) => (early_verdict(&policy, &tally, remaining), true),
+        // A belief proposal has no early finality (§15.3).
+        (true, true) => (Some(belief::resolve(&policy, &tally, &pool).0), false),
+        (true, false) => (None, false),
     };
+    let belief_result = belief.then(|| {
+        let pooled = belief::pool(&policy, &pool);
+        let report = belief::PoolReport::new(&pooled, &options);
+        let divergence = if pooled.probabilities.is_empty() {
+            BTreeMap::new()
+        } else {
+            counted
+                .iter()
+                .map(|(agent, d)| {
+                    let twice = belief::divergence(d, &pooled.probabilities);
+                    (agent.to_string(), belief::divergence_decimal(twice))
+                })
+                .collect()
+        };
+        BeliefResult {
+            choice: (verdict == Some(Verdict::Approved))
+                .then(|| report.leader.clone())
+                .flatten(),
+            leader: report.leader,
+            pooled: report.pooled,
+            divergence,
+        }
+    });
     let (status, reason, early) = match verdict {
         None => ("open", None, false),
         Some(Verdict::Approved) => ("approved", None, early),
@@ -224,5 +449,6 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         reason,
         early,
         tally: tally.to_decimal(weighting),
+        belief: belief_result,
     })
 }

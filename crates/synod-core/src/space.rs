@@ -18,6 +18,7 @@ use std::hash::BuildHasherDefault;
 
 use serde::{Deserialize, Serialize};
 
+use crate::belief::{self, BeliefTally, PoolReport, Pooled};
 use crate::config::{Mode, SpaceConfig};
 use crate::domain::{Domain, DomainPattern, most_specific};
 use crate::error::{ErrorKind, Rejection, reject};
@@ -25,8 +26,8 @@ use crate::fixed::{Authority, Confidence, Influence, Score, Trust, format_scaled
 use crate::identity::AgentId;
 use crate::log::{Entry, GENESIS_PREV, LogIndex, Payload};
 use crate::message::{
-    Body, Change, Configuration, Decision, HumanVerdict, Outcome, Proposal, Registration, Response,
-    Role,
+    Body, Change, Configuration, Decision, Distribution, HumanVerdict, Method, Outcome, Proposal,
+    Registration, Response, Role, check_covers,
 };
 use crate::policy::{Policy, Stakes};
 use crate::tally::{self, Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
@@ -163,6 +164,24 @@ impl Member {
     fn count(&self, policy: &Policy, tally: &mut Tally, stance: Stance, c: Confidence) {
         tally.add(policy, stance, self.authority, self.trust, c);
     }
+
+    /// This member's weight in a belief proposal's pool (§15.1).
+    pub fn pool_weight(&self, policy: &Policy) -> u128 {
+        tally::weight_factor(policy, self.authority, self.trust)
+    }
+
+    /// Counts this member's distribution in a belief proposal's pool; its
+    /// influence counts toward the quorum.
+    fn count_belief(
+        &self,
+        policy: &Policy,
+        tally: &mut Tally,
+        pool: &mut BeliefTally,
+        distribution: &[u32],
+    ) {
+        pool.add(policy, self.pool_weight(policy), distribution);
+        tally.voted += u128::from(self.influence().0);
+    }
 }
 
 /// A recorded response.
@@ -170,10 +189,12 @@ impl Member {
 pub struct ResponseRecord {
     /// The responder.
     pub agent: AgentIdx,
-    /// Its stance.
-    pub stance: Stance,
-    /// Its confidence.
-    pub confidence: Confidence,
+    /// Its stance; `None` for a belief proposal's distribution.
+    pub stance: Option<Stance>,
+    /// Its confidence; `None` for a belief proposal's distribution.
+    pub confidence: Option<Confidence>,
+    /// A belief proposal's distribution, in millionths, in option order.
+    pub distribution: Option<Vec<u32>>,
     /// Its reasoning.
     pub reasoning: String,
     /// Log index of the response.
@@ -189,6 +210,8 @@ pub struct DecisionRecord {
     pub reviewer: AgentIdx,
     /// Approve or reject.
     pub decision: HumanVerdict,
+    /// The option a belief proposal's approval adopts (its position).
+    pub option: Option<u8>,
     /// The reviewer's note.
     pub note: String,
     /// Log index.
@@ -200,8 +223,10 @@ pub struct DecisionRecord {
 pub struct OutcomeRecord {
     /// Who reported it.
     pub reporter: AgentIdx,
-    /// The outcome as a score.
-    pub score: Score,
+    /// A vote's outcome as a score.
+    pub score: Option<Score>,
+    /// The option that turned out right (a belief proposal).
+    pub option: Option<u8>,
     /// Log index.
     pub index: LogIndex,
 }
@@ -266,6 +291,18 @@ pub struct ProposalRecord {
     pub supersedes: Option<Digest>,
     /// The proposal that replaced this one.
     pub superseded_by: Option<Digest>,
+    /// How it is decided.
+    pub method: Method,
+    /// A belief proposal's options, in the proposal's order (empty for a
+    /// vote).
+    pub options: Vec<String>,
+    /// A belief proposal's own distribution (the proposer's position), in
+    /// millionths, in option order.
+    pub proposer_distribution: Option<Vec<u32>>,
+    /// A belief proposal's running pool.
+    pub belief: BeliefTally,
+    /// The option a belief proposal adopted: by the rule, or by reviewers.
+    pub choice: Option<u8>,
     /// Electorate slot of each member (not part of the state hash: derived).
     #[serde(skip)]
     slots: Index<AgentIdx, u32>,
@@ -296,6 +333,29 @@ impl ProposalRecord {
         self.slots
             .get(&agent)
             .map(|&s| &self.electorate[s as usize])
+    }
+
+    /// What the rule says of the proposal's tally now (the verdict it gets
+    /// if it closes now), and, for a belief proposal, its pool.
+    pub fn verdict(&self) -> (Verdict, Option<Pooled>) {
+        match self.method {
+            Method::Vote => (resolve(&self.policy, &self.tally), None),
+            Method::Belief => {
+                let (verdict, pooled) = belief::resolve(&self.policy, &self.tally, &self.belief);
+                (verdict, Some(pooled))
+            }
+        }
+    }
+
+    /// The pool as effects and packages show it; `None` for a vote.
+    pub fn pool_report(&self) -> Option<PoolReport> {
+        (self.method == Method::Belief)
+            .then(|| PoolReport::new(&belief::pool(&self.policy, &self.belief), &self.options))
+    }
+
+    /// The label of option `index`.
+    pub fn option_label(&self, index: u8) -> String {
+        self.options[usize::from(index)].clone()
     }
 
     /// The decoded proposal body.
@@ -385,12 +445,16 @@ pub enum Effect {
         proposal: Digest,
         /// The responder.
         agent: AgentId,
-        /// Its stance.
-        stance: Stance,
+        /// Its stance; absent for a belief proposal's distribution.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stance: Option<Stance>,
         /// The tally after it.
         tally: TallyDecimal,
         /// The tentative verdict.
         leaning: Verdict,
+        /// A belief proposal's pool after it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<PoolReport>,
     },
     /// A proposal closed and the rule gave its verdict.
     ProposalClosed {
@@ -404,6 +468,12 @@ pub enum Effect {
         cause: CloseCause,
         /// The final tally.
         tally: TallyDecimal,
+        /// The option a belief proposal adopted, when approved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        choice: Option<String>,
+        /// A belief proposal's final pool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<PoolReport>,
     },
     /// A newer proposal replaced an open one.
     ProposalSuperseded {
@@ -420,6 +490,9 @@ pub enum Effect {
         reviewer: AgentId,
         /// Approve or reject.
         decision: HumanVerdict,
+        /// The option a belief proposal's approval adopts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        option: Option<String>,
     },
     /// Enough reviewers agreed.
     HumanResolved {
@@ -427,13 +500,20 @@ pub enum Effect {
         proposal: Digest,
         /// `approved_by_human` or `rejected_by_human`.
         status: Status,
+        /// The option a belief proposal adopted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        option: Option<String>,
     },
     /// An outcome was reported.
     OutcomeRecorded {
         /// The proposal.
         proposal: Digest,
-        /// The outcome as a score.
-        score: Score,
+        /// A vote's outcome as a score.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<Score>,
+        /// The option that turned out right (a belief proposal).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        option: Option<String>,
     },
     /// An agent's trust in a domain moved.
     TrustUpdated {
@@ -766,7 +846,7 @@ impl Space {
             Status::Open,
             "closing a proposal that is not open"
         );
-        let verdict = resolve(&record.policy, &record.tally);
+        let (verdict, pooled) = record.verdict();
         if cause == CloseCause::Early {
             assert!(
                 matches!(verdict, Verdict::Approved | Verdict::Rejected),
@@ -784,6 +864,12 @@ impl Space {
             index,
             time,
         });
+        if verdict == Verdict::Approved
+            && let Some(p) = &pooled
+        {
+            let leader = p.leader.expect("an approved pool has a leader");
+            record.choice = Some(leader as u8);
+        }
         let removed = self.deadlines.remove(&(record.deadline, *id));
         assert!(removed, "an open proposal has a deadline");
         let proposer = &mut self.agents[record.proposer as usize];
@@ -797,6 +883,8 @@ impl Space {
             reason: verdict.reason(),
             cause,
             tally: record.tally.to_decimal(record.policy.weighting),
+            choice: record.choice.map(|c| record.option_label(c)),
+            pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
         }
     }
 
@@ -810,7 +898,7 @@ impl Space {
     /// expired proposals is applied, and agree with [`Space::apply`].
     fn status_at(record: &ProposalRecord, time: u64) -> Status {
         if record.status == Status::Open && record.deadline <= time {
-            match resolve(&record.policy, &record.tally) {
+            match record.verdict().0 {
                 Verdict::Approved => Status::Approved,
                 Verdict::Rejected => Status::Rejected,
                 Verdict::Escalated(_) => Status::Escalated,
@@ -1000,6 +1088,7 @@ impl Space {
                 format!("proposal {id} is already in the log"),
             );
         }
+        self.check_admission(message, &p, proposer)?;
         if p.deadline <= time {
             return reject(
                 ErrorKind::BadDeadline,
@@ -1077,6 +1166,40 @@ impl Space {
         })))
     }
 
+    /// Proof-of-work admission (§16): below `admission_trust_below` in the
+    /// proposal's domain, the proposal must carry a stamp of the space's
+    /// difficulty bound to its own content.
+    fn check_admission(
+        &self,
+        message: &Verified,
+        p: &Proposal,
+        proposer: AgentIdx,
+    ) -> Result<(), Rejection> {
+        let below = self.config.admission_trust_below;
+        let trust = self.trust(&self.agents[proposer as usize], &p.domain);
+        if trust >= below {
+            return Ok(());
+        }
+        let difficulty = self.config.admission_difficulty;
+        let Some(nonce) = p.stamp else {
+            return reject(
+                ErrorKind::InsufficientWork,
+                format!(
+                    "your trust in {} is {trust}, below {below}: the proposal needs a stamp of {difficulty} bits",
+                    p.domain.as_str()
+                ),
+            );
+        };
+        let base = crate::stamp::stamp_base(message.signer(), message.body());
+        if !crate::stamp::meets(&base, nonce, difficulty) {
+            return reject(
+                ErrorKind::InsufficientWork,
+                format!("stamp {nonce} does not give this proposal {difficulty} leading zero bits"),
+            );
+        }
+        Ok(())
+    }
+
     fn check_response(&self, signer: &AgentId, r: Response, time: u64) -> Result<Plan, Rejection> {
         let idx = self.signer_idx(signer)?;
         let record = self.record(&r.proposal)?;
@@ -1107,6 +1230,23 @@ impl Space {
                 format!("{signer} is not in the electorate frozen for this proposal"),
             );
         };
+        match (record.method, &r.distribution, r.stance) {
+            (Method::Vote, None, _) => {}
+            (Method::Vote, Some(_), _) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "this proposal is a vote: respond with a stance and a confidence",
+                );
+            }
+            (Method::Belief, Some(d), _) => check_covers(d, &record.options)?,
+            (Method::Belief, None, Some(Stance::Abstain)) => {}
+            (Method::Belief, None, _) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "this is a belief proposal: respond with a distribution over its options, or abstain",
+                );
+            }
+        }
         Ok(Plan::Respond(idx, slot, r))
     }
 
@@ -1137,7 +1277,23 @@ impl Space {
                 "this reviewer has already decided this proposal",
             );
         }
-        Ok(Plan::Decide(idx, d))
+        let option = match (record.method, d.decision, &d.option) {
+            (Method::Vote, _, None) | (Method::Belief, HumanVerdict::Reject, None) => None,
+            (Method::Vote, _, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "this proposal is a vote: a decision names no option",
+                );
+            }
+            (Method::Belief, _, Some(label)) => Some(option_index(record, label)?),
+            (Method::Belief, HumanVerdict::Approve, None) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "approving a belief proposal names the option adopted",
+                );
+            }
+        };
+        Ok(Plan::Decide(idx, d, option))
     }
 
     fn check_outcome(&self, signer: &AgentId, o: Outcome, time: u64) -> Result<Plan, Rejection> {
@@ -1169,7 +1325,23 @@ impl Space {
                 "an agent that proposed or responded may not report the outcome",
             );
         }
-        Ok(Plan::Outcome(idx, o))
+        let option = match (record.method, &o.option) {
+            (Method::Vote, None) => None,
+            (Method::Belief, Some(label)) => Some(option_index(record, label)?),
+            (Method::Vote, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "this proposal is a vote: its outcome is a result or a score",
+                );
+            }
+            (Method::Belief, None) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "the outcome of a belief proposal names the option that turned out right",
+                );
+            }
+        };
+        Ok(Plan::Outcome(idx, o, option))
     }
 
     fn execute(
@@ -1230,8 +1402,8 @@ impl Space {
             }
             Plan::Propose(plan) => self.open_proposal(*plan, message, index, time),
             Plan::Respond(idx, slot, r) => self.count_response(idx, slot, r, message, index, time),
-            Plan::Decide(idx, d) => self.record_decision(idx, d, index),
-            Plan::Outcome(idx, o) => self.record_outcome(idx, o, index),
+            Plan::Decide(idx, d, option) => self.record_decision(idx, d, option, index),
+            Plan::Outcome(idx, o, option) => self.record_outcome(idx, o, option, index),
         }
     }
 
@@ -1317,6 +1489,12 @@ impl Space {
             proposal: p,
         } = plan;
         let electorate = self.freeze_electorate(&p.domain, &policy);
+        let method = p.method();
+        let options = p.options.clone().unwrap_or_default();
+        let proposer_distribution = p
+            .distribution
+            .as_ref()
+            .map(|d| in_option_order(d, &options));
         let potential: u128 = electorate.iter().map(|m| u128::from(m.influence().0)).sum();
         let reach: u128 = electorate.iter().map(|m| m.reach(&policy)).sum();
         let mut record = ProposalRecord {
@@ -1341,6 +1519,11 @@ impl Space {
             outcome: None,
             supersedes: p.supersedes,
             superseded_by: None,
+            belief: BeliefTally::new(options.len()),
+            method,
+            options,
+            proposer_distribution,
+            choice: None,
             slots: Index::default(),
             responded: Vec::new(),
         };
@@ -1351,7 +1534,15 @@ impl Space {
             record.pending -= 1;
             record.remaining -= member.reach(&policy);
             if policy.proposer_counts {
-                member.count(&policy, &mut record.tally, Stance::Endorse, p.confidence);
+                match (method, &record.proposer_distribution) {
+                    (Method::Vote, _) => {
+                        member.count(&policy, &mut record.tally, Stance::Endorse, p.confidence);
+                    }
+                    (Method::Belief, Some(d)) => {
+                        member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
+                    }
+                    (Method::Belief, None) => {}
+                }
             }
         }
         let mut effects = Vec::new();
@@ -1393,6 +1584,11 @@ impl Space {
         if record.pending == 0 {
             return Some(self.close(id, CloseCause::AllResponded, index, time));
         }
+        // A belief proposal closes at its deadline or when everyone has
+        // answered; it has no early finality (§15.3).
+        if record.method == Method::Belief {
+            return None;
+        }
         early_verdict(&record.policy, &record.tally, record.remaining)
             .map(|_| self.close(id, CloseCause::Early, index, time))
     }
@@ -1412,21 +1608,34 @@ impl Space {
         record.pending -= 1;
         let policy = record.policy;
         record.remaining -= member.reach(&policy);
-        member.count(&policy, &mut record.tally, r.stance, r.confidence);
+        let distribution = r
+            .distribution
+            .as_ref()
+            .map(|d| in_option_order(d, &record.options));
+        match (&distribution, r.stance, r.confidence) {
+            (Some(d), _, _) => {
+                member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
+            }
+            (None, Some(stance), Some(c)) => member.count(&policy, &mut record.tally, stance, c),
+            (None, _, _) => unreachable!("checked: a stance and a confidence, or a distribution"),
+        }
         record.responses.push(ResponseRecord {
             agent: idx,
             stance: r.stance,
             confidence: r.confidence,
+            distribution,
             reasoning: r.reasoning,
             index,
             message: message.id(),
         });
+        let (leaning, pooled) = record.verdict();
         let effect = Effect::ResponseCounted {
             proposal: r.proposal,
             agent: message.signer().clone(),
             stance: r.stance,
             tally: record.tally.to_decimal(policy.weighting),
-            leaning: resolve(&record.policy, &record.tally),
+            leaning,
+            pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
         };
         self.agents[idx as usize].responses += 1;
         let mut effects = vec![effect];
@@ -1434,69 +1643,109 @@ impl Space {
         effects
     }
 
-    fn record_decision(&mut self, idx: AgentIdx, d: Decision, index: LogIndex) -> Vec<Effect> {
+    fn record_decision(
+        &mut self,
+        idx: AgentIdx,
+        d: Decision,
+        option: Option<u8>,
+        index: LogIndex,
+    ) -> Vec<Effect> {
         let reviewer = self.agents[idx as usize].id.clone();
         let record = self.proposals.get_mut(&d.proposal).expect("checked");
         record.decisions.push(DecisionRecord {
             reviewer: idx,
             decision: d.decision,
+            option,
             note: d.note,
             index,
         });
+        let label = option.map(|o| record.option_label(o));
         let mut effects = vec![Effect::HumanDecided {
             proposal: d.proposal,
             reviewer,
             decision: d.decision,
+            option: label.clone(),
         }];
+        // Decisions agree when they say the same, and, on a belief
+        // proposal, adopt the same option.
         let agreeing = record
             .decisions
             .iter()
-            .filter(|x| x.decision == d.decision)
+            .filter(|x| x.decision == d.decision && x.option == option)
             .count() as u32;
         if agreeing >= record.policy.reviewers_required {
             record.status = match d.decision {
                 HumanVerdict::Approve => Status::ApprovedByHuman,
                 HumanVerdict::Reject => Status::RejectedByHuman,
             };
+            record.choice = option;
             effects.push(Effect::HumanResolved {
                 proposal: d.proposal,
                 status: record.status,
+                option: label,
             });
         }
         effects
     }
 
-    fn record_outcome(&mut self, idx: AgentIdx, o: Outcome, index: LogIndex) -> Vec<Effect> {
+    fn record_outcome(
+        &mut self,
+        idx: AgentIdx,
+        o: Outcome,
+        option: Option<u8>,
+        index: LogIndex,
+    ) -> Vec<Effect> {
         let score = o.value();
         let rate = self.config.trust_learning_rate;
         let record = self.proposals.get_mut(&o.proposal).expect("checked");
         record.outcome = Some(OutcomeRecord {
             reporter: idx,
             score,
+            option,
             index,
         });
         let domain = record.domain.clone();
-        // The proposer is scored as an endorsement at its stated confidence,
-        // then every responder that took a side. Abstentions are not scored.
-        let forecasts: Vec<(AgentIdx, u32)> = std::iter::once((
-            record.proposer,
-            trust::forecast(Stance::Endorse, record.confidence),
-        ))
-        .chain(
-            record
-                .responses
+        // Each scored position with its quadratic score g (10⁻¹²). A vote
+        // scores the proposer as an endorsement at its stated confidence,
+        // then every responder that took a side; a belief proposal scores
+        // every stated distribution, the proposer's first (§8, §15.4).
+        // Abstentions are never scored.
+        let scored: Vec<(AgentIdx, i128)> = match (score, option) {
+            (Some(y), None) => std::iter::once((
+                record.proposer,
+                trust::forecast(Stance::Endorse, record.confidence),
+            ))
+            .chain(record.responses.iter().map(|r| {
+                let f = r
+                    .stance
+                    .zip(r.confidence)
+                    .and_then(|(s, c)| trust::forecast(s, c));
+                (r.agent, f)
+            }))
+            .filter_map(|(agent, f)| f.map(|f| (agent, trust::score(f, y))))
+            .collect(),
+            (None, Some(right)) => record
+                .proposer_distribution
                 .iter()
-                .map(|r| (r.agent, trust::forecast(r.stance, r.confidence))),
-        )
-        .filter_map(|(agent, f)| f.map(|f| (agent, f)))
-        .collect();
+                .map(|d| (record.proposer, d))
+                .chain(
+                    record
+                        .responses
+                        .iter()
+                        .filter_map(|r| r.distribution.as_ref().map(|d| (r.agent, d))),
+                )
+                .map(|(agent, d)| (agent, belief::score(d, usize::from(right))))
+                .collect(),
+            _ => unreachable!("checked: a vote's outcome is a score, a belief's an option"),
+        };
         let mut effects = vec![Effect::OutcomeRecorded {
             proposal: o.proposal,
             score,
+            option: option.map(|i| record.option_label(i)),
         }];
-        for (agent_idx, forecast) in forecasts {
+        for (agent_idx, g) in scored {
             let before = self.trust(&self.agents[agent_idx as usize], &domain);
-            let after = trust::update(before, forecast, score, rate);
+            let after = trust::update_with_score(before, g, rate);
             let agent = &mut self.agents[agent_idx as usize];
             agent.trust.insert(domain.clone(), after);
             agent.outcomes += 1;
@@ -1543,6 +1792,30 @@ impl Space {
                 "an open proposal is past its deadline"
             );
         }
+        for r in self.proposals.values() {
+            match r.method {
+                Method::Vote => assert!(
+                    r.options.is_empty() && r.belief.sums.is_empty() && r.choice.is_none(),
+                    "a vote has no options, pool or choice"
+                ),
+                Method::Belief => {
+                    assert_eq!(
+                        r.belief.sums.len(),
+                        r.options.len(),
+                        "a pool sum per option"
+                    );
+                    assert!(
+                        r.choice.is_none_or(|c| usize::from(c) < r.options.len()),
+                        "the choice is one of the options"
+                    );
+                    assert_eq!(
+                        (r.tally.endorse, r.tally.challenge),
+                        (0, 0),
+                        "a pool has no E or C"
+                    );
+                }
+            }
+        }
     }
 
     /// An exact decimal of a 10⁻¹⁸ weight, for display.
@@ -1559,8 +1832,25 @@ enum Plan {
     Register(Registration),
     Propose(Box<ProposePlan>),
     Respond(AgentIdx, u32, Response),
-    Decide(AgentIdx, Decision),
-    Outcome(AgentIdx, Outcome),
+    Decide(AgentIdx, Decision, Option<u8>),
+    Outcome(AgentIdx, Outcome, Option<u8>),
+}
+
+/// The position of `label` among a belief proposal's options.
+fn option_index(record: &ProposalRecord, label: &str) -> Result<u8, Rejection> {
+    match record.options.iter().position(|o| o == label) {
+        Some(i) => Ok(i as u8),
+        None => reject(
+            ErrorKind::Malformed,
+            format!("{label:?} is not one of the proposal's options"),
+        ),
+    }
+}
+
+/// A distribution's probabilities in the order of `options` (which it
+/// covers: checked before).
+fn in_option_order(d: &Distribution, options: &[String]) -> Vec<u32> {
+    options.iter().map(|o| d[o].micros()).collect()
 }
 
 struct ProposePlan {

@@ -149,6 +149,17 @@ pub fn reach(policy: &Policy, authority: Authority, trust: Trust) -> u128 {
     }
 }
 
+/// A member's weight factor under `policy`: `a·t` (linear, 10⁻¹²) or
+/// `a·(2·min(t, trust_cap))²` (log-odds, 10⁻¹⁸). The newcomer cap bounds a
+/// bloc's share of it (§5.0), and a belief proposal weighs each
+/// distribution by it (§15.1).
+pub fn weight_factor(policy: &Policy, authority: Authority, trust: Trust) -> u128 {
+    match policy.weighting {
+        Weighting::Linear => u128::from(Influence::of(authority, trust).0),
+        Weighting::LogOdds => logodds::factor(authority, trust.min(policy.trust_cap)) as u128,
+    }
+}
+
 /// Scales down the authority of the members marked in `bloc` so that,
 /// together, they hold at most `cap` of the members' summed influence and
 /// at most `cap` of their summed weight factor under `policy` (`a·t`
@@ -165,10 +176,7 @@ pub fn cap_share(cap: Ratio, policy: &Policy, members: &mut [(Authority, Trust)]
         return;
     }
     let influence = |a: Authority, t: Trust| u128::from(Influence::of(a, t).0);
-    let weight = |a: Authority, t: Trust| match policy.weighting {
-        Weighting::Linear => influence(a, t),
-        Weighting::LogOdds => logodds::factor(a, t.min(policy.trust_cap)) as u128,
-    };
+    let weight = |a: Authority, t: Trust| weight_factor(policy, a, t);
     for measure in [&influence as &dyn Fn(Authority, Trust) -> u128, &weight] {
         let (mut inside, mut outside) = (0u128, 0u128);
         for (&(a, t), &b) in members.iter().zip(bloc) {
@@ -260,15 +268,19 @@ fn scale(ratio: Ratio) -> u128 {
     u128::from(ratio.micros())
 }
 
+/// `V ≥ quorum × P`, both sides in 10⁻¹⁸.
+pub fn quorum_met(policy: &Policy, tally: &Tally) -> bool {
+    tally.voted * ONE_WIDE >= scale(policy.quorum) * tally.potential
+}
+
 /// The rule, with its checks in the specified order.
 pub fn resolve(policy: &Policy, tally: &Tally) -> Verdict {
-    let (e, c, v, p) = (tally.endorse, tally.challenge, tally.voted, tally.potential);
+    let (e, c, v) = (tally.endorse, tally.challenge, tally.voted);
     let t = e + c;
     if policy.human_required {
         return Verdict::Escalated(Reason::Stakes);
     }
-    // V < quorum × P, both sides in 10⁻¹⁸.
-    if v * ONE_WIDE < scale(policy.quorum) * p {
+    if !quorum_met(policy, tally) {
         return Verdict::Escalated(Reason::NoQuorum);
     }
     if policy.weighting == Weighting::LogOdds {
@@ -321,8 +333,8 @@ pub fn early_verdict(policy: &Policy, tally: &Tally, remaining: u128) -> Option<
     if policy.human_required {
         return None;
     }
-    let (e, c, v, p) = (tally.endorse, tally.challenge, tally.voted, tally.potential);
-    if v * ONE_WIDE < scale(policy.quorum) * p {
+    let (e, c, v) = (tally.endorse, tally.challenge, tally.voted);
+    if !quorum_met(policy, tally) {
         return None;
     }
     if policy.weighting == Weighting::LogOdds {

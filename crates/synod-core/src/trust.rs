@@ -47,9 +47,19 @@ pub fn score(forecast_micros: u32, outcome: Score) -> i128 {
 
 /// The trust after one scored forecast.
 pub fn update(trust: Trust, forecast_micros: u32, outcome: Score, rate: Ratio) -> Trust {
+    update_with_score(trust, score(forecast_micros, outcome), rate)
+}
+
+/// The trust after a position scored `g` (in 10⁻¹², within `[−1, 1]`):
+/// `clamp(⌊t + η (g − t)⌋, 0, 1)` in millionths. A vote's score is
+/// [`score`]; a belief proposal's is [`crate::belief::score`].
+pub fn update_with_score(trust: Trust, g: i128, rate: Ratio) -> Trust {
     let one = i128::from(ONE);
+    debug_assert!(
+        (-one * one..=one * one).contains(&g),
+        "a score is in [−1, 1]"
+    );
     let t = i128::from(trust.micros());
-    let g = score(forecast_micros, outcome);
     // t + η (g − t), in 10⁻¹⁸: t·10¹² + η·(g − t·10⁶).
     let next = t * one * one + i128::from(rate.micros()) * (g - t * one);
     let floored = next.div_euclid(one * one).clamp(0, one);

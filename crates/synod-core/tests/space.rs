@@ -215,7 +215,8 @@ fn m_of_n_reviewers_decide_an_escalation() {
     let effects = h.decide("rae", p, "approve").unwrap();
     assert!(effects.contains(&Effect::HumanResolved {
         proposal: p,
-        status: Status::ApprovedByHuman
+        status: Status::ApprovedByHuman,
+        option: None,
     }));
     assert_eq!(h.status(&p), "approved_by_human");
     assert_eq!(
@@ -587,6 +588,20 @@ fn every_error_kind_is_reported_and_changes_nothing() {
         assert_eq!(h.entries.len(), entries, "{what} was logged");
         seen.insert(kind);
     }
+    // §16: with admission on for trust below 0.6, alice (0.5) must stamp.
+    h.configure(json!({"set": {"admission_trust_below": "0.6", "admission_difficulty": 8}}))
+        .unwrap();
+    let unstamped = signed_bytes(
+        &h,
+        "alice",
+        MessageType::Proposal,
+        h.proposal_body("fraud.detection", "low", "0.7"),
+    );
+    let before = h.space.state_hash();
+    let err = submit(&mut h, &unstamped).expect_err("no stamp");
+    assert_eq!(err.kind, ErrorKind::InsufficientWork, "{}", err.message);
+    assert_eq!(h.space.state_hash(), before);
+    seen.insert(err.kind);
     let all: BTreeSet<ErrorKind> = ErrorKind::ALL.into_iter().collect();
     assert_eq!(seen, all, "every documented error kind has a case");
 }

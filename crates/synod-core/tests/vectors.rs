@@ -248,6 +248,197 @@ fn resolve_scenarios() {
     }
 }
 
+/// vectors/belief.json: the integer logarithm and exponential of
+/// PROTOCOL.md §14.1–§14.2 at chosen points, and belief scenarios (§15).
+#[test]
+fn belief_vectors() {
+    #[derive(serde::Deserialize)]
+    struct BeliefFile<'a> {
+        ln: Vec<BTreeMap<String, String>>,
+        exp: Vec<BTreeMap<String, String>>,
+        #[serde(borrow)]
+        cases: Vec<ResolveCase<'a>>,
+        #[allow(dead_code)]
+        description: String,
+    }
+    use std::collections::BTreeMap;
+    use synod_core::fixed::format_scaled;
+    use synod_core::logodds::{exp_neg, ln_ratio};
+    let raw = std::fs::read_to_string(vectors_dir().join("belief.json")).unwrap();
+    let file: BeliefFile<'_> = serde_json::from_str(&raw).unwrap();
+    for case in &file.ln {
+        let (n, d) = (case["n"].parse().unwrap(), case["d"].parse().unwrap());
+        assert_eq!(
+            format_scaled(ln_ratio(n, d) as u128, 12),
+            case["ln"],
+            "{case:?}"
+        );
+    }
+    for case in &file.exp {
+        let x = case["x"].parse().unwrap();
+        assert_eq!(format_scaled(exp_neg(x), 18), case["exp"], "{case:?}");
+    }
+    assert!(file.cases.len() >= 30);
+    for case in &file.cases {
+        let name = &case.name;
+        match (
+            scenario::run(case.scenario.get()),
+            &case.expected,
+            &case.error,
+        ) {
+            (Ok(result), Some(expected), None) => {
+                assert_eq!(serde_json::to_value(&result).unwrap(), *expected, "{name}");
+            }
+            (Err(e), None, Some(kind)) => {
+                assert_eq!(e.kind.as_str(), kind, "{name}: {}", e.message);
+            }
+            (got, ..) => panic!("{name}: unexpected {got:?}"),
+        }
+    }
+}
+
+/// A small space deciding belief proposals: one contested (a confident
+/// dissenter pulls the leader below the threshold) and adopted by a
+/// reviewer, one adopted by the pool; outcomes name the right options.
+fn belief_log() -> Vec<String> {
+    let mut h = Harness::closed();
+    for name in ["planner", "scout", "ledger-bot", "critic"] {
+        h.agent(name, &[("vendor.*", "1")]);
+    }
+    h.person("reviewer", &["reviewer"]);
+    h.person("auditor", &["oracle"]);
+    let question = |h: &Harness, summary: &str, stakes: &str| {
+        json!({
+            "domain": "vendor.payroll",
+            "action": {"kind": "choose_vendor", "summary": summary},
+            "confidence": "1",
+            "stakes": stakes,
+            "deadline": h.time + 10 * MINUTE,
+            "method": "belief",
+            "options": ["acme", "globex", "initech"],
+            "distribution": {"acme": "0.7", "globex": "0.2", "initech": "0.1"},
+        })
+    };
+    let believe = |h: &mut Harness, who: &str, p: Digest, a: &str, g: &str, i: &str| {
+        h.send(
+            who,
+            MessageType::Response,
+            json!({"proposal": p, "distribution": {"acme": a, "globex": g, "initech": i},
+                   "reasoning": format!("{who}'s estimate")}),
+        )
+        .unwrap();
+    };
+    let body = question(&h, "Which vendor runs payroll?", "medium");
+    let contested = h.propose_with("planner", body).unwrap();
+    believe(&mut h, "scout", contested, "0.8", "0.1", "0.1");
+    believe(&mut h, "ledger-bot", contested, "0.6", "0.3", "0.1");
+    // critic is sure acme is wrong; the floor keeps its zero from vetoing.
+    believe(&mut h, "critic", contested, "0", "0.5", "0.5");
+    assert_eq!(h.status(&contested), "escalated");
+    let body = question(&h, "Which vendor runs expenses?", "low");
+    let agreed = h.propose_with("planner", body).unwrap();
+    believe(&mut h, "scout", agreed, "0.9", "0.05", "0.05");
+    believe(&mut h, "ledger-bot", agreed, "0.9", "0.05", "0.05");
+    believe(&mut h, "critic", agreed, "0.6", "0.3", "0.1");
+    assert_eq!(h.status(&agreed), "approved");
+    h.send(
+        "reviewer",
+        MessageType::Decision,
+        json!({"proposal": contested, "decision": "approve", "option": "globex", "note": "acme failed its audit"}),
+    )
+    .unwrap();
+    for (p, right) in [(contested, "globex"), (agreed, "acme")] {
+        h.send(
+            "auditor",
+            MessageType::Outcome,
+            json!({"proposal": p, "option": right}),
+        )
+        .unwrap();
+    }
+    h.lines
+}
+
+#[test]
+fn belief_log_export() {
+    let lines = belief_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/belief.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/belief.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.proposals.get("approved_by_human"), Some(&1));
+    assert_eq!(summary.proposals.get("approved"), Some(&1));
+    assert_eq!(summary.trust_updates, 8);
+}
+
+/// vectors/stamp.json: proof-of-work admission stamps (PROTOCOL.md §16):
+/// the base a stamp is bound to, the first nonce of each difficulty, its
+/// hash; and stamps carried over to another proposal, which fall short.
+#[test]
+fn stamps() {
+    use synod_core::stamp::{leading_zero_bits, meets, mint, stamp_base, stamp_hash};
+    let key = keypair_from_hex(&seed_hex("stamp-signer"));
+    let other = keypair_from_hex(&seed_hex("stamp-copier"));
+    let body = json!({
+        "space": "vectors", "created_at": 1700000000000u64, "domain": "ops.deploy",
+        "action": {"kind": "deploy", "summary": "Deploy build 7"},
+        "confidence": "0.8", "stakes": "low", "deadline": 1700000600000u64,
+    });
+    let base = stamp_base(key.id(), &body);
+    let mut cases = Vec::new();
+    for difficulty in [0u32, 1, 4, 8, 12, 16] {
+        let nonce = mint(&base, difficulty).unwrap();
+        let hash = stamp_hash(&base, nonce);
+        assert!(leading_zero_bits(&hash) >= difficulty);
+        cases.push(json!({
+            "signer_seed": seed_hex("stamp-signer"), "signer": key.id(), "body": body,
+            "base": base, "difficulty": difficulty, "nonce": nonce, "hash": hash,
+            "valid": true, "why": "the first nonce from 0 with this many leading zero bits",
+        }));
+    }
+    let nonce16 = mint(&base, 16).unwrap();
+    let mut moved = body.clone();
+    moved["action"]["summary"] = json!("Deploy build 8");
+    let mut later = body.clone();
+    later["created_at"] = json!(1700000000001u64);
+    for (why, signer, seed, b) in [
+        (
+            "the same nonce on another summary",
+            &key,
+            "stamp-signer",
+            &moved,
+        ),
+        (
+            "the same nonce at another created_at",
+            &key,
+            "stamp-signer",
+            &later,
+        ),
+        (
+            "the same body and nonce from another signer",
+            &other,
+            "stamp-copier",
+            &body,
+        ),
+    ] {
+        let base = stamp_base(signer.id(), b);
+        assert!(!meets(&base, nonce16, 16), "{why}");
+        cases.push(json!({
+            "signer_seed": seed_hex(seed), "signer": signer.id(), "body": b, "base": base,
+            "difficulty": 16, "nonce": nonce16, "hash": stamp_hash(&base, nonce16),
+            "valid": false, "why": why,
+        }));
+    }
+    let doc = json!({
+        "description": "Proof-of-work admission stamps (docs/PROTOCOL.md §16). base = SHA-256(JCS({body without stamp, signer, type: proposal})); hash = SHA-256(\"synod/stamp/v1\" || base || be64(nonce)); a stamp is valid at a difficulty when hash has that many leading zero bits. Generated by crates/synod-core/tests/vectors.rs.",
+        "cases": cases,
+    });
+    pinned(
+        "stamp.json",
+        &(serde_json::to_string_pretty(&doc).unwrap() + "\n"),
+    );
+}
+
 #[test]
 fn trust_updates() {
     let mut cases = Vec::new();
@@ -583,7 +774,7 @@ fn log_odds() {
     pinned("logodds.json", &generated);
 }
 
-/// Stake-weighted lotteries (PROTOCOL.md §15): seeds from parts, and draws
+/// Stake-weighted lotteries (PROTOCOL.md §17): seeds from parts, and draws
 /// over stakes from tiny to huge, with zero stakes and more draws than
 /// members.
 #[test]
@@ -618,7 +809,7 @@ fn lotteries() {
         }
     }
     let generated = serde_json::to_string_pretty(&json!({
-        "description": "Stake-weighted lotteries (PROTOCOL.md §15): `seed` is the lottery seed of `parts_hex`; `drawn` the indices of `stakes` (decimal strings) that `k` draws without replacement pick, in draw order.",
+        "description": "Stake-weighted lotteries (PROTOCOL.md §17): `seed` is the lottery seed of `parts_hex`; `drawn` the indices of `stakes` (decimal strings) that `k` draws without replacement pick, in draw order.",
         "cases": cases,
     }))
     .unwrap() + "\n";

@@ -46,6 +46,49 @@ pub struct Failure {
     pub message: String,
 }
 
+/// Stamps a proposal `body` (its `space` and `created_at` set) when the
+/// space's proof-of-work admission asks it of `signer` (PROTOCOL.md §16):
+/// its trust in the proposal's domain, read from the node, is below
+/// `admission_trust_below` in `space` (the answer of `GET /v1/space`).
+/// Returns the difficulty minted at, or `None` when no stamp was needed.
+/// Shared by the MCP tools and the `synod` CLI.
+pub fn stamp_if_required(
+    api: &dyn Api,
+    space: &Value,
+    body: &mut Value,
+    signer: &synod_core::AgentId,
+) -> Result<Option<u32>, Failure> {
+    use synod_core::fixed::Trust;
+    let config = &space["config"];
+    let below = config["admission_trust_below"]
+        .as_str()
+        .and_then(|t| Trust::parse(t).ok())
+        .unwrap_or(Trust::ZERO);
+    if below == Trust::ZERO {
+        return Ok(None);
+    }
+    let Some(record) = own_record(api, signer.as_str())? else {
+        // The node refuses the proposal of an unknown agent anyway.
+        return Ok(None);
+    };
+    let domain = body["domain"].as_str().unwrap_or_default();
+    let trust = record["trust"][domain]
+        .as_str()
+        .or(record["trust_prior"].as_str())
+        .and_then(|t| Trust::parse(t).ok())
+        .unwrap_or(Trust::ZERO);
+    if trust >= below {
+        return Ok(None);
+    }
+    let difficulty = config["admission_difficulty"]
+        .as_u64()
+        .and_then(|d| u32::try_from(d).ok())
+        .unwrap_or(synod_core::stamp::MAX_ADMISSION_DIFFICULTY);
+    synod_core::stamp::stamp_body(body, signer, difficulty)
+        .ok_or_else(|| failure("insufficient_work", "no stamp exists for this proposal"))?;
+    Ok(Some(difficulty))
+}
+
 /// Proposals asked for per page (the node serves at most 500).
 const LIST_PAGE: usize = 500;
 /// Most proposals `list_open_proposals` returns; `more` says there are more.
@@ -162,14 +205,26 @@ pub struct ProposeArgs {
     /// Details the other agents need to judge (any JSON object).
     #[serde(default)]
     pub payload: Option<Value>,
-    /// Your probability, 0 to 1, that the action is right.
-    pub confidence: Decimal,
+    /// Your probability, 0 to 1, that the action is right. Required unless
+    /// you ask a question with `options`.
+    #[serde(default)]
+    pub confidence: Option<Decimal>,
     /// How much is at stake: "low", "medium", "high" or "critical"
     /// ("critical" always goes to a human).
     pub stakes: String,
     /// Minutes until the vote closes (default 60).
     #[serde(default)]
     pub deadline_minutes: Option<u32>,
+    /// Ask a question instead of proposing one action (belief consensus):
+    /// 2 to 16 option labels of a-z, 0-9, _ . - (e.g. ["acme", "globex"]).
+    /// The agents answer with a probability per option; the pooled answer
+    /// is adopted if it is probable enough, or a human decides.
+    #[serde(default)]
+    pub options: Option<Vec<String>>,
+    /// With `options`: your own probability per option, summing to 1
+    /// (e.g. {"acme": 0.7, "globex": 0.3}).
+    #[serde(default)]
+    pub distribution: Option<std::collections::BTreeMap<String, Decimal>>,
 }
 
 /// Parameters of `respond`.
@@ -179,13 +234,28 @@ pub struct RespondArgs {
     /// The proposal id.
     pub proposal_id: String,
     /// "endorse" (the action is right), "challenge" (it is wrong) or
-    /// "abstain" (you cannot judge it).
-    pub stance: String,
+    /// "abstain" (you cannot judge it). Not with `distribution`.
+    #[serde(default)]
+    pub stance: Option<String>,
     /// Your probability, 0 to 1, that your stance is right.
-    pub confidence: Decimal,
+    #[serde(default)]
+    pub confidence: Option<Decimal>,
+    /// A question's answer (a proposal with options): your probability for
+    /// each option, summing to exactly 1, e.g. {"acme": 0.7, "globex": 0.3}.
+    #[serde(default)]
+    pub distribution: Option<std::collections::BTreeMap<String, Decimal>>,
     /// Why: the evidence you relied on. Kept in the audit log and shown to
     /// the humans who review escalations.
     pub reasoning: String,
+}
+
+/// A distribution as the protocol wants it: each probability as text.
+fn distribution_json(d: &std::collections::BTreeMap<String, Decimal>) -> Value {
+    Value::Object(
+        d.iter()
+            .map(|(o, p)| (o.clone(), json!(p.text())))
+            .collect(),
+    )
 }
 
 /// Parameters of `report_outcome`.
@@ -200,6 +270,10 @@ pub struct OutcomeArgs {
     /// Or a score from 0 (a clear failure) to 1 (a clear success).
     #[serde(default)]
     pub score: Option<Decimal>,
+    /// For a question (a proposal with options): the option that turned out
+    /// right, instead of `result` or `score`.
+    #[serde(default)]
+    pub option: Option<String>,
 }
 
 /// A decimal from 0 to 1, as text ("0.85") or as a number (0.85). Numbers
@@ -326,6 +400,9 @@ impl Synod {
             if let Some(ms) = deadline_ms {
                 let now = space["time"].as_u64().unwrap_or(0);
                 body["deadline"] = json!(now.saturating_add(ms));
+            }
+            if kind == MessageType::Proposal {
+                stamp_if_required(api, &space, &mut body, key.id())?;
             }
             let message = Verified::sign(kind, body, &key);
             let mut answer = api.post(&path, &message.to_value())?;
@@ -485,7 +562,7 @@ impl Synod {
     }
 
     #[tool(
-        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Returns the proposal id."
+        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. If the space asks proof of work of agents without a track record in the domain, the stamp is minted for you (a fraction of a second). Returns the proposal id."
     )]
     async fn propose(
         &self,
@@ -500,8 +577,26 @@ impl Synod {
                 if let Some(payload) = args.payload {
                     action["payload"] = payload;
                 }
-                let body = json!({"domain": args.domain, "action": action,
-                                  "confidence": args.confidence.text(), "stakes": args.stakes});
+                let confidence = match (&args.confidence, &args.options) {
+                    (Some(c), _) => c.text(),
+                    // A question records a confidence but does not use it.
+                    (None, Some(_)) => "1".to_string(),
+                    (None, None) => {
+                        return Err(failure(
+                            "malformed",
+                            "give `confidence` (0 to 1), or `options` to ask a question",
+                        ));
+                    }
+                };
+                let mut body = json!({"domain": args.domain, "action": action,
+                                  "confidence": confidence, "stakes": args.stakes});
+                if let Some(options) = &args.options {
+                    body["method"] = json!("belief");
+                    body["options"] = json!(options);
+                }
+                if let Some(d) = &args.distribution {
+                    body["distribution"] = distribution_json(d);
+                }
                 let path = "/v1/proposals".to_string();
                 self.send(
                     key,
@@ -527,8 +622,18 @@ impl Synod {
                 let key = self.key(&context)?;
                 check_id(&args.proposal_id)?;
                 let path = format!("/v1/proposals/{}/responses", args.proposal_id);
-                let body = json!({"proposal": args.proposal_id, "stance": args.stance,
-                                  "confidence": args.confidence.text(), "reasoning": args.reasoning});
+                let body = match (&args.stance, &args.confidence, &args.distribution) {
+                    (Some(stance), Some(c), None) => json!({"proposal": args.proposal_id, "stance": stance,
+                                  "confidence": c.text(), "reasoning": args.reasoning}),
+                    (None, None, Some(d)) => json!({"proposal": args.proposal_id,
+                                  "distribution": distribution_json(d), "reasoning": args.reasoning}),
+                    _ => {
+                        return Err(failure(
+                            "malformed",
+                            "give `stance` and `confidence`, or (for a question with options) `distribution`",
+                        ));
+                    }
+                };
                 self.send(key, path, MessageType::Response, body, None).await
             }
             .await,
@@ -549,9 +654,15 @@ impl Synod {
                 let id = args.proposal_id;
                 self.call(move |api| {
                     let p = api.get(&format!("/v1/proposals/{id}"))?;
-                    Ok(json!({"id": p["id"], "status": p["status"], "reason": p["reason"], "tally": p["tally"],
+                    let mut out = json!({"id": p["id"], "status": p["status"], "reason": p["reason"], "tally": p["tally"],
                               "leaning": p["leaning"], "responses": p["responses"].as_array().map_or(0, Vec::len),
-                              "outcome": p["outcome"]}))
+                              "outcome": p["outcome"]});
+                    if p["method"] == "belief" {
+                        out["options"] = p["options"].clone();
+                        out["pool"] = p["pool"].clone();
+                        out["choice"] = p["choice"].clone();
+                    }
+                    Ok(out)
                 })
                 .await
             }
@@ -560,7 +671,7 @@ impl Synod {
     }
 
     #[tool(
-        description = "Report how a decided proposal turned out in reality: result \"success\" or \"failure\", or a score from 0 to 1. Outcomes move every responder's trust: those who were confidently right gain influence, those confidently wrong lose it. Report only what you observed; the report is signed and audited."
+        description = "Report how a decided proposal turned out in reality: result \"success\" or \"failure\", or a score from 0 to 1; for a question, the `option` that turned out right. Outcomes move every responder's trust: those who were confidently right gain influence, those confidently wrong lose it. Report only what you observed; the report is signed and audited."
     )]
     async fn report_outcome(
         &self,
@@ -572,13 +683,14 @@ impl Synod {
                 let key = self.key(&context)?;
                 check_id(&args.proposal_id)?;
                 let mut body = json!({"proposal": args.proposal_id});
-                match (args.result, args.score) {
-                    (Some(r), None) => body["result"] = json!(r),
-                    (None, Some(s)) => body["score"] = json!(s.text()),
+                match (args.result, args.score, args.option) {
+                    (Some(r), None, None) => body["result"] = json!(r),
+                    (None, Some(s), None) => body["score"] = json!(s.text()),
+                    (None, None, Some(o)) => body["option"] = json!(o),
                     _ => {
                         return Err(failure(
                             "malformed",
-                            "give exactly one of `result` (\"success\" or \"failure\") and `score` (0 to 1)",
+                            "give exactly one of `result` (\"success\" or \"failure\"), `score` (0 to 1) and, for a question, `option`",
                         ));
                     }
                 }
@@ -639,6 +751,9 @@ const RESPOND_DESCRIPTION: &str = concat!(
     "stance is right; it is scored against the real outcome, so state what you believe, not what would sway the vote ",
     "(confidence beyond 0.8 adds no weight, and a confidence below 0.5 counts against your own stance). ",
     "Your reasoning is kept in the audit log and shown to the humans who review escalations: give the evidence. ",
+    "A question (a proposal with `options`) takes a `distribution` instead: your probability for each option, ",
+    "summing to 1; it is scored against the option that turns out right, so give your real belief, and avoid 0 ",
+    "unless you are sure (a 0 counts as 0.01 in the pool). ",
     "You can answer each proposal once; the answer is final."
 );
 

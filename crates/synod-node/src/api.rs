@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use synod_core::message::{Body as MessageBody, Role};
 use synod_core::package::DecisionPackage;
 use synod_core::space::{ProposalRecord, Space, Status};
-use synod_core::tally::resolve;
 use synod_core::wire::{Digest, MAX_MESSAGE_BYTES, MessageType, Prepared, SignedMessage, Verified};
 use synod_core::{AgentId, ErrorKind, Rejection};
 
@@ -84,6 +83,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::OutOfRange
         | ErrorKind::PolicyViolation
+        | ErrorKind::InsufficientWork
         | ErrorKind::BadDeadline
         | ErrorKind::ClockSkew => StatusCode::UNPROCESSABLE_ENTITY,
     }
@@ -299,6 +299,7 @@ fn status_after(receipt: &crate::Receipt, id: &Digest) -> (Option<Status>, Optio
             Effect::HumanResolved {
                 proposal,
                 status: s,
+                ..
             } if proposal == id => status = Some(*s),
             _ => {}
         }
@@ -463,6 +464,9 @@ async fn outcome(
 #[serde(deny_unknown_fields)]
 struct TokenDecision {
     decision: synod_core::message::HumanVerdict,
+    /// The option a belief proposal's approval adopts.
+    #[serde(default)]
+    option: Option<String>,
     #[serde(default)]
     note: String,
 }
@@ -497,10 +501,14 @@ pub(crate) async fn decide_as(
     key: &synod_core::Keypair,
     id: Digest,
     decision: synod_core::message::HumanVerdict,
+    option: Option<&str>,
     note: &str,
 ) -> ApiResult<crate::Receipt> {
     let space = node.read(|s| s.id().to_string());
-    let body = json!({"space": space, "created_at": now_ms(), "proposal": id, "decision": decision, "note": note});
+    let mut body = json!({"space": space, "created_at": now_ms(), "proposal": id, "decision": decision, "note": note});
+    if let Some(option) = option {
+        body["option"] = json!(option);
+    }
     let message = Verified::sign(MessageType::Decision, body, key);
     // A note that breaks a limit is refused like any other message.
     MessageBody::decode(&message)?;
@@ -525,7 +533,8 @@ async fn decide(
                     format!("decision: {e}"),
                 )
             })?;
-            decide_as(&node, &key, id, request.decision, &request.note).await?
+            let option = request.option.as_deref();
+            decide_as(&node, &key, id, request.decision, option, &request.note).await?
         }
         None => {
             let message = signed(&node, &headers, body, MessageType::Decision).await?;
@@ -607,7 +616,7 @@ async fn get_agent(
 /// The summary of a proposal in lists.
 pub(crate) fn proposal_summary(space: &Space, p: &ProposalRecord) -> Value {
     let body = p.body();
-    json!({
+    let mut out = json!({
         "id": p.id,
         "status": p.status,
         "domain": p.domain,
@@ -619,7 +628,14 @@ pub(crate) fn proposal_summary(space: &Space, p: &ProposalRecord) -> Value {
         "entered_index": p.entered_index,
         "tally": p.tally.to_decimal(p.policy.weighting),
         "reason": p.closure.and_then(|c| c.verdict.reason()),
-    })
+        "method": p.method,
+    });
+    if p.method == synod_core::message::Method::Belief {
+        out["options"] = json!(p.options);
+        out["pool"] = json!(p.pool_report());
+        out["choice"] = json!(p.choice.map(|c| p.option_label(c)));
+    }
+    out
 }
 
 /// A proposal with everything about it.
@@ -630,8 +646,12 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
         .iter()
         .map(|r| {
             let agent = space.agent_at(r.agent);
-            json!({"agent": agent.id, "name": agent.name, "stance": r.stance, "confidence": r.confidence,
-                   "reasoning": r.reasoning, "index": r.index})
+            let mut out = json!({"agent": agent.id, "name": agent.name, "stance": r.stance, "confidence": r.confidence,
+                   "reasoning": r.reasoning, "index": r.index});
+            if let Some(d) = &r.distribution {
+                out["distribution"] = distribution_json(p, d);
+            }
+            out
         })
         .collect();
     out["message"] = p.message.to_value();
@@ -644,12 +664,22 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
     out["closure"] = json!(p.closure);
     out["supersedes"] = json!(p.supersedes);
     out["superseded_by"] = json!(p.superseded_by);
-    out["outcome"] = json!(p.outcome.as_ref().map(|o| json!({
-        "score": o.score, "reporter": space.agent_at(o.reporter).id, "index": o.index
-    })));
+    out["outcome"] = json!(p.outcome.as_ref().map(|o| {
+        let mut out = json!({"reporter": space.agent_at(o.reporter).id, "index": o.index});
+        // A vote's outcome is a score, a belief proposal's the right option.
+        match (o.score, o.option) {
+            (Some(score), _) => out["score"] = json!(score),
+            (None, Some(i)) => out["option"] = json!(p.option_label(i)),
+            (None, None) => {}
+        }
+        out
+    }));
+    if let Some(d) = &p.proposer_distribution {
+        out["distribution"] = distribution_json(p, d);
+    }
     if p.status == Status::Open {
         // What the rule would say if the proposal closed now: not a decision.
-        out["leaning"] = json!({"verdict": resolve(&p.policy, &p.tally), "final": false});
+        out["leaning"] = json!({"verdict": p.verdict().0, "final": false});
     }
     if matches!(
         p.status,
@@ -658,6 +688,17 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
         out["package"] = json!(DecisionPackage::build(space, p));
     }
     out
+}
+
+/// A distribution in millionths, in option order, as `{option: decimal}`.
+fn distribution_json(p: &ProposalRecord, d: &[u32]) -> Value {
+    let map: BTreeMap<&str, synod_core::fixed::Probability> = p
+        .options
+        .iter()
+        .zip(d)
+        .map(|(o, &m)| (o.as_str(), synod_core::fixed::Probability::from_micros(m)))
+        .collect();
+    json!(map)
 }
 
 #[derive(Deserialize)]

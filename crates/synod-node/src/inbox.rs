@@ -260,6 +260,28 @@ fn reason_text(reason: Option<Reason>) -> &'static str {
     }
 }
 
+/// An outcome as text: a vote's score, or the option that turned out right.
+fn outcome_text(record: &ProposalRecord, o: &synod_core::space::OutcomeRecord) -> String {
+    match (o.score, o.option) {
+        (Some(score), _) => score.to_string(),
+        (None, Some(option)) => esc(&record.option_label(option)),
+        (None, None) => "—".to_string(),
+    }
+}
+
+/// A distribution as `a 0.7 · b 0.3`, in the order of the proposal's options.
+fn in_option_order(
+    record: &ProposalRecord,
+    d: &std::collections::BTreeMap<String, synod_core::fixed::Probability>,
+) -> String {
+    record
+        .options
+        .iter()
+        .filter_map(|o| d.get(o).map(|q| format!("{} {q}", esc(o))))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 /// The decision package, as HTML.
 fn package_html(space: &Space, record: &ProposalRecord) -> String {
     let pkg = DecisionPackage::build(space, record);
@@ -270,7 +292,7 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         out,
         r#"<p class="summary">{summary}</p>
 <dl class="facts"><dt>Action</dt><dd><code>{kind}</code></dd><dt>Domain</dt><dd>{domain}</dd>
-<dt>Stakes</dt><dd>{stakes}</dd><dt>Proposer</dt><dd><a href="/agents/{pid}">{pname}</a> at confidence {conf}</dd>
+<dt>Stakes</dt><dd>{stakes}</dd><dt>Proposer</dt><dd><a href="/agents/{pid}">{pname}</a>{conf}</dd>
 <dt>Why a human</dt><dd class="reason">{reason}</dd></dl>"#,
         summary = esc(&body.action.summary),
         kind = esc(&body.action.kind),
@@ -278,7 +300,20 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         stakes = record.stakes.as_str(),
         pid = esc(proposer.id.as_str()),
         pname = esc(&proposer.name),
-        conf = record.confidence,
+        // A belief proposal's confidence decides nothing: its options do.
+        conf = if record.options.is_empty() {
+            format!(" at confidence {}", record.confidence)
+        } else {
+            format!(
+                "; options {}",
+                record
+                    .options
+                    .iter()
+                    .map(|o| esc(o))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
         reason = reason_text(pkg.reason),
     );
     if !body.action.payload.is_null() {
@@ -289,20 +324,30 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
             esc(&payload)
         );
     }
-    out.push_str(
-        r#"<table class="positions"><thead><tr><th>Agent</th><th>Stance</th><th>Confidence</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#,
-    );
+    out.push_str(if pkg.belief.is_some() {
+        r#"<table class="positions"><thead><tr><th>Agent</th><th>Distribution</th><th>From the pool</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#
+    } else {
+        r#"<table class="positions"><thead><tr><th>Agent</th><th>Stance</th><th>Confidence</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#
+    });
     for p in &pkg.positions {
         let who = if p.proposer { " (proposer)" } else { "" };
+        // A belief proposal's position is a distribution; the confidence
+        // column then shows how far it is from the pool.
+        let (cls, stance, conf) = match (&p.distribution, p.stance, p.confidence) {
+            (Some(d), _, _) => (
+                "belief",
+                in_option_order(record, d),
+                format!("distance {}", p.divergence.as_deref().unwrap_or("—")),
+            ),
+            (None, Some(s), Some(c)) => (s.as_str(), s.as_str().to_string(), c.to_string()),
+            _ => ("abstain", "abstain".to_string(), String::new()),
+        };
         let _ = write!(
             out,
             r#"<tr class="{cls}"><td><a href="/agents/{id}">{name}</a>{who}<br><small>{vendor}</small></td><td>{stance}</td><td>{conf}</td><td>{auth}</td><td>{trust}</td><td>{weight}</td><td>{reasoning}</td></tr>"#,
-            cls = p.stance.as_str(),
             id = esc(p.agent.as_str()),
             name = esc(&p.name),
             vendor = esc(p.vendor.as_deref().unwrap_or("")),
-            stance = p.stance.as_str(),
-            conf = p.confidence,
             auth = p.authority,
             trust = p.trust,
             weight = p.weight,
@@ -333,61 +378,82 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         p = t.potential,
         qn = th.quorum_needed,
     );
-    // The second row, and what approve and reject each needed, by weighting.
-    let (sums, approve, reject) = match p.weighting {
-        Weighting::Linear => (
-            format!(
-                "<td>Confidence: total weight T = E + C</td><td>E {} + C {}</td><td>≥ {} × V = {}</td>",
-                t.endorse, t.challenge, p.min_confidence, th.confidence_needed
-            ),
-            format!("≥ {} × T = {}", p.approve_margin, th.approve_needed),
-            format!("≥ {} × T = {}", p.reject_margin, th.reject_needed),
-        ),
-        Weighting::LogOdds => (
-            format!(
-                "<td>Evidence for E, against C (log-odds)</td><td>E {}, C {}</td><td></td>",
-                t.endorse, t.challenge
-            ),
-            format!("≥ logit({}) = {}", p.approve_confidence, th.approve_needed),
-            format!("≥ logit({}) = {}", p.reject_confidence, th.reject_needed),
-        ),
-    };
-    let _ = write!(
-        out,
-        r#"
+    match (&pkg.belief, p.weighting) {
+        (Some(b), _) => {
+            let pooled = in_option_order(record, &b.pooled);
+            let _ = write!(
+                out,
+                r#"
+<tr><td>Pooled distribution ({pool} pool)</td><td>{pooled}</td><td></td></tr>
+<tr><td>Leading option</td><td>{leader} at {lead}</td><td>≥ {threshold}</td></tr></tbody></table>"#,
+                pool = p.pool.as_str(),
+                leader = b.leader.as_deref().map_or("none (tie)".to_string(), esc),
+                lead = th.margin,
+                threshold = th.approve_needed,
+            );
+        }
+        (None, weighting) => {
+            // The second row, and what approve and reject each needed.
+            let (sums, approve, reject) = match weighting {
+                Weighting::Linear => (
+                    format!(
+                        "<td>Confidence: total weight T = E + C</td><td>E {} + C {}</td><td>≥ {} × V = {}</td>",
+                        t.endorse, t.challenge, p.min_confidence, th.confidence_needed
+                    ),
+                    format!("≥ {} × T = {}", p.approve_margin, th.approve_needed),
+                    format!("≥ {} × T = {}", p.reject_margin, th.reject_needed),
+                ),
+                Weighting::LogOdds => (
+                    format!(
+                        "<td>Evidence for E, against C (log-odds)</td><td>E {}, C {}</td><td></td>",
+                        t.endorse, t.challenge
+                    ),
+                    format!("≥ logit({}) = {}", p.approve_confidence, th.approve_needed),
+                    format!("≥ logit({}) = {}", p.reject_confidence, th.reject_needed),
+                ),
+            };
+            let _ = write!(
+                out,
+                r#"
 <tr>{sums}</tr>
 <tr><td>Approve: E − C</td><td>{margin}</td><td>{approve}</td></tr>
 <tr><td>Reject: C − E</td><td>{margin_neg}</td><td>{reject}</td></tr></tbody></table>"#,
-        margin = th.margin,
-    );
-    let max = pkg
-        .confidences
-        .histogram
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    out.push_str(r#"<figure class="histogram" aria-label="Distribution of confidences"><figcaption>Confidences</figcaption><div class="bars">"#);
-    for (i, count) in pkg.confidences.histogram.iter().enumerate() {
-        let height = count * 100 / max;
-        let _ = write!(
-            out,
-            r#"<div class="bar" title="{lo:.1}–{hi:.1}: {count}"><span style="height:{height}%"></span><small>{lo:.1}</small></div>"#,
-            lo = i as f64 / 10.0,
-            hi = (i + 1) as f64 / 10.0,
-        );
+                margin = th.margin,
+            );
+        }
     }
-    out.push_str("</div></figure>");
+    // Confidences mean nothing for a belief proposal's distributions.
+    if pkg.belief.is_none() {
+        let max = pkg
+            .confidences
+            .histogram
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        out.push_str(r#"<figure class="histogram" aria-label="Distribution of confidences"><figcaption>Confidences</figcaption><div class="bars">"#);
+        for (i, count) in pkg.confidences.histogram.iter().enumerate() {
+            let height = count * 100 / max;
+            let _ = write!(
+                out,
+                r#"<div class="bar" title="{lo:.1}–{hi:.1}: {count}"><span style="height:{height}%"></span><small>{lo:.1}</small></div>"#,
+                lo = i as f64 / 10.0,
+                hi = (i + 1) as f64 / 10.0,
+            );
+        }
+        out.push_str("</div></figure>");
+    }
     if !pkg.decisions.is_empty() {
         out.push_str("<h4>Reviewer decisions</h4><ul class=\"decisions\">");
         for d in &pkg.decisions {
             let name = space
                 .agent(&d.reviewer)
                 .map_or(String::new(), |a| a.name.clone());
-            let verdict = match d.decision {
-                HumanVerdict::Approve => "approve",
-                HumanVerdict::Reject => "reject",
+            let verdict = match (d.decision, &d.option) {
+                (HumanVerdict::Approve, Some(o)) => format!("approve {}", esc(o)),
+                (HumanVerdict::Approve, None) => "approve".to_string(),
+                (HumanVerdict::Reject, _) => "reject".to_string(),
             };
             let _ = write!(
                 out,
@@ -420,8 +486,22 @@ async fn inbox(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
             let form = if decided {
                 "<p class=\"done\">You have decided this one; it waits for other reviewers.</p>".to_string()
             } else {
+                // A belief proposal's approval adopts one of its options,
+                // the pool's leader first.
+                let choose = if record.options.is_empty() {
+                    String::new()
+                } else {
+                    let leader = record.pool_report().and_then(|r| r.leader);
+                    let mut options: Vec<&String> = record.options.iter().collect();
+                    options.sort_by_key(|o| Some(*o) != leader.as_ref());
+                    let items: String = options
+                        .iter()
+                        .map(|o| format!(r#"<option value="{v}">{v}</option>"#, v = esc(o)))
+                        .collect();
+                    format!(r#"<label for="option-{id}">Option to adopt</label><select id="option-{id}" name="option">{items}</select>"#, id = record.id)
+                };
                 format!(
-                    r#"<form method="post" action="/inbox/{id}/decide" class="decide">
+                    r#"<form method="post" action="/inbox/{id}/decide" class="decide">{choose}
 <label for="note-{id}">Note (kept in the audit log)</label><textarea id="note-{id}" name="note" rows="2" maxlength="4096"></textarea>
 <button type="submit" name="decision" value="approve" class="approve">Approve</button>
 <button type="submit" name="decision" value="reject" class="reject">Reject</button></form>"#,
@@ -446,6 +526,10 @@ async fn inbox(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
 #[derive(Deserialize)]
 struct DecideForm {
     decision: HumanVerdict,
+    /// A belief proposal's option; sent with either button, used only with
+    /// an approval.
+    #[serde(default)]
+    option: Option<String>,
     #[serde(default)]
     note: String,
 }
@@ -467,7 +551,11 @@ async fn decide(
     let Some(id) = Digest::from_hex(&id) else {
         return (StatusCode::BAD_REQUEST, "bad proposal id").into_response();
     };
-    match decide_as(&node, &reviewer.key, id, form.decision, &form.note).await {
+    let option = match form.decision {
+        HumanVerdict::Approve => form.option.as_deref(),
+        HumanVerdict::Reject => None,
+    };
+    match decide_as(&node, &reviewer.key, id, form.decision, option, &form.note).await {
         Ok(_) => Redirect::to(&format!("/proposals/{id}")).into_response(),
         // A second click on the same decision: the first one counted.
         Err(e) if e.kind() == "duplicate" => {
@@ -523,13 +611,25 @@ async fn proposal_page(
             when(record.deadline)
         );
         for r in &record.responses {
+            let what = match (&r.distribution, r.stance, r.confidence) {
+                (Some(d), _, _) => format!(
+                    "gives {}",
+                    record
+                        .options
+                        .iter()
+                        .zip(d)
+                        .map(|(o, &m)| format!("{} {}", esc(o), synod_core::fixed::Probability::from_micros(m)))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                ),
+                (None, Some(stance), Some(c)) => format!("{}s at confidence {c}", stance.as_str()),
+                _ => "responds".to_string(),
+            };
             let _ = write!(
                 out,
-                "<li>Entry {}: {} {}s at confidence {}</li>",
+                "<li>Entry {}: {} {what}</li>",
                 r.index,
                 esc(&s.agent_at(r.agent).name),
-                r.stance.as_str(),
-                r.confidence
             );
         }
         if let Some(c) = record.closure {
@@ -546,9 +646,10 @@ async fn proposal_page(
                 "<li>Entry {}: reviewer {} decided {}</li>",
                 d.index,
                 esc(&s.agent_at(d.reviewer).name),
-                match d.decision {
-                    HumanVerdict::Approve => "approve",
-                    HumanVerdict::Reject => "reject",
+                match (d.decision, d.option) {
+                    (HumanVerdict::Approve, Some(o)) => format!("approve {}", esc(&record.option_label(o))),
+                    (HumanVerdict::Approve, None) => "approve".to_string(),
+                    (HumanVerdict::Reject, _) => "reject".to_string(),
                 }
             );
         }
@@ -557,7 +658,7 @@ async fn proposal_page(
                 out,
                 "<li>Entry {}: outcome {} reported by {}</li>",
                 o.index,
-                o.score,
+                outcome_text(record, o),
                 esc(&s.agent_at(o.reporter).name)
             );
         }
@@ -709,7 +810,7 @@ async fn decisions(State(node): State<Arc<Node>>, headers: HeaderMap) -> Respons
                 summary = esc(&p.body().action.summary),
                 domain = esc(p.domain.as_str()),
                 status = p.status.as_str(),
-                outcome = p.outcome.as_ref().map_or("—".into(), |o| o.score.to_string()),
+                outcome = p.outcome.as_ref().map_or("—".into(), |o| outcome_text(p, o)),
             );
         }
         out.push_str("</tbody></table>");

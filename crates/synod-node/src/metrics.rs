@@ -138,7 +138,9 @@ impl Metrics {
                         self.rounds.observe(rounds(space, proposal) as f64);
                     }
                 }
-                Effect::HumanResolved { proposal, status } => {
+                Effect::HumanResolved {
+                    proposal, status, ..
+                } => {
                     *lock(&self.decided).entry(status.as_str()).or_default() += 1;
                     self.rounds.observe(rounds(space, proposal) as f64);
                 }

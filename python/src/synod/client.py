@@ -21,6 +21,7 @@ from .messages import (
     proposal_body,
     registration_body,
     response_body,
+    belief_response_body,
     set_change,
 )
 from .types import (
@@ -39,7 +40,8 @@ from .types import (
     ResponseReceipt,
     SpaceInfo,
 )
-from .wire import DecimalLike, MessageType, SignedMessage
+from .stamp import mint
+from .wire import DecimalLike, MessageType, SignedMessage, micros
 
 __all__ = ["Client"]
 
@@ -246,6 +248,29 @@ class Client(ClientBase):
             self.space()
         return self._sign_known(kind, body, key, created_at, space)
 
+    def _send_proposal(self, body: dict[str, Any], key: Keypair | None) -> Any:
+        """Signs and submits a proposal, first minting the proof-of-work
+        stamp the space asks of this key in this domain (PROTOCOL §16): when
+        its trust there is below ``admission_trust_below``."""
+        info = self.space()
+        config = info["config"]
+        below = micros(config.get("admission_trust_below", "0"))
+        if below > 0:
+            signer = self._signer(key)
+            try:
+                record = self.agent(signer.did)
+            except SynodError as e:
+                if e.kind != "not_found":
+                    raise
+            else:
+                trust = record["trust"].get(body["domain"], record["trust_prior"])
+                if micros(trust) < below:
+                    created_at = self._node_now()
+                    full = dict(body, space=info["space"], created_at=created_at)
+                    body = dict(body, stamp=mint(signer.did, full, int(config["admission_difficulty"])))
+                    return self.submit(self.sign("proposal", body, key=key, created_at=created_at))
+        return self.submit(self.sign("proposal", body, key=key))
+
     def _send(self, kind: MessageType, body: Mapping[str, Any], key: Keypair | None) -> Any:
         return self.submit(self.sign(kind, body, key=key))
 
@@ -310,7 +335,7 @@ class Client(ClientBase):
             policy=policy,
             supersedes=supersedes,
         )
-        return cast(ProposalReceipt, self._send("proposal", body, key))
+        return cast(ProposalReceipt, self._send_proposal(body, key))
 
     def respond(
         self,
@@ -326,17 +351,71 @@ class Client(ClientBase):
         body = response_body(proposal=proposal_id, stance=stance, confidence=confidence, reasoning=reasoning)
         return cast(ResponseReceipt, self._send("response", body, key))
 
+    def ask(
+        self,
+        domain: str,
+        kind: str,
+        summary: str,
+        options: Sequence[str],
+        *,
+        distribution: Mapping[str, DecimalLike] | None = None,
+        stakes: str = "medium",
+        deadline_ms: int = 600_000,
+        deadline: int | None = None,
+        payload: Any = UNSET,
+        policy: Mapping[str, Any] | None = None,
+        supersedes: str | None = None,
+        key: Keypair | None = None,
+    ) -> ProposalReceipt:
+        """Asks a question (belief consensus, PROTOCOL §15): the electorate
+        answers with a probability per option, and the pooled distribution
+        adopts an option when it is probable enough (the policy's
+        ``pool_threshold``), or a human picks. ``distribution`` is the
+        proposer's own answer, if it has one."""
+        when = deadline if deadline is not None else self.now() + deadline_ms
+        body = proposal_body(
+            domain=domain,
+            kind=kind,
+            summary=summary,
+            confidence=1,
+            stakes=stakes,
+            deadline=when,
+            payload=payload,
+            policy=policy,
+            supersedes=supersedes,
+            options=options,
+            own_distribution=distribution,
+        )
+        return cast(ProposalReceipt, self._send_proposal(body, key))
+
+    def believe(
+        self,
+        proposal_id: str,
+        distribution: Mapping[str, DecimalLike],
+        reasoning: str = "",
+        *,
+        key: Keypair | None = None,
+    ) -> ResponseReceipt:
+        """Answers a question (a belief proposal) with a probability per
+        option, summing to exactly 1. It is scored against the option that
+        turns out right: state what you believe, and give 0 only to what you
+        rule out (a 0 counts as the pool's floor, 0.01 by default)."""
+        body = belief_response_body(proposal=proposal_id, probabilities=distribution, reasoning=reasoning)
+        return cast(ResponseReceipt, self._send("response", body, key))
+
     def report_outcome(
         self,
         proposal_id: str,
         *,
         result: str | None = None,
         score: DecimalLike | None = None,
+        option: str | None = None,
         key: Keypair | None = None,
     ) -> Receipt:
         """Reports how a decided action turned out (an oracle or reviewer that
-        took no part): ``result="success"|"failure"`` or a graded ``score``."""
-        body = outcome_body(proposal=proposal_id, result=result, score=score)
+        took no part): ``result="success"|"failure"`` or a graded ``score``;
+        for a question, the ``option`` that turned out right."""
+        body = outcome_body(proposal=proposal_id, result=result, score=score, option=option)
         return cast(Receipt, self._send("outcome", body, key))
 
     def decide(
@@ -345,20 +424,25 @@ class Client(ClientBase):
         decision: str,
         note: str = "",
         *,
+        option: str | None = None,
         reviewer_token: str | None = None,
         key: Keypair | None = None,
     ) -> DecisionReceipt:
         """A reviewer's ``approve`` or ``reject`` of an escalated proposal,
         either with a reviewer token (``Authorization: Bearer``; the node
-        signs as the token's reviewer) or as a message signed by ``key``."""
+        signs as the token's reviewer) or as a message signed by ``key``.
+        Approving a question names the ``option`` it adopts."""
         path = f"/v1/escalations/{segment(proposal_id)}/decisions"
         if reviewer_token is not None:
-            data = json.dumps({"decision": decision, "note": note}).encode()
+            request: dict[str, Any] = {"decision": decision, "note": note}
+            if option is not None:
+                request["option"] = option
+            data = json.dumps(request).encode()
             return cast(
                 DecisionReceipt,
                 self.post_bytes(path, data, headers={"authorization": f"Bearer {reviewer_token}"}),
             )
-        body = decision_body(proposal=proposal_id, decision=decision, note=note)
+        body = decision_body(proposal=proposal_id, decision=decision, note=note, option=option)
         return cast(DecisionReceipt, self._send("decision", body, key))
 
     # Administration --------------------------------------------------------

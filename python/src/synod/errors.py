@@ -21,6 +21,7 @@ PROTOCOL_ERROR_KINDS: tuple[str, ...] = (
     "clock_skew",
     "wrong_space",
     "invalid_state",
+    "insufficient_work",
 )
 
 #: Kinds the HTTP API adds to the protocol's (crates/synod-node/src/openapi.json).

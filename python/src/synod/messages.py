@@ -21,6 +21,8 @@ __all__ = [
     "registration_body",
     "proposal_body",
     "response_body",
+    "belief_response_body",
+    "distribution",
     "outcome_body",
     "decision_body",
     "configuration_body",
@@ -36,6 +38,8 @@ Stakes = Literal["low", "medium", "high", "critical"]
 HumanDecision = Literal["approve", "reject"]
 OutcomeResult = Literal["success", "failure"]
 Role = Literal["agent", "reviewer", "oracle", "admin"]
+Method = Literal["vote", "belief"]
+Pool = Literal["log", "linear"]
 
 
 class _Unset:
@@ -49,6 +53,13 @@ UNSET: Any = _Unset()
 
 def _authorities(values: Mapping[str, DecimalLike] | None) -> dict[str, str]:
     return {pattern: to_decimal(v) for pattern, v in (values or {}).items()}
+
+
+def distribution(probabilities: Mapping[str, DecimalLike]) -> dict[str, str]:
+    """A belief distribution (§15): a probability per option as a decimal
+    string. The node checks that it names every option once and sums to
+    exactly 1."""
+    return {option: to_decimal(p) for option, p in probabilities.items()}
 
 
 def registration_body(
@@ -81,11 +92,13 @@ def policy_overrides(
     human_required: bool | None = None,
     proposer_counts: bool | None = None,
     reviewers_required: int | None = None,
+    pool_threshold: DecimalLike | None = None,
 ) -> dict[str, Any]:
     """A proposal's ``policy``: overrides that may only tighten (§5.2). The
     margins and ``min_confidence`` apply under linear weighting, the decision
-    confidences under log-odds weighting (the default); the space's
-    weighting itself cannot be overridden."""
+    confidences under log-odds weighting (the default), ``pool_threshold``
+    to belief proposals (§15); the space's weighting, pool and floor cannot
+    be overridden."""
     out: dict[str, Any] = {}
     for name, value in (
         ("approve_margin", approve_margin),
@@ -94,6 +107,7 @@ def policy_overrides(
         ("reject_confidence", reject_confidence),
         ("quorum", quorum),
         ("min_confidence", min_confidence),
+        ("pool_threshold", pool_threshold),
     ):
         if value is not None:
             out[name] = to_decimal(value)
@@ -117,9 +131,14 @@ def proposal_body(
     payload: Any = UNSET,
     policy: Mapping[str, Any] | None = None,
     supersedes: str | None = None,
+    options: Sequence[str] | None = None,
+    own_distribution: Mapping[str, DecimalLike] | None = None,
 ) -> dict[str, Any]:
     """§4.4. ``deadline`` is absolute log time in ms; ``confidence`` is the
-    proposer's probability that the action succeeds, in (0, 1]."""
+    proposer's probability that the action succeeds, in (0, 1]. With
+    ``options`` the proposal asks a question instead (belief consensus, §15):
+    responses are distributions over the options, and ``own_distribution``
+    is the proposer's own."""
     action: dict[str, Any] = {"kind": kind, "summary": summary}
     if payload is not UNSET:
         action["payload"] = payload
@@ -134,6 +153,11 @@ def proposal_body(
         body["policy"] = dict(policy)
     if supersedes is not None:
         body["supersedes"] = supersedes
+    if options is not None:
+        body["method"] = "belief"
+        body["options"] = list(options)
+    if own_distribution is not None:
+        body["distribution"] = distribution(own_distribution)
     return body
 
 
@@ -145,31 +169,58 @@ def response_body(
     return {"proposal": proposal, "stance": stance, "confidence": to_decimal(confidence), "reasoning": reasoning}
 
 
-def outcome_body(
-    *, proposal: str, result: str | None = None, score: DecimalLike | None = None
+def belief_response_body(
+    *, proposal: str, probabilities: Mapping[str, DecimalLike], reasoning: str = ""
 ) -> dict[str, Any]:
-    """§4.6: exactly one of ``result`` (``success``/``failure``) and ``score``
-    (a graded outcome in [0, 1])."""
-    if (result is None) == (score is None):
-        raise ValueError("give exactly one of result and score")
+    """§4.5, §15: a belief proposal's answer, a probability per option
+    summing to exactly 1 (an abstention is :func:`response_body` with
+    ``stance="abstain"``)."""
+    return {"proposal": proposal, "distribution": distribution(probabilities), "reasoning": reasoning}
+
+
+def outcome_body(
+    *,
+    proposal: str,
+    result: str | None = None,
+    score: DecimalLike | None = None,
+    option: str | None = None,
+) -> dict[str, Any]:
+    """§4.6: exactly one of ``result`` (``success``/``failure``), ``score``
+    (a graded outcome in [0, 1]) and, for a belief proposal, ``option`` (the
+    option that turned out right)."""
+    if sum(x is not None for x in (result, score, option)) != 1:
+        raise ValueError("give exactly one of result, score and option")
     body: dict[str, Any] = {"proposal": proposal}
     if result is not None:
         body["result"] = result
     if score is not None:
         body["score"] = to_decimal(score)
+    if option is not None:
+        body["option"] = option
     return body
 
 
-def decision_body(*, proposal: str, decision: str, note: str = "") -> dict[str, Any]:
-    """§4.7: a reviewer's ``approve`` or ``reject`` of an escalated proposal."""
-    return {"proposal": proposal, "decision": decision, "note": note}
+def decision_body(*, proposal: str, decision: str, note: str = "", option: str | None = None) -> dict[str, Any]:
+    """§4.7: a reviewer's ``approve`` or ``reject`` of an escalated proposal;
+    approving a belief proposal names the ``option`` it adopts."""
+    body: dict[str, Any] = {"proposal": proposal, "decision": decision, "note": note}
+    if option is not None:
+        body["option"] = option
+    return body
 
 
 def set_change(**patch: Any) -> dict[str, Any]:
     """A configuration ``set`` change (§7.0): ``mode="open"``,
     ``trust_prior=0.5``, ``max_deadline_ms=...``, ``policies={...}``. Decimal
     fields given as numbers are written as decimal strings."""
-    decimals = {"trust_prior", "open_authority_cap", "open_initial_trust", "trust_learning_rate"}
+    decimals = {
+        "trust_prior",
+        "open_authority_cap",
+        "open_initial_trust",
+        "open_newcomer_cap",
+        "trust_learning_rate",
+        "admission_trust_below",
+    }
     out: dict[str, Any] = {}
     for name, value in patch.items():
         out[name] = to_decimal(value) if name in decimals and value is not None else value

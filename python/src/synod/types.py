@@ -36,6 +36,8 @@ __all__ = [
     "Thresholds",
     "Confidences",
     "ReviewerDecision",
+    "Pool",
+    "BeliefPackage",
     "DecisionPackage",
     "ProposalSummary",
     "Membership",
@@ -84,6 +86,11 @@ class Policy(TypedDict):
     quorum: str
     min_confidence: str
     trust_cap: str
+    #: Belief proposals (PROTOCOL §15): the pool, the threshold the leading
+    #: option needs, and the floor a zero probability counts as.
+    pool: Literal["log", "linear"]
+    pool_threshold: str
+    pool_floor: str
     human_required: bool
     proposer_counts: bool
     reviewers_required: int
@@ -101,6 +108,11 @@ class SpaceConfig(TypedDict):
     max_message_age_ms: int
     max_clock_skew_ms: int
     max_open_per_agent: int
+    #: Proof-of-work admission (PROTOCOL §16): proposers whose trust in the
+    #: domain is below ``admission_trust_below`` stamp their proposals at
+    #: ``admission_difficulty`` bits (the clients do it for you).
+    admission_difficulty: int
+    admission_trust_below: str
 
 
 class Head(TypedDict):
@@ -170,10 +182,13 @@ class Action(TypedDict):
 class ResponseRecord(TypedDict):
     agent: str
     name: str
-    stance: str
-    confidence: str
+    #: ``None`` for a belief proposal's distribution.
+    stance: str | None
+    confidence: str | None
     reasoning: str
     index: int
+    #: A belief proposal's answer: a probability per option.
+    distribution: NotRequired[dict[str, str]]
 
 
 class Closure(TypedDict):
@@ -184,7 +199,10 @@ class Closure(TypedDict):
 
 
 class OutcomeRecord(TypedDict):
-    score: str
+    #: A vote's outcome.
+    score: NotRequired[str]
+    #: A belief proposal's outcome: the option that turned out right.
+    option: NotRequired[str]
     reporter: str
     index: int
 
@@ -203,8 +221,13 @@ class Position(TypedDict):
     agent: str
     name: str
     vendor: str | None
-    stance: str
-    confidence: str
+    #: Absent for a belief proposal's distribution.
+    stance: NotRequired[str]
+    confidence: NotRequired[str]
+    #: A belief proposal's position, and its total variation distance from
+    #: the pool.
+    distribution: NotRequired[dict[str, str]]
+    divergence: NotRequired[str]
     authority: str
     trust: str
     weight: str
@@ -231,6 +254,25 @@ class ReviewerDecision(TypedDict):
     reviewer: str
     decision: str
     note: str
+    #: A belief proposal's approval: the option it adopts.
+    option: NotRequired[str]
+
+
+class Pool(TypedDict):
+    """A belief proposal's pool (PROTOCOL §15.5)."""
+
+    #: The option with the highest pooled probability, if exactly one.
+    leader: str | None
+    #: Pooled probability per option, floored to millionths.
+    pooled: dict[str, str]
+
+
+class BeliefPackage(TypedDict):
+    options: list[str]
+    leader: str | None
+    pooled: dict[str, str]
+    #: The option adopted, by the pool or by reviewers.
+    choice: str | None
 
 
 class DecisionPackage(TypedDict):
@@ -248,6 +290,8 @@ class DecisionPackage(TypedDict):
     confidences: Confidences
     silent: list[str]
     decisions: list[ReviewerDecision]
+    #: Belief proposals only.
+    belief: NotRequired[BeliefPackage]
 
 
 class ProposalSummary(TypedDict):
@@ -262,6 +306,11 @@ class ProposalSummary(TypedDict):
     entered_index: int
     tally: Tally
     reason: str | None
+    method: Literal["vote", "belief"]
+    #: Belief proposals only: the options, the pool, the adopted option.
+    options: NotRequired[list[str]]
+    pool: NotRequired[Pool]
+    choice: NotRequired[str | None]
 
 
 class Membership(TypedDict):
@@ -291,6 +340,8 @@ class ProposalDetail(ProposalSummary):
     supersedes: str | None
     superseded_by: str | None
     outcome: OutcomeRecord | None
+    #: A belief proposal's own distribution (the proposer's position).
+    distribution: NotRequired[dict[str, str]]
     #: Only while open: what the rule would say now; never final.
     leaning: NotRequired[Leaning]
     #: Once escalated (and after human decisions).

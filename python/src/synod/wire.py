@@ -56,6 +56,13 @@ def message_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def micros(text: str) -> int:
+    """A protocol decimal in [0, 1] as an integer count of millionths
+    (``"0.25"`` → 250000), exactly."""
+    whole, _, frac = text.partition(".")
+    return int(whole) * 1_000_000 + int((frac + "000000")[:6])
+
+
 def to_decimal(value: DecimalLike) -> str:
     """A protocol decimal string (PROTOCOL §2.5, §3.1).
 
