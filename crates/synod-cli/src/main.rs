@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod cluster;
 mod commands;
 mod demo;
 mod etcd;
@@ -98,6 +99,18 @@ enum Command {
         /// the agent card names it and is signed only then.
         #[arg(long, env = "SYNOD_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Run as member NODE_ID of a cluster (with --cluster-secret); the
+        /// data directory then holds this node's replica.
+        #[arg(long, env = "SYNOD_NODE_ID", requires = "cluster_secret")]
+        node_id: Option<u64>,
+        /// The cluster secret file (from `synod cluster secret`).
+        #[arg(long, env = "SYNOD_CLUSTER_SECRET", value_name = "FILE")]
+        cluster_secret: Option<PathBuf>,
+    },
+    /// Cluster mode: a secret, forming a cluster, membership, status.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
     },
     /// Start a node in a temporary directory and play the example scenarios.
     Demo {
@@ -465,6 +478,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
             allowed_hosts,
             public_url,
+            node_id,
+            cluster_secret,
         } => {
             let file = match config {
                 Some(path) => serve::ConfigFile::read(&path)?,
@@ -479,6 +494,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let open = open || file.open.unwrap_or(false);
             let mut allowed_hosts = allowed_hosts;
             allowed_hosts.extend(file.allowed_hosts.unwrap_or_default());
+            let cluster = match (
+                node_id.or(file.node_id),
+                cluster_secret.or(file.cluster_secret),
+            ) {
+                (None, None) => None,
+                (Some(node_id), Some(path)) => Some(synod_node::cluster::ClusterConfig {
+                    node_id,
+                    secret: synod_node::cluster::ClusterSecret::read(&path)?,
+                }),
+                _ => anyhow::bail!("a cluster node needs both --node-id and --cluster-secret"),
+            };
+            if cluster.is_some() && open {
+                anyhow::bail!(
+                    "--open applies to a single node; a cluster's space is created by `synod cluster init --open`"
+                );
+            }
             serve::serve(
                 &listen,
                 synod_node::NodeConfig {
@@ -488,6 +519,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     allowed_hosts,
                     public_url: public_url.or(file.public_url),
                 },
+                cluster,
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -829,6 +861,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => commands::review(&id, &decision, &note, token.as_deref(), &conn),
         Command::Reviewer { command, conn } => commands::reviewer(command, &conn),
         Command::Log { command, conn } => commands::log(command, &conn),
+        Command::Cluster { command } => cluster::run(command),
         Command::Admin { command, conn } => commands::admin(command, &conn),
     }
 }

@@ -1,15 +1,17 @@
-//! A synod node: one coordination space behind a local sequencer, served over
-//! HTTP with a live event stream, a web inbox for human reviewers, and
-//! Prometheus metrics.
+//! A synod node: one coordination space behind a local sequencer, or a
+//! replica of a cluster (`cluster`), served over HTTP with a live event
+//! stream, a web inbox for human reviewers, and Prometheus metrics.
 //!
 //! The node decides nothing itself. Every message goes through
 //! [`synod_core::Space`]; the sequencer only orders messages, stamps log time,
-//! and makes each batch durable before anyone hears about it.
+//! and makes each batch durable (or, in a cluster, committed) before anyone
+//! hears about it.
 
 #![warn(missing_docs)]
 
 mod api;
 pub mod card;
+pub mod cluster;
 mod events;
 mod inbox;
 pub mod keys;
@@ -27,7 +29,7 @@ use synod_core::log::LogIndex;
 use synod_core::space::Effect;
 use synod_core::wire::{MessageType, Prepared, Verified};
 use synod_core::{Rejection, Space};
-use synod_store::Store;
+use synod_store::{Store, StoredEntry};
 use tokio::sync::{broadcast, oneshot};
 
 pub use api::{ROUTES, error_statuses, router, router_with, status_of};
@@ -157,11 +159,25 @@ pub struct TrustPoint {
     pub trust: String,
 }
 
+/// Where a node's space lives: its own store behind the local sequencer, or
+/// a replica of a cluster.
+#[derive(Debug)]
+enum Backend {
+    Local(Local),
+    Cluster(cluster::Cluster),
+}
+
+/// The space and store of a node that sequences alone.
+#[derive(Debug)]
+pub(crate) struct Local {
+    pub(crate) space: RwLock<Space>,
+    pub(crate) store: Store,
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
-    space: RwLock<Space>,
-    store: Store,
+    backend: Backend,
     events: broadcast::Sender<Arc<Published>>,
     durable_next: AtomicU64,
     queued: std::sync::atomic::AtomicUsize,
@@ -198,6 +214,12 @@ impl Node {
     /// Opens the space in `config.data_dir`, creating it (with an admin key)
     /// on first start, recovers its state, and starts the sequencer.
     pub fn open(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
+        if cluster::is_cluster_dir(&config.data_dir) {
+            return Err(NodeError::Io(format!(
+                "{} holds a cluster replica; start it with its --node-id and --cluster-secret",
+                config.data_dir.display()
+            )));
+        }
         let store = Store::open(&config.data_dir)?;
         let (mut space, replayed) = store.recover()?;
         if space.head().next_index == 0 {
@@ -218,8 +240,10 @@ impl Node {
         let node = Arc::new(Node {
             durable_next: AtomicU64::new(space.head().next_index),
             queued: std::sync::atomic::AtomicUsize::new(0),
-            space: RwLock::new(space),
-            store,
+            backend: Backend::Local(Local {
+                space: RwLock::new(space),
+                store,
+            }),
             events,
             queue,
             metrics: Metrics::default(),
@@ -312,11 +336,35 @@ impl Node {
         self.data_dir.join(ADMIN_KEY_FILE)
     }
 
-    /// Reads the current state. Blocks while the sequencer is writing a batch,
-    /// so readers never see an entry that is not yet durable.
+    /// Reads the current state. Blocks while the sequencer is writing a batch
+    /// (or the cluster's replica applying one), so readers never see an
+    /// entry that is not yet durable. In a cluster this is the state this
+    /// node has applied: a committed prefix of the log, possibly behind the
+    /// leader by a few milliseconds (`?consistent=true` waits for it).
     pub fn read<R>(&self, f: impl FnOnce(&Space) -> R) -> R {
-        let space = self.space.read().unwrap_or_else(|e| e.into_inner());
-        f(&space)
+        match &self.backend {
+            Backend::Local(local) => {
+                let space = local.space.read().unwrap_or_else(|e| e.into_inner());
+                f(&space)
+            }
+            Backend::Cluster(cluster) => cluster.read(f),
+        }
+    }
+
+    /// The local sequencer's space and store; `None` in a cluster.
+    pub(crate) fn local(&self) -> Option<&Local> {
+        match &self.backend {
+            Backend::Local(local) => Some(local),
+            Backend::Cluster(_) => None,
+        }
+    }
+
+    /// The cluster this node is a replica of, if it is one.
+    pub fn cluster(&self) -> Option<&cluster::Cluster> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Cluster(cluster) => Some(cluster),
+        }
     }
 
     /// The index of the next entry not yet durable: everything before it is
@@ -325,9 +373,14 @@ impl Node {
         self.durable_next.load(Ordering::Acquire)
     }
 
-    /// The store, for reading the log.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Reads durable log entries from `from` on, at most `limit` (at most
+    /// [`synod_store::MAX_READ_ENTRIES`]), from the store or, in a cluster,
+    /// from this replica's synod log.
+    pub fn read_log(&self, from: LogIndex, limit: usize) -> Result<Vec<StoredEntry>, String> {
+        match &self.backend {
+            Backend::Local(local) => local.store.read(from, limit).map_err(|e| e.to_string()),
+            Backend::Cluster(cluster) => cluster.read_log(from, limit),
+        }
     }
 
     /// Metrics.
@@ -392,7 +445,9 @@ impl Node {
         let end = self.durable_next();
         let mut from = end.saturating_sub(TRUST_HISTORY_SCAN);
         while from < end {
-            let batch = self.store.read(from, synod_store::MAX_READ_ENTRIES)?;
+            let batch = self
+                .read_log(from, synod_store::MAX_READ_ENTRIES)
+                .map_err(NodeError::Io)?;
             let Some(last) = batch.last() else { break };
             from = last.entry.index + 1;
             for stored in batch {
@@ -438,6 +493,14 @@ impl Node {
     /// Stops the sequencer after the messages already queued.
     pub fn shutdown(&self) {
         let _ = self.queue.try_send(sequencer::Command::Shutdown);
+    }
+
+    /// Stops the node's tasks: in a cluster, its replica (what is on disk
+    /// stays). Call after [`Node::shutdown`].
+    pub async fn close(&self) {
+        if let Some(cluster) = self.cluster() {
+            cluster.close().await;
+        }
     }
 }
 

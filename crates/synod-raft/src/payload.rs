@@ -18,6 +18,10 @@ use synod_core::{Entry, Rejection, Space};
 /// Most messages in one batch: the local sequencer's `MAX_BATCH`, so that a
 /// Raft entry is never larger than what one local group commit writes.
 pub const MAX_BATCH_MESSAGES: usize = 4_096;
+/// Most bytes of signed messages (with their signatures) in one batch, so
+/// that a Raft entry, and an append of [`crate::default_config`]'s 32 of
+/// them, stays a bounded request between replicas.
+pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// The payload of one Raft entry.
 ///
@@ -44,6 +48,17 @@ pub enum BatchError {
         /// How many were given.
         count: usize,
     },
+    /// More than [`MAX_BATCH_BYTES`] of messages.
+    #[error("a batch holds at most {MAX_BATCH_BYTES} bytes of messages, not {bytes}")]
+    TooManyBytes {
+        /// How many bytes were given.
+        bytes: usize,
+    },
+}
+
+/// The bytes a message takes in a batch: its signed bytes and signature.
+pub fn message_bytes(message: &Verified) -> usize {
+    message.signed_bytes().len() + 64
 }
 
 impl Batch {
@@ -54,6 +69,10 @@ impl Batch {
             return Err(BatchError::TooLarge {
                 count: messages.len(),
             });
+        }
+        let bytes: usize = messages.iter().map(message_bytes).sum();
+        if bytes > MAX_BATCH_BYTES {
+            return Err(BatchError::TooManyBytes { bytes });
         }
         Ok(Batch { time, messages })
     }

@@ -28,8 +28,10 @@ use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use synod_core::log::LogIndex;
+use synod_core::space::Effect;
 use synod_core::wire::Digest;
 use synod_core::{Entry, Space};
+use synod_store::StoredEntry;
 
 use crate::TypeConfig;
 use crate::payload::{BatchOutcome, apply_batch};
@@ -165,9 +167,23 @@ impl ReplicaDb {
     pub fn synod_entries(&self, from: LogIndex, limit: usize) -> io::Result<Vec<Entry>> {
         read_synod(&self.db, from, limit)
     }
+
+    /// The synod entries this replica holds from `from` on, with the effects
+    /// each had, at most `limit` (at most [`MAX_READ_ENTRIES`]): what the
+    /// event stream and the audit export read.
+    pub fn synod_log(&self, from: LogIndex, limit: usize) -> io::Result<Vec<StoredEntry>> {
+        read_stored(&self.db, from, limit)
+    }
 }
 
 fn read_synod(db: &Database, from: LogIndex, limit: usize) -> io::Result<Vec<Entry>> {
+    Ok(read_stored(db, from, limit)?
+        .into_iter()
+        .map(|s| s.entry)
+        .collect())
+}
+
+fn read_stored(db: &Database, from: LogIndex, limit: usize) -> io::Result<Vec<StoredEntry>> {
     let txn = db.begin_read().map_err(io_err)?;
     let table = txn.open_table(SYNOD).map_err(io_err)?;
     let mut out = Vec::new();
@@ -177,8 +193,7 @@ fn read_synod(db: &Database, from: LogIndex, limit: usize) -> io::Result<Vec<Ent
         .take(limit.min(MAX_READ_ENTRIES))
     {
         let (k, v) = item.map_err(io_err)?;
-        let stored = synod_store::decode_entry(k.value(), v.value()).map_err(corrupt)?;
-        out.push(stored.entry);
+        out.push(synod_store::decode_entry(k.value(), v.value()).map_err(corrupt)?);
     }
     Ok(out)
 }
@@ -393,6 +408,21 @@ pub trait ApplyObserver: Send + Sync + std::fmt::Debug + 'static {
     fn installed(&self, index: u64, state_hash: Digest);
 }
 
+/// Told of what the state machine did, so that a node can answer, publish
+/// events and update its view. Unlike an [`ApplyObserver`] it computes
+/// nothing extra.
+pub trait CommitListener: Send + Sync + std::fmt::Debug + 'static {
+    /// A run of committed Raft entries ending at Raft index `raft_index` was
+    /// applied and is durable; `derived` are the synod entries it made, with
+    /// their effects, in log order, and `next_index` the synod log's next
+    /// index. Called in log order, after the state's lock is released and
+    /// before openraft answers the writes of the run.
+    fn committed(&self, raft_index: u64, derived: Vec<(Entry, Vec<Effect>)>, next_index: LogIndex);
+    /// A snapshot from the leader replaced the state; the synod log's next
+    /// index is now `next_index`.
+    fn installed(&self, raft_index: u64, next_index: LogIndex);
+}
+
 #[derive(Debug)]
 struct SmState {
     space: Space,
@@ -407,6 +437,7 @@ pub struct StateMachine {
     db: Arc<Database>,
     state: Arc<RwLock<SmState>>,
     observer: Option<Arc<dyn ApplyObserver>>,
+    listener: Option<Arc<dyn CommitListener>>,
 }
 
 /// Reads the state machine back from disk: the stored snapshot, then every
@@ -453,12 +484,20 @@ impl StateMachine {
             db,
             state: Arc::new(RwLock::new(state)),
             observer: None,
+            listener: None,
         })
     }
 
     /// Reports every applied entry to `observer` from now on.
     pub fn with_observer(mut self, observer: Arc<dyn ApplyObserver>) -> StateMachine {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Tells `listener` of every applied run and installed snapshot from now
+    /// on.
+    pub fn with_listener(mut self, listener: Arc<dyn CommitListener>) -> StateMachine {
+        self.listener = Some(listener);
         self
     }
 
@@ -606,11 +645,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             return Err(e);
         }
+        let next_index = state.space.head().next_index;
+        let last = state.applied.log_id.as_ref().map(|l| l.index);
         drop(state);
         if let Some(observer) = &self.observer {
             for record in records {
                 observer.applied(record);
             }
+        }
+        if let (Some(listener), Some(last)) = (&self.listener, last) {
+            listener.committed(last, derived, next_index);
         }
         for (responder, outcome) in answers {
             if let Some(responder) = responder {
@@ -682,6 +726,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         drop(state);
         if let (Some(observer), Some(last)) = (&self.observer, &meta.last_log_id) {
             observer.installed(last.index, state_hash);
+        }
+        if let (Some(listener), Some(last)) = (&self.listener, &meta.last_log_id) {
+            listener.installed(last.index, head.next_index);
         }
         Ok(())
     }
