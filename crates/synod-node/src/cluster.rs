@@ -127,6 +127,9 @@ pub struct Cluster {
 struct Listener {
     node: OnceLock<Weak<Node>>,
     applied: Arc<Notify>,
+    /// The synod log's next index at the last snapshot (asked for or
+    /// loaded).
+    snapshot_at: std::sync::atomic::AtomicU64,
 }
 
 impl CommitListener for Listener {
@@ -143,6 +146,16 @@ impl CommitListener for Listener {
         node.durable_next.fetch_max(next, Ordering::AcqRel);
         if derived.is_empty() {
             return;
+        }
+        // A snapshot every so many synod entries bounds what a restart
+        // replays, as on a single node.
+        let last = self.snapshot_at.load(Ordering::Acquire);
+        if next.saturating_sub(last) >= crate::SNAPSHOT_EVERY_ENTRIES
+            && let Some(cluster) = node.cluster()
+        {
+            self.snapshot_at.store(next, Ordering::Release);
+            let replica = cluster.replica.clone();
+            tokio::spawn(async move { replica.trigger_snapshot().await });
         }
         node.metrics.applied(derived.len());
         node.read(|space| {
@@ -169,6 +182,7 @@ impl CommitListener for Listener {
     }
 
     fn installed(&self, _raft_index: u64, next: u64) {
+        self.snapshot_at.store(next, Ordering::Release);
         self.applied.notify_waiters();
         if let Some(node) = self.node.get().and_then(Weak::upgrade) {
             node.durable_next.fetch_max(next, Ordering::AcqRel);
@@ -203,6 +217,7 @@ impl Node {
         let listener = Arc::new(Listener {
             node: OnceLock::new(),
             applied: applied.clone(),
+            snapshot_at: std::sync::atomic::AtomicU64::new(0),
         });
         let client = PeerClient::new(cluster.secret.clone());
         let transport = Arc::new(HttpTransport::new(client.clone()));
@@ -223,6 +238,10 @@ impl Node {
         let (events, _) = tokio::sync::broadcast::channel(crate::MAX_EVENT_BACKLOG);
         let admin = crate::keys::read(&config.data_dir.join(crate::ADMIN_KEY_FILE));
         let head = replica.state().read(|s| s.head().next_index);
+        let replayed = replica.state().replayed_at_load();
+        listener
+            .snapshot_at
+            .store(head - replayed, Ordering::Release);
         let signed_card = match (&config.public_url, admin) {
             (Some(url), Ok(key)) if head > 0 => Some(crate::card::sign(
                 crate::card::card(
@@ -255,12 +274,19 @@ impl Node {
             data_dir: config.data_dir.clone(),
             allowed_hosts: config.allowed_hosts.clone(),
             signed_card,
-            replayed_at_open: 0,
+            replayed_at_open: replayed,
         });
-        node.refill_trust_history()?;
         let _ = listener.node.set(Arc::downgrade(&node));
         let head = node.read(|s| s.head().next_index);
         node.durable_next.fetch_max(head, Ordering::AcqRel);
+        // The inbox's trust charts fill in the background: a restarted
+        // member should rejoin at once.
+        let refill = node.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = refill.refill_trust_history() {
+                eprintln!("synod: refilling the trust charts failed: {e}");
+            }
+        });
         let worker = node.clone();
         std::thread::Builder::new()
             .name("synod-cluster-sequencer".into())

@@ -185,7 +185,7 @@ pub struct Node {
     metrics: Metrics,
     keys: Keys,
     fatal: Mutex<Option<String>>,
-    trust_history: Mutex<std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>>,
+    trust_history: Mutex<TrustHistory>,
     data_dir: PathBuf,
     allowed_hosts: Vec<String>,
     /// The agent card, signed once with the space's admin key, when the
@@ -194,6 +194,33 @@ pub struct Node {
     /// Log entries replayed after the latest usable snapshot when the node
     /// opened: what a restart cost.
     replayed_at_open: u64,
+}
+
+/// Each agent's recent trust points, oldest first.
+type TrustHistory = std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>;
+
+/// Adds the trust updates of `published` to `history`.
+fn push_trust_points(history: &mut TrustHistory, published: &Published) {
+    for effect in &published.effects {
+        if let Effect::TrustUpdated {
+            agent,
+            domain,
+            after,
+            ..
+        } = effect
+        {
+            let points = history.entry(agent.to_string()).or_default();
+            if points.len() == MAX_TRUST_POINTS {
+                points.pop_front();
+            }
+            points.push_back(TrustPoint {
+                time: published.time,
+                index: published.index,
+                domain: domain.to_string(),
+                trust: after.to_string(),
+            });
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch: the node's source of log time.
@@ -419,45 +446,47 @@ impl Node {
 
     fn record_trust(&self, published: &Published) {
         let mut history = self.trust_history.lock().unwrap_or_else(|e| e.into_inner());
-        for effect in &published.effects {
-            if let Effect::TrustUpdated {
-                agent,
-                domain,
-                after,
-                ..
-            } = effect
-            {
-                let points = history.entry(agent.to_string()).or_default();
-                if points.len() == MAX_TRUST_POINTS {
-                    points.pop_front();
-                }
-                points.push_back(TrustPoint {
-                    time: published.time,
-                    index: published.index,
-                    domain: domain.to_string(),
-                    trust: after.to_string(),
-                });
-            }
-        }
+        push_trust_points(&mut history, published);
     }
 
+    /// Reads the trust points of the last [`TRUST_HISTORY_SCAN`] durable
+    /// entries and puts them before the points recorded since (which may
+    /// already be arriving: a cluster node refills in the background).
     fn refill_trust_history(&self) -> Result<(), NodeError> {
         let end = self.durable_next();
         let mut from = end.saturating_sub(TRUST_HISTORY_SCAN);
+        let mut found = TrustHistory::new();
         while from < end {
             let batch = self
                 .read_log(from, synod_store::MAX_READ_ENTRIES)
                 .map_err(NodeError::Io)?;
             let Some(last) = batch.last() else { break };
             from = last.entry.index + 1;
-            for stored in batch {
-                self.record_trust(&Published {
-                    index: stored.entry.index,
-                    time: stored.entry.time,
-                    effects: stored.effects,
-                    frames: std::sync::OnceLock::new(),
-                });
+            for stored in batch.into_iter().filter(|s| s.entry.index < end) {
+                push_trust_points(
+                    &mut found,
+                    &Published {
+                        index: stored.entry.index,
+                        time: stored.entry.time,
+                        effects: stored.effects,
+                        frames: std::sync::OnceLock::new(),
+                    },
+                );
             }
+        }
+        let mut history = self.trust_history.lock().unwrap_or_else(|e| e.into_inner());
+        for (agent, older) in found {
+            let points = history.entry(agent).or_default();
+            let first = points.front().map(|p| p.index);
+            let mut merged: std::collections::VecDeque<TrustPoint> = older
+                .into_iter()
+                .filter(|p| first.is_none_or(|f| p.index < f))
+                .collect();
+            merged.extend(points.drain(..));
+            while merged.len() > MAX_TRUST_POINTS {
+                merged.pop_front();
+            }
+            *points = merged;
         }
         Ok(())
     }

@@ -492,6 +492,14 @@ impl Replica {
         }
     }
 
+    /// Builds a snapshot now (in the background): a node asks for one every
+    /// [`SNAPSHOT_EVERY_ENTRIES`] synod entries, since a Raft entry may hold
+    /// thousands of them and openraft's own policy counts Raft entries.
+    pub async fn trigger_snapshot(&self) {
+        // A fatal error stops the replica; it is reported by its metrics.
+        let _ = self.raft.trigger().snapshot().await;
+    }
+
     /// Handles a Raft request of `kind` (one of [`http::RPC_KINDS`]) that a
     /// peer sent over HTTP, and returns the encoded answer.
     pub async fn serve_rpc(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, http::RpcError> {

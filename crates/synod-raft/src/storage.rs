@@ -427,6 +427,8 @@ pub trait CommitListener: Send + Sync + std::fmt::Debug + 'static {
 struct SmState {
     space: Space,
     applied: Applied,
+    /// Synod entries replayed on top of the snapshot when the state loaded.
+    replayed: u64,
 }
 
 /// The replicated state machine: the space, applied from committed Raft
@@ -458,6 +460,7 @@ fn load_state(db: &Database) -> io::Result<SmState> {
     };
     drop(meta);
     drop(txn);
+    let from = space.head().next_index;
     // Replay the synod log after the snapshot, as `synod_store` recovers.
     loop {
         let batch = read_synod(db, space.head().next_index, MAX_READ_ENTRIES)?;
@@ -474,7 +477,12 @@ fn load_state(db: &Database) -> io::Result<SmState> {
             }
         }
     }
-    Ok(SmState { space, applied })
+    let replayed = space.head().next_index - from;
+    Ok(SmState {
+        space,
+        applied,
+        replayed,
+    })
 }
 
 impl StateMachine {
@@ -505,6 +513,15 @@ impl StateMachine {
     /// short, since applying waits for it.
     pub fn read<T>(&self, f: impl FnOnce(&Space) -> T) -> T {
         f(&self.state.read().unwrap_or_else(|p| p.into_inner()).space)
+    }
+
+    /// Synod entries replayed after the stored snapshot when the state was
+    /// loaded (what a restart cost).
+    pub fn replayed_at_load(&self) -> u64 {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .replayed
     }
 
     /// The last applied Raft log index, if any.
