@@ -30,6 +30,8 @@ use support::netns::Network;
 use support::*;
 
 const NODES: usize = 3;
+/// Replicas the membership test grows the cluster to.
+const GROWN: usize = 4;
 const AGENTS: usize = 16;
 /// Responses kept waiting for the workers.
 const QUEUED: usize = 2_000;
@@ -87,21 +89,29 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn new(hosts: Hosts, secret_dir: &Path) -> Cluster {
-        let secret = secret_dir.join("cluster.secret");
+    fn new(hosts: Hosts, secret_dir: &Path, nodes: usize) -> Cluster {
+        let secret = Cluster::new_secret(secret_dir, "cluster.secret");
+        Cluster {
+            hosts,
+            dirs: (0..nodes)
+                .map(|i| TempDir::new(&format!("cluster-{i}")))
+                .collect(),
+            secret,
+            children: (0..nodes).map(|_| None).collect(),
+            cut: vec![false; nodes],
+        }
+    }
+
+    /// Writes another cluster secret into `dir`.
+    fn new_secret(dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(name);
         let out = Command::new(bin())
             .args(["cluster", "secret", "--out"])
-            .arg(&secret)
+            .arg(&path)
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
-        Cluster {
-            hosts,
-            dirs: (0..NODES).map(|i| TempDir::new(&format!("cluster-{i}"))).collect(),
-            secret,
-            children: (0..NODES).map(|_| None).collect(),
-            cut: vec![false; NODES],
-        }
+        path
     }
 
     fn url(&self, i: usize) -> String {
@@ -175,7 +185,7 @@ impl Cluster {
 
     /// The leader's index, as some reachable node sees it.
     fn leader(&self) -> Option<usize> {
-        (0..NODES)
+        (0..self.children.len())
             .filter(|&i| self.children[i].is_some() && !self.cut[i])
             .find_map(|i| {
                 let view = quick(&self.url(i)).get("/v1/cluster").body;
@@ -204,7 +214,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for i in 0..NODES {
+        for i in 0..self.children.len() {
             self.kill(i);
         }
     }
@@ -277,7 +287,8 @@ fn proposer(
     let mut made = 0;
     let (space, time) = loop {
         if let Ok(answer) = clients[0].try_get("/v1/space")
-            && let (Some(space), Some(time)) = (answer.body["space"].as_str(), answer.body["time"].as_u64())
+            && let (Some(space), Some(time)) =
+                (answer.body["space"].as_str(), answer.body["time"].as_u64())
         {
             break (space.to_string(), time);
         }
@@ -314,8 +325,13 @@ fn proposer(
             next += 1;
             match clients[next % clients.len()].try_post_bytes("/v1/proposals", body.clone()) {
                 Ok(answer) if answer.status == 201 => {
-                    journal.writes.lock().unwrap().get_mut(&id).unwrap().acknowledged =
-                        Some(Instant::now());
+                    journal
+                        .writes
+                        .lock()
+                        .unwrap()
+                        .get_mut(&id)
+                        .unwrap()
+                        .acknowledged = Some(Instant::now());
                     break;
                 }
                 Ok(answer) if answer.kind() == "duplicate" => {
@@ -376,7 +392,13 @@ fn worker(
         match http.try_post_bytes(&path, bytes) {
             Ok(answer) if answer.ok() => {
                 let now = Instant::now();
-                journal.writes.lock().unwrap().get_mut(&id).unwrap().acknowledged = Some(now);
+                journal
+                    .writes
+                    .lock()
+                    .unwrap()
+                    .get_mut(&id)
+                    .unwrap()
+                    .acknowledged = Some(now);
                 journal.acked.fetch_add(1, Ordering::AcqRel);
                 current = None;
                 next += 1;
@@ -407,8 +429,7 @@ fn reader(urls: Vec<String>, journal: Arc<Journal>, stop: Arc<AtomicBool>, first
     while !stop.load(Ordering::Acquire) {
         next += 1;
         let invoked = Instant::now();
-        let Ok(text) = clients[next % clients.len()].try_get_text("/v1/log?consistent=true")
-        else {
+        let Ok(text) = clients[next % clients.len()].try_get_text("/v1/log?consistent=true") else {
             std::thread::sleep(Duration::from_millis(20));
             continue;
         };
@@ -445,7 +466,7 @@ fn run(hosts: Hosts, name: &str) {
     let mut rng = Rng(seed);
     let started = Instant::now();
     let home = TempDir::new("cluster-secret");
-    let mut cluster = Cluster::new(hosts, home.path());
+    let mut cluster = Cluster::new(hosts, home.path(), NODES);
     for i in 0..NODES {
         cluster.start(i);
     }
@@ -522,7 +543,7 @@ fn run(hosts: Hosts, name: &str) {
             cluster.kill(victim);
             kills += 1;
         }
-        if Some(victim) == leader {
+        if Some(victim) == leader && !cut {
             leader_kills += 1;
             // Failover as clients see it: until writes are acknowledged
             // again by the others.
@@ -563,7 +584,10 @@ fn run(hosts: Hosts, name: &str) {
         if heads.windows(2).all(|w| w[0] == w[1]) && !heads[0].is_null() {
             break heads;
         }
-        assert!(Instant::now() < until, "no convergence: {heads:?} (seed {seed})");
+        assert!(
+            Instant::now() < until,
+            "no convergence: {heads:?} (seed {seed})"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let writes: Vec<Write> = journal.writes.lock().unwrap().values().cloned().collect();
@@ -624,4 +648,117 @@ fn three_nodes_on_loopback_survive_kill_9_of_leaders_and_followers() {
 fn three_hosts_survive_kills_and_cuts() {
     let net = Network::new(&format!("sc{}", std::process::id() % 100_000), 202, NODES);
     run(Hosts::Netns { net }, "network namespaces");
+}
+
+/// `synod cluster join` adds a fourth member, which serves writes and ends
+/// with the others' log; `leave` removes the first, after which the rest
+/// carry on without it.
+#[test]
+fn members_join_and_leave() {
+    let ports = (0..GROWN).map(|_| free_port()).collect();
+    let home = TempDir::new("cluster-membership");
+    let mut cluster = Cluster::new(Hosts::Loopback { ports }, home.path(), GROWN);
+    for i in 0..GROWN {
+        cluster.start(i);
+    }
+    let members: Vec<String> = (0..NODES)
+        .map(|i| format!("{}={}", i + 1, cluster.url(i)))
+        .collect();
+    let mut init = vec!["init"];
+    init.extend(members.iter().map(String::as_str));
+    let formed = cluster.cli(&init, 1);
+    let admin = synod_node::keys::read(Path::new(formed["admin_key"].as_str().unwrap())).unwrap();
+    let first = Http::new(&cluster.url(1));
+    admit(
+        &first,
+        &admin,
+        "before",
+        serde_json::json!({"ops.*": "0.5"}),
+        &["agent"],
+    );
+
+    // The new member is not in the cluster: it knows no leader.
+    let outsider = quick(&cluster.url(3)).get("/v1/cluster").body;
+    assert_eq!(
+        outsider["members"].as_array().unwrap().len(),
+        0,
+        "{outsider}"
+    );
+    let joined = cluster.cli(&["join", &format!("4={}", cluster.url(3))], 2);
+    let voters = |view: &Value| -> Vec<u64> {
+        view["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["voter"] == true)
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(voters(&joined), vec![1, 2, 3, 4], "{joined}");
+    let fourth = Http::new(&cluster.url(3));
+    admit(
+        &fourth,
+        &admin,
+        "after-join",
+        serde_json::json!({"ops.*": "0.5"}),
+        &["agent"],
+    );
+    assert_eq!(
+        fourth.log_lines(),
+        first
+            .get_text("/v1/log?consistent=true")
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    );
+    // A second join of a voter is refused.
+    let again = Command::new(bin())
+        .args([
+            "cluster",
+            "join",
+            &format!("4={}", cluster.url(3)),
+            "--node",
+            &cluster.url(0),
+        ])
+        .arg("--cluster-secret")
+        .arg(&cluster.secret)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already a voter"));
+
+    let left = cluster.cli(&["leave", "1"], 3);
+    assert_eq!(voters(&left), vec![2, 3, 4], "{left}");
+    cluster.kill(0);
+    admit(
+        &fourth,
+        &admin,
+        "after-leave",
+        serde_json::json!({"ops.*": "0.5"}),
+        &["agent"],
+    );
+    let hashes: Vec<String> = (1..GROWN)
+        .map(|i| {
+            let http = Http::new(&cluster.url(i));
+            http.get("/v1/space?consistent=true");
+            http.state_hash()
+        })
+        .collect();
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
+    // Requests without the secret are refused and change nothing.
+    let forged = Command::new(bin())
+        .args([
+            "cluster",
+            "leave",
+            "2",
+            "--node",
+            &cluster.url(1),
+            "--cluster-secret",
+        ])
+        .arg(Cluster::new_secret(home.path(), "other.secret"))
+        .output()
+        .unwrap();
+    assert!(!forged.status.success());
+    let view = Http::new(&cluster.url(1)).get("/v1/cluster").body;
+    assert_eq!(voters(&view), vec![2, 3, 4]);
 }
