@@ -19,6 +19,8 @@ use crate::Conn;
 
 /// Longest a membership request may take (a new member catches up first).
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(150);
+/// Tries to connect to a node that refuses connections (not started yet).
+const CONNECT_ATTEMPTS: u32 = 20;
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
@@ -239,15 +241,30 @@ pub fn admin(node: &str, secret: &ClusterSecret, op: &str, body: &Value) -> Resu
         .timeout_global(Some(ADMIN_TIMEOUT))
         .build()
         .into();
-    let mut response = agent
-        .post(&format!("{base}{path}"))
-        .header(
-            REQUEST_HEADER,
-            secret.request_header("POST", &path, time, &body),
-        )
-        .header("content-type", "application/json")
-        .send(&body[..])
-        .map_err(|e| anyhow!("cannot reach the node at {base}: {e}"))?;
+    // A node started a moment ago may not listen yet: retry a refused
+    // connection (nothing was delivered) for a few seconds.
+    let mut attempts = 0;
+    let mut response = loop {
+        attempts += 1;
+        match agent
+            .post(&format!("{base}{path}"))
+            .header(
+                REQUEST_HEADER,
+                secret.request_header("POST", &path, time, &body),
+            )
+            .header("content-type", "application/json")
+            .send(&body[..])
+        {
+            Ok(response) => break response,
+            Err(ureq::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && attempts < CONNECT_ATTEMPTS =>
+            {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => bail!("cannot reach the node at {base}: {e}"),
+        }
+    };
     let status = response.status().as_u16();
     let mac = response
         .headers()
