@@ -191,7 +191,7 @@ fn synod_raft_url(url: &str) -> Result<()> {
     Ok(())
 }
 
-fn write_secret(path: &Path, force: bool) -> Result<()> {
+pub(crate) fn write_secret(path: &Path, force: bool) -> Result<()> {
     use std::io::Write as _;
     if path.exists() && !force {
         bail!(

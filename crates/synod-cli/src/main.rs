@@ -1,6 +1,7 @@
 //! `synod`: the command-line front end.
 
 mod bench;
+mod bench_cluster;
 mod client;
 mod cluster;
 mod commands;
@@ -106,6 +107,10 @@ enum Command {
         /// The cluster secret file (from `synod cluster secret`).
         #[arg(long, env = "SYNOD_CLUSTER_SECRET", value_name = "FILE")]
         cluster_secret: Option<PathBuf>,
+        /// A cluster member's snapshot interval in log entries (tests use
+        /// small ones to exercise compaction).
+        #[arg(long, hide = true, requires = "node_id")]
+        snapshot_every: Option<u64>,
     },
     /// Cluster mode: a secret, forming a cluster, membership, status.
     Cluster {
@@ -480,6 +485,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             public_url,
             node_id,
             cluster_secret,
+            snapshot_every,
         } => {
             let file = match config {
                 Some(path) => serve::ConfigFile::read(&path)?,
@@ -500,8 +506,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ) {
                 (None, None) => None,
                 (Some(node_id), Some(path)) => Some(synod_node::cluster::ClusterConfig {
-                    node_id,
-                    secret: synod_node::cluster::ClusterSecret::read(&path)?,
+                    snapshot_every: snapshot_every.unwrap_or(synod_node::SNAPSHOT_EVERY_ENTRIES),
+                    ..synod_node::cluster::ClusterConfig::new(
+                        node_id,
+                        synod_node::cluster::ClusterSecret::read(&path)?,
+                    )
                 }),
                 _ => anyhow::bail!("a cluster node needs both --node-id and --cluster-secret"),
             };

@@ -122,6 +122,10 @@ impl Cluster {
     }
 
     fn start(&mut self, i: usize) {
+        self.start_with(i, &[]);
+    }
+
+    fn start_with(&mut self, i: usize, extra: &[&str]) {
         assert!(self.children[i].is_none());
         let id = (i + 1).to_string();
         let data = self.dirs[i].path().to_str().unwrap().to_string();
@@ -147,6 +151,7 @@ impl Cluster {
         };
         let child = command
             .args(args)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -761,4 +766,65 @@ fn members_join_and_leave() {
     assert!(!forged.status.success());
     let view = Http::new(&cluster.url(1)).get("/v1/cluster").body;
     assert_eq!(voters(&view), vec![2, 3, 4]);
+}
+
+/// A member that was down while the others snapshotted and purged their Raft
+/// log past where it stopped gets the leader's snapshot, then fetches the
+/// synod entries before it from a peer, so its export is the whole log
+/// again and passes the audit.
+#[test]
+fn a_member_behind_a_purged_log_gets_a_snapshot_and_fills_its_log() {
+    const EVERY: &str = "20";
+    let ports = (0..NODES).map(|_| free_port()).collect();
+    let home = TempDir::new("cluster-gap");
+    let mut cluster = Cluster::new(Hosts::Loopback { ports }, home.path(), NODES);
+    for i in 0..NODES {
+        cluster.start_with(i, &["--snapshot-every", EVERY]);
+    }
+    let members: Vec<String> = (0..NODES)
+        .map(|i| format!("{}={}", i + 1, cluster.url(i)))
+        .collect();
+    let mut init = vec!["init", "--open"];
+    init.extend(members.iter().map(String::as_str));
+    cluster.cli(&init, 0);
+    let first = Http::new(&cluster.url(0));
+    let register = |http: &Http, name: &str| {
+        let (space, time) = http.space();
+        let m = sign(
+            &space,
+            time,
+            synod_core::wire::MessageType::Registration,
+            serde_json::json!({"seq": 1, "name": name}),
+            &key(name),
+        );
+        let answer = http.post("/v1/agents", &m);
+        assert!(answer.ok(), "{answer:?}");
+    };
+    for i in 0..5 {
+        register(&first, &format!("early-{i}"));
+    }
+    cluster.kill(2);
+    // One Raft entry each (they are sent one at a time): several snapshots,
+    // and the Raft log purged far past where node 3 stopped.
+    for i in 0..120 {
+        register(&first, &format!("while-down-{i}"));
+    }
+    cluster.start_with(2, &["--snapshot-every", EVERY]);
+    let third = Http::new(&cluster.url(2));
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = third.get("/v1/cluster").body;
+        if view["log"]["gaps_filled"].as_u64() >= Some(1) && view["log"]["starts_at"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < until, "the gap was never filled: {view}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    register(&third, "after");
+    let expected = first.get_text("/v1/log?consistent=true");
+    let lines = third.log_lines();
+    assert_eq!(lines.join("\n") + "\n", expected);
+    let (ok, out) = audit(&lines);
+    assert!(ok, "{out}");
+    assert_eq!(third.state_hash(), first.state_hash());
 }

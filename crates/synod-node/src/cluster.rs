@@ -105,6 +105,23 @@ pub struct ClusterConfig {
     pub node_id: NodeId,
     /// The secret every node and operator of the cluster holds.
     pub secret: ClusterSecret,
+    /// A snapshot every so many synod entries (and Raft entries), with a
+    /// tenth of that kept in the Raft log behind it;
+    /// [`crate::SNAPSHOT_EVERY_ENTRIES`] unless a test wants compaction
+    /// sooner.
+    pub snapshot_every: u64,
+}
+
+impl ClusterConfig {
+    /// Member `node_id` of the cluster with `secret`, with the default
+    /// snapshot interval.
+    pub fn new(node_id: NodeId, secret: ClusterSecret) -> ClusterConfig {
+        ClusterConfig {
+            node_id,
+            secret,
+            snapshot_every: crate::SNAPSHOT_EVERY_ENTRIES,
+        }
+    }
 }
 
 /// A node's replica and what it needs to reach its peers.
@@ -119,6 +136,10 @@ pub struct Cluster {
     /// An empty batch for a passed deadline is on its way.
     ticking: Arc<AtomicBool>,
     closed: AtomicBool,
+    /// A task is filling the synod log's gap.
+    filling: AtomicBool,
+    /// Gaps filled since the node started.
+    gaps_filled: std::sync::atomic::AtomicU64,
 }
 
 /// Tells the node of what its replica applied: answers, events, trust
@@ -130,6 +151,8 @@ struct Listener {
     /// The synod log's next index at the last snapshot (asked for or
     /// loaded).
     snapshot_at: std::sync::atomic::AtomicU64,
+    /// Synod entries between two snapshots.
+    snapshot_every: u64,
 }
 
 impl CommitListener for Listener {
@@ -143,14 +166,13 @@ impl CommitListener for Listener {
         let Some(node) = self.node.get().and_then(Weak::upgrade) else {
             return;
         };
-        node.durable_next.fetch_max(next, Ordering::AcqRel);
         if derived.is_empty() {
             return;
         }
         // A snapshot every so many synod entries bounds what a restart
         // replays, as on a single node.
         let last = self.snapshot_at.load(Ordering::Acquire);
-        if next.saturating_sub(last) >= crate::SNAPSHOT_EVERY_ENTRIES
+        if next.saturating_sub(last) >= self.snapshot_every
             && let Some(cluster) = node.cluster()
         {
             self.snapshot_at.store(next, Ordering::Release);
@@ -185,7 +207,7 @@ impl CommitListener for Listener {
         self.snapshot_at.store(next, Ordering::Release);
         self.applied.notify_waiters();
         if let Some(node) = self.node.get().and_then(Weak::upgrade) {
-            node.durable_next.fetch_max(next, Ordering::AcqRel);
+            spawn_gap_fill(&node);
         }
     }
 }
@@ -218,6 +240,7 @@ impl Node {
             node: OnceLock::new(),
             applied: applied.clone(),
             snapshot_at: std::sync::atomic::AtomicU64::new(0),
+            snapshot_every: cluster.snapshot_every.max(1),
         });
         let client = PeerClient::new(cluster.secret.clone());
         let transport = Arc::new(HttpTransport::new(client.clone()));
@@ -225,7 +248,7 @@ impl Node {
             random_seed()?,
             Replica::start_with(
                 cluster.node_id,
-                synod_raft::default_config(),
+                synod_raft::compaction_config(cluster.snapshot_every),
                 &db,
                 transport,
                 None,
@@ -262,6 +285,8 @@ impl Node {
                 inflight: Arc::new(Semaphore::new(MAX_INFLIGHT_BATCHES)),
                 ticking: Arc::new(AtomicBool::new(false)),
                 closed: AtomicBool::new(false),
+                filling: AtomicBool::new(false),
+                gaps_filled: std::sync::atomic::AtomicU64::new(0),
             }),
             durable_next: std::sync::atomic::AtomicU64::new(head),
             queued: std::sync::atomic::AtomicUsize::new(0),
@@ -277,8 +302,6 @@ impl Node {
             replayed_at_open: replayed,
         });
         let _ = listener.node.set(Arc::downgrade(&node));
-        let head = node.read(|s| s.head().next_index);
-        node.durable_next.fetch_max(head, Ordering::AcqRel);
         // The inbox's trust charts fill in the background: a restarted
         // member should rejoin at once.
         let refill = node.clone();
@@ -293,6 +316,7 @@ impl Node {
             .spawn(move || run_sequencer(worker, rx))
             .map_err(|e| NodeError::Io(e.to_string()))?;
         tokio::spawn(watch_deadlines(Arc::downgrade(&node), applied));
+        spawn_gap_fill(&node);
         Ok(node)
     }
 
@@ -632,6 +656,160 @@ async fn watch_deadlines(node: Weak<Node>, applied: Arc<Notify>) {
     }
 }
 
+/// Entries asked of a peer per request when filling a gap.
+const GAP_CHUNK: u64 = 500;
+/// Pause before asking the peers again when none could fill the gap.
+const GAP_RETRY: Duration = Duration::from_secs(5);
+
+/// Starts filling the synod log's gap, if it has one and no task is at it
+/// already.
+fn spawn_gap_fill(node: &Arc<Node>) {
+    let Some(cluster) = node.cluster() else {
+        return;
+    };
+    if !matches!(cluster.db.synod_gap(), Ok(Some(_))) {
+        return;
+    }
+    if cluster.filling.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    tokio::spawn(fill_gap(Arc::downgrade(node)));
+}
+
+/// A replica that installed a leader's snapshot over a gap holds the state
+/// but not the synod entries before it: fetches them from a peer, replays
+/// them from the space's first entry (so their effects are this node's own
+/// derivation, and nothing a peer made up survives), checks that they end
+/// exactly at the snapshot's head, and puts them back. Until then the
+/// node's `/v1/log` and event history start at the snapshot.
+async fn fill_gap(node: Weak<Node>) {
+    loop {
+        let Some(node) = node.upgrade() else { return };
+        let Some(cluster) = node.cluster() else {
+            return;
+        };
+        let anchor = match cluster.db.synod_gap() {
+            Ok(Some(anchor)) if !cluster.closed.load(Ordering::Acquire) => anchor,
+            Ok(_) => {
+                cluster.filling.store(false, Ordering::Release);
+                return;
+            }
+            Err(e) => {
+                eprintln!("synod: reading the synod log's gap failed: {e}");
+                cluster.filling.store(false, Ordering::Release);
+                return;
+            }
+        };
+        let peers: Vec<Member> = cluster
+            .status()
+            .members
+            .into_iter()
+            .filter(|m| m.id != cluster.id)
+            .collect();
+        let mut progressed = false;
+        for peer in peers {
+            match fetch_gap(cluster, &peer.addr, &anchor).await {
+                Ok(entries) => match cluster.db.fill_synod_gap(&anchor, &entries) {
+                    Ok(filled) => {
+                        if filled {
+                            cluster.gaps_filled.fetch_add(1, Ordering::AcqRel);
+                            eprintln!(
+                                "synod: the synod log's {} entries before the installed snapshot came from node {}",
+                                anchor.next_index, peer.id
+                            );
+                        }
+                        progressed = true;
+                        break;
+                    }
+                    Err(e) => eprintln!("synod: filling the synod log failed: {e}"),
+                },
+                Err(why) => eprintln!(
+                    "synod: node {} did not fill the synod log's gap: {why}",
+                    peer.id
+                ),
+            }
+        }
+        drop(node);
+        if !progressed {
+            tokio::time::sleep(GAP_RETRY).await;
+        }
+    }
+}
+
+type Derived = Vec<(synod_core::Entry, Vec<Effect>)>;
+
+/// The synod log from index 0 up to `anchor` from the peer at `addr`,
+/// replayed here.
+async fn fetch_gap(
+    cluster: &Cluster,
+    addr: &str,
+    anchor: &synod_raft::storage::Anchor,
+) -> Result<Derived, String> {
+    let mut space = Space::new();
+    let mut entries: Derived = Vec::new();
+    while (entries.len() as u64) < anchor.next_index {
+        let from = entries.len() as u64;
+        let limit = GAP_CHUNK.min(anchor.next_index - from);
+        let body =
+            serde_json::to_vec(&json!({"from": from, "limit": limit})).expect("JSON serializes");
+        let reply = cluster
+            .client
+            .post(
+                addr,
+                "/raft/v1/synod-log",
+                body,
+                now_ms(),
+                MAX_PEER_BODY_BYTES,
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if reply.status != 200 {
+            return Err(format!("status {}", reply.status));
+        }
+        let text = String::from_utf8(reply.body).map_err(|_| "not UTF-8".to_string())?;
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        if lines.is_empty() {
+            return Err(format!("it holds no entries from {from}"));
+        }
+        let (replayed, more) = tokio::task::spawn_blocking(move || replay(space, &lines, from))
+            .await
+            .map_err(|e| e.to_string())??;
+        space = replayed;
+        entries.extend(more);
+    }
+    let head = space.head();
+    if head.next_index != anchor.next_index || head.last_hash != anchor.last_hash {
+        return Err("its log does not lead to the snapshot's head".into());
+    }
+    Ok(entries)
+}
+
+/// Applies export `lines`, which must start at index `from`, to `space`.
+fn replay(mut space: Space, lines: &[String], from: u64) -> Result<(Space, Derived), String> {
+    let mut out = Vec::with_capacity(lines.len());
+    for (k, line) in lines.iter().enumerate() {
+        let entry = synod_core::log::ExportLine::parse(line)
+            .and_then(|l| l.to_entry())
+            .map_err(|e| format!("entry {}: {e}", from + k as u64))?;
+        if entry.index != from + k as u64 {
+            return Err(format!(
+                "entry {} came instead of {}",
+                entry.index,
+                from + k as u64
+            ));
+        }
+        let applied = space
+            .apply(&entry)
+            .map_err(|e| format!("entry {}: {e}", entry.index))?;
+        if let Some(r) = applied.rejected {
+            return Err(format!("entry {} is refused on replay: {r}", entry.index));
+        }
+        out.push((entry, applied.effects));
+    }
+    Ok((space, out))
+}
+
 /// `GET /v1/cluster`: this node's view of the cluster (on a single node,
 /// `{"mode": "single"}`).
 pub(crate) async fn status(State(node): State<Arc<Node>>) -> Response {
@@ -657,6 +835,12 @@ pub(crate) async fn status(State(node): State<Arc<Node>>) -> Response {
         },
         "space": space,
         "head": {"next_index": next_index},
+        "log": {
+            // Where this node's synod log starts: 0, or a snapshot's head
+            // while the entries before it are being fetched.
+            "starts_at": cluster.db.synod_gap().ok().flatten().map_or(0, |a| a.next_index),
+            "gaps_filled": cluster.gaps_filled.load(Ordering::Acquire),
+        },
     }))
     .into_response()
 }
@@ -880,6 +1064,29 @@ async fn peer(State(node): State<Arc<Node>>, request: Request) -> Response {
         "forward" => {
             let answer = forwarded(cluster, &body).await;
             reply(StatusCode::OK, json_bytes(&json!(answer)), true)
+        }
+        "synod-log" => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Range {
+                from: u64,
+                limit: u64,
+            }
+            let Ok(range) = serde_json::from_slice::<Range>(&body) else {
+                return reply(StatusCode::BAD_REQUEST, b"{from, limit}".to_vec(), false);
+            };
+            let limit = range.limit.min(GAP_CHUNK) as usize;
+            match cluster.read_log(range.from, limit) {
+                Ok(entries) => {
+                    let mut text = String::new();
+                    for stored in entries {
+                        text.push_str(&stored.export_line().to_json());
+                        text.push('\n');
+                    }
+                    reply(StatusCode::OK, text.into_bytes(), false)
+                }
+                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.into_bytes(), false),
+            }
         }
         "read-index" => {
             let answer = cluster.replica.read_index().await;

@@ -395,9 +395,16 @@ impl Node {
     }
 
     /// The index of the next entry not yet durable: everything before it is
-    /// on disk.
+    /// on disk. In a cluster, the next entry this replica has not applied,
+    /// read from its state: the state shows an applied run only once it is
+    /// durable, and a read barrier (`?consistent=true`) returns once the
+    /// state has the read index, so an export or event stream that starts
+    /// after the barrier reaches at least that far.
     pub fn durable_next(&self) -> LogIndex {
-        self.durable_next.load(Ordering::Acquire)
+        match &self.backend {
+            Backend::Local(_) => self.durable_next.load(Ordering::Acquire),
+            Backend::Cluster(cluster) => cluster.read(|s| s.head().next_index),
+        }
     }
 
     /// Reads durable log entries from `from` on, at most `limit` (at most

@@ -100,6 +100,14 @@ pub fn seeded<F: Future>(seed: u64, future: F) -> impl Future<Output = F::Output
 /// append (with [`payload::MAX_BATCH_BYTES`], what bounds a request between
 /// replicas, [`http::MAX_PEER_BODY_BYTES`]).
 pub fn default_config() -> openraft::Config {
+    compaction_config(SNAPSHOT_EVERY_ENTRIES)
+}
+
+/// [`default_config`] with a snapshot every `every` Raft entries and
+/// `every / 10` entries kept behind it (at least one): small values make
+/// snapshots, purges and snapshot installs happen in a short test.
+pub fn compaction_config(every: u64) -> openraft::Config {
+    let every = every.max(1);
     openraft::Config {
         cluster_name: "synod".into(),
         heartbeat_interval: 50,
@@ -107,8 +115,8 @@ pub fn default_config() -> openraft::Config {
         election_timeout_max: 300,
         enable_pre_vote: Some(true),
         max_payload_entries: 32,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY_ENTRIES),
-        max_in_snapshot_log_to_keep: LOG_KEPT_BEHIND_SNAPSHOT,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(every),
+        max_in_snapshot_log_to_keep: (every / 10).max(1),
         ..Default::default()
     }
 }

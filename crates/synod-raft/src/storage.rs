@@ -726,7 +726,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             if !continues {
                 synod.retain(|_, _| false).map_err(io_err)?;
                 sm_meta
-                    .insert(SYNOD_START, encode(&head.next_index).as_slice())
+                    .insert(
+                        SYNOD_START,
+                        encode(&Anchor {
+                            next_index: head.next_index,
+                            last_hash: head.last_hash,
+                        })
+                        .as_slice(),
+                    )
                     .map_err(io_err)?;
             }
             sm_meta
@@ -757,13 +764,86 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// Where a replica's synod log resumed after a snapshot installed over a
+/// gap: the snapshot's head. The entries before it are missing until
+/// [`ReplicaDb::fill_synod_gap`] puts them back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The synod log's next index at the snapshot.
+    pub next_index: LogIndex,
+    /// The hash of the entry just before it.
+    pub last_hash: Digest,
+}
+
 /// Where this replica's synod log starts: 0, or the head of the last snapshot
 /// it installed over a gap.
 pub fn synod_start(db: &ReplicaDb) -> io::Result<LogIndex> {
-    let txn = db.db.begin_read().map_err(io_err)?;
-    let meta = txn.open_table(SM_META).map_err(io_err)?;
-    match meta.get(SYNOD_START).map_err(io_err)? {
-        Some(v) => decode(v.value()),
-        None => Ok(0),
+    Ok(db.synod_gap()?.map_or(0, |a| a.next_index))
+}
+
+impl ReplicaDb {
+    /// The gap in this replica's synod log, if a snapshot was installed over
+    /// one and it is not yet filled.
+    pub fn synod_gap(&self) -> io::Result<Option<Anchor>> {
+        let txn = self.db.begin_read().map_err(io_err)?;
+        let meta = txn.open_table(SM_META).map_err(io_err)?;
+        match meta.get(SYNOD_START).map_err(io_err)? {
+            Some(v) => Ok(Some(decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Puts back the synod entries before `anchor`: `entries` must be the
+    /// whole log from index 0 up to the anchor, each linking to the one
+    /// before it and the last hashing to the anchor's hash, so that no peer
+    /// can slip in entries of its own making (their effects the caller
+    /// re-derived by replaying them). Returns false, and writes nothing, if
+    /// the gap is no longer `anchor` (another snapshot moved it).
+    pub fn fill_synod_gap(
+        &self,
+        anchor: &Anchor,
+        entries: &[(Entry, Vec<Effect>)],
+    ) -> io::Result<bool> {
+        if entries.len() as u64 != anchor.next_index {
+            return Err(corrupt(format!(
+                "{} entries do not fill a gap of {}",
+                entries.len(),
+                anchor.next_index
+            )));
+        }
+        let mut prev: Option<Digest> = None;
+        for (i, (entry, _)) in entries.iter().enumerate() {
+            if entry.index != i as u64 || prev.is_some_and(|p| p != entry.prev) {
+                return Err(corrupt(format!("entry {i} does not continue the log")));
+            }
+            prev = Some(entry.hash());
+        }
+        if prev.is_some_and(|p| p != anchor.last_hash) {
+            return Err(corrupt("the entries do not end at the snapshot's head"));
+        }
+        let mut txn = self.db.begin_write().map_err(io_err)?;
+        txn.set_durability(Durability::Immediate).map_err(io_err)?;
+        {
+            let mut meta = txn.open_table(SM_META).map_err(io_err)?;
+            let current: Option<Anchor> = match meta.get(SYNOD_START).map_err(io_err)? {
+                Some(v) => Some(decode(v.value())?),
+                None => None,
+            };
+            if current.as_ref() != Some(anchor) {
+                return Ok(false);
+            }
+            meta.remove(SYNOD_START).map_err(io_err)?;
+            let mut synod = txn.open_table(SYNOD).map_err(io_err)?;
+            for (entry, effects) in entries {
+                synod
+                    .insert(
+                        entry.index,
+                        synod_store::encode_entry(entry, effects).as_slice(),
+                    )
+                    .map_err(io_err)?;
+            }
+        }
+        txn.commit().map_err(io_err)?;
+        Ok(true)
     }
 }
