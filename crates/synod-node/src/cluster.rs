@@ -370,16 +370,18 @@ impl Cluster {
     /// certainly not appended anywhere.
     async fn commit(&self, messages: Vec<Verified>) -> Result<(u64, BatchOutcome), SubmitError> {
         let deadline = Instant::now() + COMMIT_TIMEOUT;
-        let forwarded = synod_raft::http::encode(
-            &Batch::new(0, messages.clone())
-                .map_err(|e| SubmitError::Unavailable(e.to_string()))?,
-        );
+        let unstamped =
+            Batch::new(0, messages).map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        // Encoded only if a leader elsewhere needs it.
+        let mut forwarded: Option<Vec<u8>> = None;
         let mut hint: Option<Leader> = None;
         let mut last = String::from("no leader is known");
         loop {
             let leader = hint.take().or_else(|| self.replica.leader());
             if self.replica.is_leader() || leader.as_ref().is_some_and(|l| l.id == self.id) {
-                let batch = Batch::new(now_ms(), messages.clone())
+                let batch = unstamped
+                    .clone()
+                    .at(now_ms())
                     .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
                 match self.replica.write(batch).await {
                     Ok(done) => return Ok(done),
@@ -391,7 +393,10 @@ impl Cluster {
                 }
             } else if let Some(leader) = leader {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match self.forward(&leader, forwarded.clone(), left).await {
+                let body = forwarded
+                    .get_or_insert_with(|| synod_raft::http::encode(&unstamped))
+                    .clone();
+                match self.forward(&leader, body, left).await {
                     Ok(Ok(done)) => return Ok(done),
                     Ok(Err(WriteError::NotLeader { leader: next })) => {
                         hint = next.filter(|l| l.id != leader.id);
@@ -1101,7 +1106,7 @@ async fn peer(State(node): State<Arc<Node>>, request: Request) -> Response {
 async fn forwarded(cluster: &Cluster, body: &[u8]) -> Result<(u64, BatchOutcome), WriteError> {
     let batch: Batch = synod_raft::http::decode(body).map_err(WriteError::Stopped)?;
     let batch =
-        Batch::new(now_ms(), batch.messages).map_err(|e| WriteError::Stopped(e.to_string()))?;
+        batch.at(now_ms()).map_err(|e| WriteError::Stopped(e.to_string()))?;
     match tokio::time::timeout(COMMIT_TIMEOUT, cluster.replica.write(batch)).await {
         Ok(answer) => answer,
         Err(_) => Err(WriteError::Ambiguous(format!(

@@ -35,8 +35,10 @@ pub struct Batch {
     /// new leader with a slower clock never makes log time go back.
     pub time: u64,
     /// The messages, in the order they are to be applied. Their signatures
-    /// were checked before the batch was proposed.
-    pub messages: Vec<Verified>,
+    /// were checked before the batch was proposed. Shared, so that the
+    /// copies openraft keeps of an entry (in memory for replication, in the
+    /// log store's cache) cost no copy of the messages.
+    pub messages: std::sync::Arc<[Verified]>,
 }
 
 /// A batch the leader cannot propose.
@@ -74,7 +76,33 @@ impl Batch {
         if bytes > MAX_BATCH_BYTES {
             return Err(BatchError::TooManyBytes { bytes });
         }
-        Ok(Batch { time, messages })
+        Ok(Batch {
+            time,
+            messages: messages.into(),
+        })
+    }
+
+    /// The same messages at log time `time`, checked against the limits
+    /// again: how a leader stamps a batch a follower forwarded.
+    pub fn at(self, time: u64) -> Result<Batch, BatchError> {
+        if self.messages.len() > MAX_BATCH_MESSAGES {
+            return Err(BatchError::TooLarge {
+                count: self.messages.len(),
+            });
+        }
+        let bytes = self.bytes();
+        if bytes > MAX_BATCH_BYTES {
+            return Err(BatchError::TooManyBytes { bytes });
+        }
+        Ok(Batch {
+            time,
+            messages: self.messages,
+        })
+    }
+
+    /// Bytes of its messages and signatures.
+    pub fn bytes(&self) -> usize {
+        self.messages.iter().map(message_bytes).sum()
     }
 
     /// SHA-256 of the batch's encoding: what the simulation compares to check
@@ -159,7 +187,8 @@ impl<'de> Deserialize<'de> for Batch {
                     .map(Verified::from_trusted_storage)
                     .map_err(D::Error::custom)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
         Ok(Batch {
             time: wire.time,
             messages,
@@ -206,7 +235,7 @@ pub fn apply_batch(space: &mut Space, batch: &Batch) -> (Vec<(Entry, Vec<Effect>
         entries.push(space.tick(batch.time));
     }
     let mut outcomes = Vec::with_capacity(batch.messages.len());
-    for message in &batch.messages {
+    for message in batch.messages.iter() {
         match space.append(message.clone(), batch.time) {
             Ok((entry, effects)) => {
                 outcomes.push(Outcome::Accepted {

@@ -127,6 +127,7 @@ impl ReplicaDb {
     pub fn log_store(&self) -> LogStore {
         LogStore {
             db: self.db.clone(),
+            recent: Arc::new(std::sync::Mutex::new(Recent::default())),
         }
     }
 
@@ -209,14 +210,75 @@ pub fn entry_digest(entry: &EntryOf<TypeConfig>) -> Digest {
     }
 }
 
-/// The Raft log and the vote. Cloning shares the database; openraft uses a
-/// clone as the log reader of each replication stream.
+/// Most Raft entries the log store keeps in memory after appending them.
+pub const MAX_CACHED_ENTRIES: usize = 4_096;
+/// Most bytes of messages those entries may hold.
+pub const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The last entries appended, as they were appended: a leader's replication
+/// streams read each entry back once per follower, and decoding it from
+/// disk means parsing every message again. Always a contiguous run that
+/// agrees with the database (appends add after their commit; truncations
+/// and purges remove first).
+#[derive(Debug, Default)]
+struct Recent {
+    entries: std::collections::BTreeMap<u64, EntryOf<TypeConfig>>,
+    bytes: usize,
+}
+
+fn entry_bytes(entry: &EntryOf<TypeConfig>) -> usize {
+    match &entry.payload {
+        EntryPayload::Normal(batch) => batch.bytes(),
+        _ => 0,
+    }
+}
+
+impl Recent {
+    fn remove(&mut self, range: impl RangeBounds<u64>) {
+        let doomed: Vec<u64> = self.entries.range(range).map(|(k, _)| *k).collect();
+        for k in doomed {
+            if let Some(e) = self.entries.remove(&k) {
+                self.bytes -= entry_bytes(&e);
+            }
+        }
+    }
+
+    fn add(&mut self, entry: EntryOf<TypeConfig>) {
+        if self
+            .entries
+            .last_key_value()
+            .is_some_and(|(k, _)| *k + 1 != entry.index())
+        {
+            // Not contiguous (cannot happen after a successful append, but
+            // the cache must never have holes): start over.
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += entry_bytes(&entry);
+        self.entries.insert(entry.index(), entry);
+        while self.entries.len() > MAX_CACHED_ENTRIES || self.bytes > MAX_CACHED_BYTES {
+            match self.entries.pop_first() {
+                Some((_, e)) => self.bytes -= entry_bytes(&e),
+                None => break,
+            }
+        }
+    }
+}
+
+/// The Raft log and the vote. Cloning shares the database and the cache of
+/// recent entries; openraft uses a clone as the log reader of each
+/// replication stream.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    recent: Arc<std::sync::Mutex<Recent>>,
 }
 
 impl LogStore {
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn meta<T: for<'a> Deserialize<'a>>(&self, key: &str) -> io::Result<Option<T>> {
         let txn = self.db.begin_read().map_err(io_err)?;
         let table = txn.open_table(LOG_META).map_err(io_err)?;
@@ -247,6 +309,22 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&s) => s + 1,
             Bound::Unbounded => 0,
         };
+        {
+            let recent = self.recent();
+            if recent
+                .entries
+                .first_key_value()
+                .is_some_and(|(first, _)| *first <= start)
+            {
+                return Ok(recent
+                    .entries
+                    .range(start..)
+                    .take_while(|(k, _)| range.contains(k))
+                    .take(MAX_READ_ENTRIES)
+                    .map(|(_, e)| e.clone())
+                    .collect());
+            }
+        }
         let mut out = Vec::new();
         for item in table.range(start..).map_err(io_err)? {
             let (k, v) = item.map_err(io_err)?;
@@ -297,10 +375,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = EntryOf<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        let entries: Vec<EntryOf<TypeConfig>> = entries.into_iter().collect();
         let written = self.write(|txn| {
             let mut log = txn.open_table(LOG).map_err(io_err)?;
             let mut expected = log.last().map_err(io_err)?.map(|(k, _)| k.value() + 1);
-            for entry in entries {
+            for entry in &entries {
                 let index = entry.index();
                 // No holes: each entry follows the last one held (openraft
                 // truncates a conflicting tail before appending over it).
@@ -312,7 +391,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                         next - 1
                     )));
                 }
-                log.insert(index, encode(&entry).as_slice())
+                log.insert(index, encode(entry).as_slice())
                     .map_err(io_err)?;
                 expected = Some(index + 1);
             }
@@ -321,6 +400,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // The commit above is durable (fsync) before openraft hears of it.
         match written {
             Ok(()) => {
+                let mut recent = self.recent();
+                for entry in entries {
+                    recent.add(entry);
+                }
+                drop(recent);
                 callback.io_completed(Ok(()));
                 Ok(())
             }
@@ -333,6 +417,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<TypeConfig>>) -> io::Result<()> {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
+        self.recent().remove(from..);
         self.write(|txn| {
             let mut log = txn.open_table(LOG).map_err(io_err)?;
             log.retain_in(from.., |_, _| false).map_err(io_err)?;
@@ -341,6 +426,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> io::Result<()> {
+        self.recent().remove(..=log_id.index);
         self.write(|txn| {
             let mut meta = txn.open_table(LOG_META).map_err(io_err)?;
             meta.insert(LAST_PURGED, encode(&log_id).as_slice())
