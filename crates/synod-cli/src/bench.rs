@@ -34,31 +34,37 @@ pub struct BenchArgs {
     /// `etcd` (the same small writes against a real etcd cluster of each
     /// `--nodes` size, and its failover after `kill -9` of the leader).
     #[arg(long, default_value = "all")]
-    scenario: String,
-    /// Cluster sizes for `etcd`.
+    pub(crate) scenario: String,
+    /// Cluster mode next to etcd: for each `--nodes` size, committed
+    /// responses per second and commit latency through the leader of a
+    /// synod cluster and the same load of writes on etcd, in interleaved
+    /// runs, then each one's failover after `kill -9` of its leader.
+    #[arg(long)]
+    pub(crate) cluster: bool,
+    /// Cluster sizes for `etcd` and `--cluster`.
     #[arg(long, value_delimiter = ',', default_value = "3,5")]
-    nodes: Vec<usize>,
-    /// Writes per cluster size for `etcd`.
+    pub(crate) nodes: Vec<usize>,
+    /// Writes per run for `etcd` and `--cluster`.
     #[arg(long, default_value_t = 20_000)]
-    writes: usize,
+    pub(crate) writes: usize,
     /// Bytes per written value for `etcd`: about a signed response's size.
     #[arg(long, default_value_t = 400)]
-    value_bytes: usize,
+    pub(crate) value_bytes: usize,
     /// Agents voting in the `throughput` scenario, or registered in `agents`.
     #[arg(long)]
-    agents: Option<usize>,
+    pub(crate) agents: Option<usize>,
     /// Proposals in the `throughput` scenario.
     #[arg(long, default_value_t = 50)]
-    proposals: usize,
+    pub(crate) proposals: usize,
     /// Concurrent HTTP connections.
     #[arg(long, default_value_t = 128)]
-    connections: usize,
+    pub(crate) connections: usize,
     /// Run the `throughput` scenario this many times and report the median.
     #[arg(long, default_value_t = 3)]
-    repeat: usize,
+    pub(crate) repeat: usize,
     /// Print JSON.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// A `synod serve` child process on a temporary directory.
@@ -584,6 +590,9 @@ fn etcd(args: &BenchArgs) -> Result<()> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.cluster {
+        return crate::bench_cluster::run(&args);
+    }
     if args.scenario == "etcd" {
         return etcd(&args);
     }

@@ -240,8 +240,8 @@ pub fn write_load(
     Ok(WriteRun {
         writes: sent.len(),
         per_second: sent.len() as f64 / elapsed.as_secs_f64(),
-        p50: crate::bench::percentile(&latencies, 0.50),
-        p99: crate::bench::percentile(&latencies, 0.99),
+        p50: crate::bench::percentile(&latencies, 50.0),
+        p99: crate::bench::percentile(&latencies, 99.0),
     })
 }
 

@@ -1,7 +1,9 @@
 //! `synod`: the command-line front end.
 
 mod bench;
+mod bench_cluster;
 mod client;
+mod cluster;
 mod commands;
 mod demo;
 mod etcd;
@@ -98,6 +100,22 @@ enum Command {
         /// the agent card names it and is signed only then.
         #[arg(long, env = "SYNOD_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Run as member NODE_ID of a cluster (with --cluster-secret); the
+        /// data directory then holds this node's replica.
+        #[arg(long, env = "SYNOD_NODE_ID", requires = "cluster_secret")]
+        node_id: Option<u64>,
+        /// The cluster secret file (from `synod cluster secret`).
+        #[arg(long, env = "SYNOD_CLUSTER_SECRET", value_name = "FILE")]
+        cluster_secret: Option<PathBuf>,
+        /// A cluster member's snapshot interval in log entries (tests use
+        /// small ones to exercise compaction).
+        #[arg(long, hide = true, requires = "node_id")]
+        snapshot_every: Option<u64>,
+    },
+    /// Cluster mode: a secret, forming a cluster, membership, status.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
     },
     /// Start a node in a temporary directory and play the example scenarios.
     Demo {
@@ -525,6 +543,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
             allowed_hosts,
             public_url,
+            node_id,
+            cluster_secret,
+            snapshot_every,
         } => {
             let file = match config {
                 Some(path) => serve::ConfigFile::read(&path)?,
@@ -539,6 +560,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let open = open || file.open.unwrap_or(false);
             let mut allowed_hosts = allowed_hosts;
             allowed_hosts.extend(file.allowed_hosts.unwrap_or_default());
+            let cluster = match (
+                node_id.or(file.node_id),
+                cluster_secret.or(file.cluster_secret),
+            ) {
+                (None, None) => None,
+                (Some(node_id), Some(path)) => Some(synod_node::cluster::ClusterConfig {
+                    snapshot_every: snapshot_every.unwrap_or(synod_node::SNAPSHOT_EVERY_ENTRIES),
+                    ..synod_node::cluster::ClusterConfig::new(
+                        node_id,
+                        synod_node::cluster::ClusterSecret::read(&path)?,
+                    )
+                }),
+                _ => anyhow::bail!("a cluster node needs both --node-id and --cluster-secret"),
+            };
+            if cluster.is_some() && open {
+                anyhow::bail!(
+                    "--open applies to a single node; a cluster's space is created by `synod cluster init --open`"
+                );
+            }
             serve::serve(
                 &listen,
                 synod_node::NodeConfig {
@@ -548,6 +588,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     allowed_hosts,
                     public_url: public_url.or(file.public_url),
                 },
+                cluster,
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -926,6 +967,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         ),
         Command::Reviewer { command, conn } => commands::reviewer(command, &conn),
         Command::Log { command, conn } => commands::log(command, &conn),
+        Command::Cluster { command } => cluster::run(command),
         Command::Admin { command, conn } => commands::admin(command, &conn),
     }
 }

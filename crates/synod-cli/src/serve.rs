@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use synod_node::cluster::ClusterConfig;
 use synod_node::{Node, NodeConfig};
 
 /// A config file (`--config FILE`): any of these keys.
@@ -18,6 +19,8 @@ pub struct ConfigFile {
     pub open: Option<bool>,
     pub allowed_hosts: Option<Vec<String>>,
     pub public_url: Option<String>,
+    pub node_id: Option<u64>,
+    pub cluster_secret: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -74,6 +77,7 @@ pub async fn run(
         () = grace => {}
     }
     node.shutdown();
+    node.close().await;
     Ok(())
 }
 
@@ -138,11 +142,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
-pub fn serve(listen: &str, config: NodeConfig) -> Result<()> {
+pub fn serve(listen: &str, config: NodeConfig, cluster: Option<ClusterConfig>) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
-        let node = Node::open(&config)
-            .with_context(|| format!("opening {}", config.data_dir.display()))?;
+        let node = match &cluster {
+            None => Node::open(&config),
+            Some(cluster) => Node::open_cluster(&config, cluster.clone()).await,
+        }
+        .with_context(|| format!("opening {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -158,6 +165,17 @@ pub fn serve(listen: &str, config: NodeConfig) -> Result<()> {
             node.replayed_at_open()
         );
         println!("  admin key  {}", node.admin_key_path().display());
+        if let Some(cluster) = &cluster {
+            println!(
+                "  cluster    node {} ({})",
+                cluster.node_id,
+                if entries == 0 {
+                    "waiting for `synod cluster init` or `join`".to_string()
+                } else {
+                    format!("{} members", node.cluster().map_or(0, |c| c.status().members.len()))
+                }
+            );
+        }
         println!("  inbox      http://{addr}/");
         println!("  api        http://{addr}/v1  (OpenAPI at /openapi.json)");
         println!(

@@ -163,13 +163,22 @@ pub fn router_with(node: Arc<Node>, extra: Router<Arc<Node>>) -> Router {
         .route("/v1/escalations/{id}/decisions", post(decide))
         .route("/v1/events", get(crate::events::stream))
         .route("/v1/log", get(export_log))
+        .route("/v1/cluster", get(crate::cluster::status))
         .route("/.well-known/agent-card.json", get(crate::card::serve))
         .merge(crate::inbox::routes())
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),
+            crate::cluster::consistent_reads,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
             check_host,
         ))
+        // Peers name each other by whatever address the membership holds;
+        // their requests are authenticated by MAC, so the `Host` check
+        // (which guards browsers) does not apply to them.
+        .merge(crate::cluster::peer_routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -846,14 +855,14 @@ async fn export_log(State(node): State<Arc<Node>>, Q(range): Q<LogRange>) -> Res
     tokio::task::spawn_blocking(move || {
         let mut next = from;
         while next < end {
-            let batch = match node.store().read(
+            let batch = match node.read_log(
                 next,
                 synod_store::MAX_READ_ENTRIES.min((end - next) as usize),
             ) {
                 Ok(b) if !b.is_empty() => b,
                 Ok(_) => break,
                 Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e)));
                     return;
                 }
             };
@@ -895,6 +904,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/escalations/{id}/decisions"),
     ("get", "/v1/events"),
     ("get", "/v1/log"),
+    ("get", "/v1/cluster"),
     ("get", "/.well-known/agent-card.json"),
 ];
 

@@ -169,7 +169,7 @@ async fn catch_up(
         let reader = node.clone();
         let from = *next;
         let count = CATCH_UP_ENTRIES.min((until - from) as usize);
-        let batch = tokio::task::spawn_blocking(move || reader.store().read(from, count)).await;
+        let batch = tokio::task::spawn_blocking(move || reader.read_log(from, count)).await;
         let Ok(Ok(batch)) = batch else { return false };
         if batch.is_empty() {
             return false;

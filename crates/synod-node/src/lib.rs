@@ -1,15 +1,17 @@
-//! A synod node: one coordination space behind a local sequencer, served over
-//! HTTP with a live event stream, a web inbox for human reviewers, and
-//! Prometheus metrics.
+//! A synod node: one coordination space behind a local sequencer, or a
+//! replica of a cluster (`cluster`), served over HTTP with a live event
+//! stream, a web inbox for human reviewers, and Prometheus metrics.
 //!
 //! The node decides nothing itself. Every message goes through
 //! [`synod_core::Space`]; the sequencer only orders messages, stamps log time,
-//! and makes each batch durable before anyone hears about it.
+//! and makes each batch durable (or, in a cluster, committed) before anyone
+//! hears about it.
 
 #![warn(missing_docs)]
 
 mod api;
 pub mod card;
+pub mod cluster;
 mod events;
 mod inbox;
 pub mod keys;
@@ -27,7 +29,7 @@ use synod_core::log::LogIndex;
 use synod_core::space::Effect;
 use synod_core::wire::{MessageType, Prepared, Verified};
 use synod_core::{Rejection, Space};
-use synod_store::Store;
+use synod_store::{Store, StoredEntry};
 use tokio::sync::{broadcast, oneshot};
 
 pub use api::{ROUTES, error_statuses, router, router_with, status_of};
@@ -157,11 +159,25 @@ pub struct TrustPoint {
     pub trust: String,
 }
 
+/// Where a node's space lives: its own store behind the local sequencer, or
+/// a replica of a cluster.
+#[derive(Debug)]
+enum Backend {
+    Local(Local),
+    Cluster(cluster::Cluster),
+}
+
+/// The space and store of a node that sequences alone.
+#[derive(Debug)]
+pub(crate) struct Local {
+    pub(crate) space: RwLock<Space>,
+    pub(crate) store: Store,
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Node {
-    space: RwLock<Space>,
-    store: Store,
+    backend: Backend,
     events: broadcast::Sender<Arc<Published>>,
     durable_next: AtomicU64,
     queued: std::sync::atomic::AtomicUsize,
@@ -169,7 +185,7 @@ pub struct Node {
     metrics: Metrics,
     keys: Keys,
     fatal: Mutex<Option<String>>,
-    trust_history: Mutex<std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>>,
+    trust_history: Mutex<TrustHistory>,
     data_dir: PathBuf,
     allowed_hosts: Vec<String>,
     /// The agent card, signed once with the space's admin key, when the
@@ -178,6 +194,33 @@ pub struct Node {
     /// Log entries replayed after the latest usable snapshot when the node
     /// opened: what a restart cost.
     replayed_at_open: u64,
+}
+
+/// Each agent's recent trust points, oldest first.
+type TrustHistory = std::collections::HashMap<String, std::collections::VecDeque<TrustPoint>>;
+
+/// Adds the trust updates of `published` to `history`.
+fn push_trust_points(history: &mut TrustHistory, published: &Published) {
+    for effect in &published.effects {
+        if let Effect::TrustUpdated {
+            agent,
+            domain,
+            after,
+            ..
+        } = effect
+        {
+            let points = history.entry(agent.to_string()).or_default();
+            if points.len() == MAX_TRUST_POINTS {
+                points.pop_front();
+            }
+            points.push_back(TrustPoint {
+                time: published.time,
+                index: published.index,
+                domain: domain.to_string(),
+                trust: after.to_string(),
+            });
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch: the node's source of log time.
@@ -198,6 +241,12 @@ impl Node {
     /// Opens the space in `config.data_dir`, creating it (with an admin key)
     /// on first start, recovers its state, and starts the sequencer.
     pub fn open(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
+        if cluster::is_cluster_dir(&config.data_dir) {
+            return Err(NodeError::Io(format!(
+                "{} holds a cluster replica; start it with its --node-id and --cluster-secret",
+                config.data_dir.display()
+            )));
+        }
         let store = Store::open(&config.data_dir)?;
         let (mut space, replayed) = store.recover()?;
         if space.head().next_index == 0 {
@@ -218,8 +267,10 @@ impl Node {
         let node = Arc::new(Node {
             durable_next: AtomicU64::new(space.head().next_index),
             queued: std::sync::atomic::AtomicUsize::new(0),
-            space: RwLock::new(space),
-            store,
+            backend: Backend::Local(Local {
+                space: RwLock::new(space),
+                store,
+            }),
             events,
             queue,
             metrics: Metrics::default(),
@@ -312,22 +363,58 @@ impl Node {
         self.data_dir.join(ADMIN_KEY_FILE)
     }
 
-    /// Reads the current state. Blocks while the sequencer is writing a batch,
-    /// so readers never see an entry that is not yet durable.
+    /// Reads the current state. Blocks while the sequencer is writing a batch
+    /// (or the cluster's replica applying one), so readers never see an
+    /// entry that is not yet durable. In a cluster this is the state this
+    /// node has applied: a committed prefix of the log, possibly behind the
+    /// leader by a few milliseconds (`?consistent=true` waits for it).
     pub fn read<R>(&self, f: impl FnOnce(&Space) -> R) -> R {
-        let space = self.space.read().unwrap_or_else(|e| e.into_inner());
-        f(&space)
+        match &self.backend {
+            Backend::Local(local) => {
+                let space = local.space.read().unwrap_or_else(|e| e.into_inner());
+                f(&space)
+            }
+            Backend::Cluster(cluster) => cluster.read(f),
+        }
+    }
+
+    /// The local sequencer's space and store; `None` in a cluster.
+    pub(crate) fn local(&self) -> Option<&Local> {
+        match &self.backend {
+            Backend::Local(local) => Some(local),
+            Backend::Cluster(_) => None,
+        }
+    }
+
+    /// The cluster this node is a replica of, if it is one.
+    pub fn cluster(&self) -> Option<&cluster::Cluster> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Cluster(cluster) => Some(cluster),
+        }
     }
 
     /// The index of the next entry not yet durable: everything before it is
-    /// on disk.
+    /// on disk. In a cluster, the next entry this replica has not applied,
+    /// read from its state: the state shows an applied run only once it is
+    /// durable, and a read barrier (`?consistent=true`) returns once the
+    /// state has the read index, so an export or event stream that starts
+    /// after the barrier reaches at least that far.
     pub fn durable_next(&self) -> LogIndex {
-        self.durable_next.load(Ordering::Acquire)
+        match &self.backend {
+            Backend::Local(_) => self.durable_next.load(Ordering::Acquire),
+            Backend::Cluster(cluster) => cluster.read(|s| s.head().next_index),
+        }
     }
 
-    /// The store, for reading the log.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Reads durable log entries from `from` on, at most `limit` (at most
+    /// [`synod_store::MAX_READ_ENTRIES`]), from the store or, in a cluster,
+    /// from this replica's synod log.
+    pub fn read_log(&self, from: LogIndex, limit: usize) -> Result<Vec<StoredEntry>, String> {
+        match &self.backend {
+            Backend::Local(local) => local.store.read(from, limit).map_err(|e| e.to_string()),
+            Backend::Cluster(cluster) => cluster.read_log(from, limit),
+        }
     }
 
     /// Metrics.
@@ -366,43 +453,47 @@ impl Node {
 
     fn record_trust(&self, published: &Published) {
         let mut history = self.trust_history.lock().unwrap_or_else(|e| e.into_inner());
-        for effect in &published.effects {
-            if let Effect::TrustUpdated {
-                agent,
-                domain,
-                after,
-                ..
-            } = effect
-            {
-                let points = history.entry(agent.to_string()).or_default();
-                if points.len() == MAX_TRUST_POINTS {
-                    points.pop_front();
-                }
-                points.push_back(TrustPoint {
-                    time: published.time,
-                    index: published.index,
-                    domain: domain.to_string(),
-                    trust: after.to_string(),
-                });
-            }
-        }
+        push_trust_points(&mut history, published);
     }
 
+    /// Reads the trust points of the last [`TRUST_HISTORY_SCAN`] durable
+    /// entries and puts them before the points recorded since (which may
+    /// already be arriving: a cluster node refills in the background).
     fn refill_trust_history(&self) -> Result<(), NodeError> {
         let end = self.durable_next();
         let mut from = end.saturating_sub(TRUST_HISTORY_SCAN);
+        let mut found = TrustHistory::new();
         while from < end {
-            let batch = self.store.read(from, synod_store::MAX_READ_ENTRIES)?;
+            let batch = self
+                .read_log(from, synod_store::MAX_READ_ENTRIES)
+                .map_err(NodeError::Io)?;
             let Some(last) = batch.last() else { break };
             from = last.entry.index + 1;
-            for stored in batch {
-                self.record_trust(&Published {
-                    index: stored.entry.index,
-                    time: stored.entry.time,
-                    effects: stored.effects,
-                    frames: std::sync::OnceLock::new(),
-                });
+            for stored in batch.into_iter().filter(|s| s.entry.index < end) {
+                push_trust_points(
+                    &mut found,
+                    &Published {
+                        index: stored.entry.index,
+                        time: stored.entry.time,
+                        effects: stored.effects,
+                        frames: std::sync::OnceLock::new(),
+                    },
+                );
             }
+        }
+        let mut history = self.trust_history.lock().unwrap_or_else(|e| e.into_inner());
+        for (agent, older) in found {
+            let points = history.entry(agent).or_default();
+            let first = points.front().map(|p| p.index);
+            let mut merged: std::collections::VecDeque<TrustPoint> = older
+                .into_iter()
+                .filter(|p| first.is_none_or(|f| p.index < f))
+                .collect();
+            merged.extend(points.drain(..));
+            while merged.len() > MAX_TRUST_POINTS {
+                merged.pop_front();
+            }
+            *points = merged;
         }
         Ok(())
     }
@@ -438,6 +529,14 @@ impl Node {
     /// Stops the sequencer after the messages already queued.
     pub fn shutdown(&self) {
         let _ = self.queue.try_send(sequencer::Command::Shutdown);
+    }
+
+    /// Stops the node's tasks: in a cluster, its replica (what is on disk
+    /// stays). Call after [`Node::shutdown`].
+    pub async fn close(&self) {
+        if let Some(cluster) = self.cluster() {
+            cluster.close().await;
+        }
     }
 }
 

@@ -108,6 +108,13 @@ impl Metrics {
         self.fsync_seconds.observe(fsync.as_secs_f64());
     }
 
+    /// Counts entries a cluster replica applied (their durability is the
+    /// replica's concern, so no fsync time is observed).
+    pub(crate) fn applied(&self, entries: usize) {
+        self.entries.fetch_add(entries as u64, Ordering::Relaxed);
+        self.batch_entries.observe(entries as f64);
+    }
+
     pub(crate) fn verified(&self, signatures: usize) {
         self.signature_batch.observe(signatures as f64);
     }

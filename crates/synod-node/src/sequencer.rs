@@ -20,7 +20,7 @@ use synod_core::space::Effect;
 use synod_core::wire::{Prepared, Verified, verify_batch};
 use tokio::sync::oneshot;
 
-use crate::{Node, Published, Submission, SubmitError, now_ms};
+use crate::{Local, Node, Published, Submission, SubmitError, now_ms};
 
 /// A batch smaller than this waits up to [`GROUP_COMMIT_WAIT`] for more.
 pub const GROUP_COMMIT_TARGET: usize = 32;
@@ -49,7 +49,7 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-type Reply = oneshot::Sender<Result<Receipt, SubmitError>>;
+pub(crate) type Reply = oneshot::Sender<Result<Receipt, SubmitError>>;
 
 /// A durable, applied message.
 #[derive(Debug, Clone)]
@@ -63,6 +63,7 @@ pub struct Receipt {
 }
 
 pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
+    let Some(local) = node.local() else { return };
     let mut last_snapshot = node.durable_next();
     loop {
         let wait = node
@@ -70,35 +71,12 @@ pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
             .map(|d| Duration::from_millis(d.saturating_sub(now_ms())))
             .unwrap_or(MAX_IDLE)
             .min(MAX_IDLE);
-        let mut submissions = Vec::new();
-        let mut stop = match rx.recv_timeout(wait) {
-            Ok(c) => take(&node, c, &mut submissions),
-            Err(mpsc::RecvTimeoutError::Timeout) => false,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        let Some((submissions, stop)) = collect(&node, &rx, wait, MAX_BATCH) else {
+            return;
         };
-        if !stop {
-            stop = drain(&node, &rx, &mut submissions, MAX_BATCH);
-        }
-        // Group commit: when only a few messages are waiting, give others a
-        // moment to join this fsync. Each commit costs CPU (page writes, the
-        // device's doorbell), and bigger batches verify their signatures more
-        // cheaply, so fewer, fuller batches leave more CPU for the rest; the
-        // wait is bounded by [`GROUP_COMMIT_WAIT`].
-        if !stop && !submissions.is_empty() && submissions.len() < GROUP_COMMIT_TARGET {
-            let until = Instant::now() + GROUP_COMMIT_WAIT;
-            while !stop && submissions.len() < GROUP_COMMIT_TARGET {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                match rx.recv_timeout(left) {
-                    Ok(c) => stop = take(&node, c, &mut submissions),
-                    Err(_) => break,
-                }
-            }
-        }
-        let stepped =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&node, submissions)));
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step(&node, local, submissions)
+        }));
         match stepped {
             Ok(true) => {}
             Ok(false) => return,
@@ -108,15 +86,20 @@ pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                let mut space = node.space.write().unwrap_or_else(|e| e.into_inner());
-                halt(&node, &mut space, format!("the sequencer panicked: {what}"));
+                let mut space = local.space.write().unwrap_or_else(|e| e.into_inner());
+                halt(
+                    &node,
+                    local,
+                    &mut space,
+                    format!("the sequencer panicked: {what}"),
+                );
                 return;
             }
         }
         let next = node.durable_next();
         if next - last_snapshot >= SNAPSHOT_EVERY_ENTRIES {
             let (index, bytes) = node.read(|s| (s.head().next_index - 1, s.to_snapshot()));
-            match node.store.save_snapshot(index, &bytes) {
+            match local.store.save_snapshot(index, &bytes) {
                 Ok(()) => last_snapshot = next,
                 Err(e) => eprintln!("synod: snapshot at entry {index} failed: {e}"),
             }
@@ -125,6 +108,46 @@ pub(crate) fn run(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
             return;
         }
     }
+}
+
+/// Waits up to `wait` for the first command, then takes what else is queued
+/// (at most `limit` messages) and, when only a few came, waits up to
+/// [`GROUP_COMMIT_WAIT`] for more. Returns the submissions and whether a
+/// `Shutdown` came; `None` when every sender is gone.
+pub(crate) fn collect(
+    node: &Node,
+    rx: &mpsc::Receiver<Command>,
+    wait: Duration,
+    limit: usize,
+) -> Option<(Vec<(Submission, Reply)>, bool)> {
+    let mut submissions = Vec::new();
+    let mut stop = match rx.recv_timeout(wait) {
+        Ok(c) => take(node, c, &mut submissions),
+        Err(mpsc::RecvTimeoutError::Timeout) => false,
+        Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+    };
+    if !stop {
+        stop = drain(node, rx, &mut submissions, limit);
+    }
+    // Group commit: when only a few messages are waiting, give others a
+    // moment to join this fsync. Each commit costs CPU (page writes, the
+    // device's doorbell), and bigger batches verify their signatures more
+    // cheaply, so fewer, fuller batches leave more CPU for the rest; the
+    // wait is bounded by [`GROUP_COMMIT_WAIT`].
+    if !stop && !submissions.is_empty() && submissions.len() < GROUP_COMMIT_TARGET {
+        let until = Instant::now() + GROUP_COMMIT_WAIT;
+        while !stop && submissions.len() < GROUP_COMMIT_TARGET {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match rx.recv_timeout(left) {
+                Ok(c) => stop = take(node, c, &mut submissions),
+                Err(_) => break,
+            }
+        }
+    }
+    Some((submissions, stop))
 }
 
 /// Adds a command taken off the queue to `into`; true if it is `Shutdown`.
@@ -164,10 +187,10 @@ fn drain(
 /// disk, so that no reader ever sees an entry that was applied in memory but
 /// not made durable. If even that fails, the process cannot serve a true
 /// state and aborts; a restart recovers from the store.
-fn halt(node: &Node, space: &mut synod_core::Space, why: String) {
+fn halt(node: &Node, local: &Local, space: &mut synod_core::Space, why: String) {
     eprintln!("synod: {why}; the node stops taking messages");
     *node.fatal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
-    match node.store.recover() {
+    match local.store.recover() {
         Ok((durable, _)) => *space = durable,
         Err(e) => {
             eprintln!("synod: cannot reload the durable state ({e}); aborting");
@@ -178,7 +201,7 @@ fn halt(node: &Node, space: &mut synod_core::Space, why: String) {
 
 /// Checks the signatures of every prepared submission, as one batch, and
 /// answers those that fail.
-fn verify(node: &Node, submissions: Vec<(Submission, Reply)>) -> Vec<(Verified, Reply)> {
+pub(crate) fn verify(node: &Node, submissions: Vec<(Submission, Reply)>) -> Vec<(Verified, Reply)> {
     let mut verified = Vec::with_capacity(submissions.len());
     let mut prepared: Vec<Prepared> = Vec::new();
     let mut waiting = Vec::new();
@@ -210,10 +233,10 @@ fn verify(node: &Node, submissions: Vec<(Submission, Reply)>) -> Vec<(Verified, 
 
 /// Verifies, applies and persists one batch. Returns false once the node
 /// must stop.
-fn step(node: &Node, submissions: Vec<(Submission, Reply)>) -> bool {
+fn step(node: &Node, local: &Local, submissions: Vec<(Submission, Reply)>) -> bool {
     let submissions = verify(node, submissions);
     let now = now_ms();
-    let mut space = node.space.write().unwrap_or_else(|e| e.into_inner());
+    let mut space = local.space.write().unwrap_or_else(|e| e.into_inner());
     let mut batch = Vec::new();
     if space.next_deadline().is_some_and(|d| d <= now) {
         batch.push(space.tick(now));
@@ -235,9 +258,9 @@ fn step(node: &Node, submissions: Vec<(Submission, Reply)>) -> bool {
         return true;
     }
     let started = Instant::now();
-    if let Err(e) = node.store.append(&batch) {
+    if let Err(e) = local.store.append(&batch) {
         let why = format!("storage failed: {e}");
-        halt(node, &mut space, why.clone());
+        halt(node, local, &mut space, why.clone());
         drop(space);
         for (reply, ..) in waiting {
             let _ = reply.send(Err(SubmitError::Unavailable(why.clone())));

@@ -45,6 +45,16 @@ pub enum TransportError {
     },
 }
 
+/// A peer as a transport sees it: its id, and the address the cluster's
+/// membership records for it (what `synod cluster init` or `join` named).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The peer's id.
+    pub id: NodeId,
+    /// Where it is reached, e.g. `http://10.0.0.2:7420`.
+    pub addr: String,
+}
+
 /// Delivers Raft requests to peers. Implementations must be cheap to share:
 /// openraft opens one client per peer and per purpose, each holding the
 /// transport.
@@ -52,14 +62,14 @@ pub trait Transport: Send + Sync + 'static {
     /// Replicates entries (or a heartbeat) to `target`.
     fn append_entries(
         &self,
-        target: NodeId,
+        target: &Target,
         rpc: AppendEntriesRequest<TypeConfig>,
     ) -> impl Future<Output = Result<AppendEntriesResponse<TypeConfig>, TransportError>> + Send;
 
     /// Asks `target` for its vote.
     fn vote(
         &self,
-        target: NodeId,
+        target: &Target,
         rpc: VoteRequest<TypeConfig>,
     ) -> impl Future<Output = Result<VoteResponse<TypeConfig>, TransportError>> + Send;
 
@@ -68,7 +78,7 @@ pub trait Transport: Send + Sync + 'static {
     /// raising its term).
     fn pre_vote(
         &self,
-        target: NodeId,
+        target: &Target,
         rpc: VoteRequest<TypeConfig>,
     ) -> impl Future<Output = Result<VoteResponse<TypeConfig>, TransportError>> + Send;
 
@@ -76,7 +86,7 @@ pub trait Transport: Send + Sync + 'static {
     /// entries were already purged from the leader's log.
     fn snapshot(
         &self,
-        target: NodeId,
+        target: &Target,
         vote: VoteOf<TypeConfig>,
         snapshot: SnapshotOf<TypeConfig, Vec<u8>>,
     ) -> impl Future<Output = Result<SnapshotResponse<TypeConfig>, TransportError>> + Send;
@@ -98,10 +108,13 @@ impl<T> Network<T> {
 impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
     type Network = Peer<T>;
 
-    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Peer<T> {
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer<T> {
         Peer {
             transport: self.transport.clone(),
-            target,
+            target: Target {
+                id: target,
+                addr: node.addr.clone(),
+            },
         }
     }
 }
@@ -110,7 +123,7 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for Network<T> {
 #[derive(Debug)]
 pub struct Peer<T> {
     transport: std::sync::Arc<T>,
-    target: NodeId,
+    target: Target,
 }
 
 fn rpc_error(e: TransportError) -> RPCError<TypeConfig> {
@@ -133,8 +146,8 @@ impl<T> Peer<T> {
             Ok(answer) => answer.map_err(rpc_error),
             Err(_) => Err(RPCError::Timeout(Timeout {
                 action,
-                id: self.target,
-                target: self.target,
+                id: self.target.id,
+                target: self.target.id,
                 timeout: ttl,
             })),
         }
@@ -149,7 +162,7 @@ impl<T: Transport> RaftNetworkV2<TypeConfig> for Peer<T> {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let exchange = self.transport.append_entries(self.target, rpc);
+        let exchange = self.transport.append_entries(&self.target, rpc);
         self.bounded(RPCTypes::AppendEntries, option.hard_ttl(), exchange)
             .await
     }
@@ -159,7 +172,7 @@ impl<T: Transport> RaftNetworkV2<TypeConfig> for Peer<T> {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let exchange = self.transport.vote(self.target, rpc);
+        let exchange = self.transport.vote(&self.target, rpc);
         self.bounded(RPCTypes::Vote, option.hard_ttl(), exchange)
             .await
     }
@@ -169,7 +182,7 @@ impl<T: Transport> RaftNetworkV2<TypeConfig> for Peer<T> {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        let exchange = self.transport.pre_vote(self.target, rpc);
+        let exchange = self.transport.pre_vote(&self.target, rpc);
         self.bounded(RPCTypes::Vote, option.hard_ttl(), exchange)
             .await
     }
@@ -181,7 +194,7 @@ impl<T: Transport> RaftNetworkV2<TypeConfig> for Peer<T> {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let exchange = self.transport.snapshot(self.target, vote, snapshot);
+        let exchange = self.transport.snapshot(&self.target, vote, snapshot);
         let bounded = self.bounded(RPCTypes::InstallSnapshot, option.hard_ttl(), exchange);
         match Runtime::select2(cancel, bounded).await {
             openraft_rt::Select2::First(closed) => Err(StreamingError::Closed(closed)),

@@ -18,6 +18,10 @@ use synod_core::{Entry, Rejection, Space};
 /// Most messages in one batch: the local sequencer's `MAX_BATCH`, so that a
 /// Raft entry is never larger than what one local group commit writes.
 pub const MAX_BATCH_MESSAGES: usize = 4_096;
+/// Most bytes of signed messages (with their signatures) in one batch, so
+/// that a Raft entry, and an append of [`crate::default_config`]'s 32 of
+/// them, stays a bounded request between replicas.
+pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// The payload of one Raft entry.
 ///
@@ -31,8 +35,10 @@ pub struct Batch {
     /// new leader with a slower clock never makes log time go back.
     pub time: u64,
     /// The messages, in the order they are to be applied. Their signatures
-    /// were checked before the batch was proposed.
-    pub messages: Vec<Verified>,
+    /// were checked before the batch was proposed. Shared, so that the
+    /// copies openraft keeps of an entry (in memory for replication, in the
+    /// log store's cache) cost no copy of the messages.
+    pub messages: std::sync::Arc<[Verified]>,
 }
 
 /// A batch the leader cannot propose.
@@ -44,6 +50,17 @@ pub enum BatchError {
         /// How many were given.
         count: usize,
     },
+    /// More than [`MAX_BATCH_BYTES`] of messages.
+    #[error("a batch holds at most {MAX_BATCH_BYTES} bytes of messages, not {bytes}")]
+    TooManyBytes {
+        /// How many bytes were given.
+        bytes: usize,
+    },
+}
+
+/// The bytes a message takes in a batch: its signed bytes and signature.
+pub fn message_bytes(message: &Verified) -> usize {
+    message.signed_bytes().len() + 64
 }
 
 impl Batch {
@@ -55,7 +72,37 @@ impl Batch {
                 count: messages.len(),
             });
         }
-        Ok(Batch { time, messages })
+        let bytes: usize = messages.iter().map(message_bytes).sum();
+        if bytes > MAX_BATCH_BYTES {
+            return Err(BatchError::TooManyBytes { bytes });
+        }
+        Ok(Batch {
+            time,
+            messages: messages.into(),
+        })
+    }
+
+    /// The same messages at log time `time`, checked against the limits
+    /// again: how a leader stamps a batch a follower forwarded.
+    pub fn at(self, time: u64) -> Result<Batch, BatchError> {
+        if self.messages.len() > MAX_BATCH_MESSAGES {
+            return Err(BatchError::TooLarge {
+                count: self.messages.len(),
+            });
+        }
+        let bytes = self.bytes();
+        if bytes > MAX_BATCH_BYTES {
+            return Err(BatchError::TooManyBytes { bytes });
+        }
+        Ok(Batch {
+            time,
+            messages: self.messages,
+        })
+    }
+
+    /// Bytes of its messages and signatures.
+    pub fn bytes(&self) -> usize {
+        self.messages.iter().map(message_bytes).sum()
     }
 
     /// SHA-256 of the batch's encoding: what the simulation compares to check
@@ -140,7 +187,8 @@ impl<'de> Deserialize<'de> for Batch {
                     .map(Verified::from_trusted_storage)
                     .map_err(D::Error::custom)
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
         Ok(Batch {
             time: wire.time,
             messages,
@@ -187,7 +235,7 @@ pub fn apply_batch(space: &mut Space, batch: &Batch) -> (Vec<(Entry, Vec<Effect>
         entries.push(space.tick(batch.time));
     }
     let mut outcomes = Vec::with_capacity(batch.messages.len());
-    for message in &batch.messages {
+    for message in batch.messages.iter() {
         match space.append(message.clone(), batch.time) {
             Ok((entry, effects)) => {
                 outcomes.push(Outcome::Accepted {

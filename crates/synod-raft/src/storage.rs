@@ -28,8 +28,10 @@ use openraft::{EntryPayload, LogState, RaftLogReader, RaftSnapshotBuilder};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use synod_core::log::LogIndex;
+use synod_core::space::Effect;
 use synod_core::wire::Digest;
 use synod_core::{Entry, Space};
+use synod_store::StoredEntry;
 
 use crate::TypeConfig;
 use crate::payload::{BatchOutcome, apply_batch};
@@ -125,6 +127,7 @@ impl ReplicaDb {
     pub fn log_store(&self) -> LogStore {
         LogStore {
             db: self.db.clone(),
+            recent: Arc::new(std::sync::Mutex::new(Recent::default())),
         }
     }
 
@@ -165,9 +168,23 @@ impl ReplicaDb {
     pub fn synod_entries(&self, from: LogIndex, limit: usize) -> io::Result<Vec<Entry>> {
         read_synod(&self.db, from, limit)
     }
+
+    /// The synod entries this replica holds from `from` on, with the effects
+    /// each had, at most `limit` (at most [`MAX_READ_ENTRIES`]): what the
+    /// event stream and the audit export read.
+    pub fn synod_log(&self, from: LogIndex, limit: usize) -> io::Result<Vec<StoredEntry>> {
+        read_stored(&self.db, from, limit)
+    }
 }
 
 fn read_synod(db: &Database, from: LogIndex, limit: usize) -> io::Result<Vec<Entry>> {
+    Ok(read_stored(db, from, limit)?
+        .into_iter()
+        .map(|s| s.entry)
+        .collect())
+}
+
+fn read_stored(db: &Database, from: LogIndex, limit: usize) -> io::Result<Vec<StoredEntry>> {
     let txn = db.begin_read().map_err(io_err)?;
     let table = txn.open_table(SYNOD).map_err(io_err)?;
     let mut out = Vec::new();
@@ -177,8 +194,7 @@ fn read_synod(db: &Database, from: LogIndex, limit: usize) -> io::Result<Vec<Ent
         .take(limit.min(MAX_READ_ENTRIES))
     {
         let (k, v) = item.map_err(io_err)?;
-        let stored = synod_store::decode_entry(k.value(), v.value()).map_err(corrupt)?;
-        out.push(stored.entry);
+        out.push(synod_store::decode_entry(k.value(), v.value()).map_err(corrupt)?);
     }
     Ok(out)
 }
@@ -194,14 +210,75 @@ pub fn entry_digest(entry: &EntryOf<TypeConfig>) -> Digest {
     }
 }
 
-/// The Raft log and the vote. Cloning shares the database; openraft uses a
-/// clone as the log reader of each replication stream.
+/// Most Raft entries the log store keeps in memory after appending them.
+pub const MAX_CACHED_ENTRIES: usize = 4_096;
+/// Most bytes of messages those entries may hold.
+pub const MAX_CACHED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The last entries appended, as they were appended: a leader's replication
+/// streams read each entry back once per follower, and decoding it from
+/// disk means parsing every message again. Always a contiguous run that
+/// agrees with the database (appends add after their commit; truncations
+/// and purges remove first).
+#[derive(Debug, Default)]
+struct Recent {
+    entries: std::collections::BTreeMap<u64, EntryOf<TypeConfig>>,
+    bytes: usize,
+}
+
+fn entry_bytes(entry: &EntryOf<TypeConfig>) -> usize {
+    match &entry.payload {
+        EntryPayload::Normal(batch) => batch.bytes(),
+        _ => 0,
+    }
+}
+
+impl Recent {
+    fn remove(&mut self, range: impl RangeBounds<u64>) {
+        let doomed: Vec<u64> = self.entries.range(range).map(|(k, _)| *k).collect();
+        for k in doomed {
+            if let Some(e) = self.entries.remove(&k) {
+                self.bytes -= entry_bytes(&e);
+            }
+        }
+    }
+
+    fn add(&mut self, entry: EntryOf<TypeConfig>) {
+        if self
+            .entries
+            .last_key_value()
+            .is_some_and(|(k, _)| *k + 1 != entry.index())
+        {
+            // Not contiguous (cannot happen after a successful append, but
+            // the cache must never have holes): start over.
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes += entry_bytes(&entry);
+        self.entries.insert(entry.index(), entry);
+        while self.entries.len() > MAX_CACHED_ENTRIES || self.bytes > MAX_CACHED_BYTES {
+            match self.entries.pop_first() {
+                Some((_, e)) => self.bytes -= entry_bytes(&e),
+                None => break,
+            }
+        }
+    }
+}
+
+/// The Raft log and the vote. Cloning shares the database and the cache of
+/// recent entries; openraft uses a clone as the log reader of each
+/// replication stream.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    recent: Arc<std::sync::Mutex<Recent>>,
 }
 
 impl LogStore {
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn meta<T: for<'a> Deserialize<'a>>(&self, key: &str) -> io::Result<Option<T>> {
         let txn = self.db.begin_read().map_err(io_err)?;
         let table = txn.open_table(LOG_META).map_err(io_err)?;
@@ -232,6 +309,22 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&s) => s + 1,
             Bound::Unbounded => 0,
         };
+        {
+            let recent = self.recent();
+            if recent
+                .entries
+                .first_key_value()
+                .is_some_and(|(first, _)| *first <= start)
+            {
+                return Ok(recent
+                    .entries
+                    .range(start..)
+                    .take_while(|(k, _)| range.contains(k))
+                    .take(MAX_READ_ENTRIES)
+                    .map(|(_, e)| e.clone())
+                    .collect());
+            }
+        }
         let mut out = Vec::new();
         for item in table.range(start..).map_err(io_err)? {
             let (k, v) = item.map_err(io_err)?;
@@ -282,10 +375,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = EntryOf<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        let entries: Vec<EntryOf<TypeConfig>> = entries.into_iter().collect();
         let written = self.write(|txn| {
             let mut log = txn.open_table(LOG).map_err(io_err)?;
             let mut expected = log.last().map_err(io_err)?.map(|(k, _)| k.value() + 1);
-            for entry in entries {
+            for entry in &entries {
                 let index = entry.index();
                 // No holes: each entry follows the last one held (openraft
                 // truncates a conflicting tail before appending over it).
@@ -297,7 +391,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                         next - 1
                     )));
                 }
-                log.insert(index, encode(&entry).as_slice())
+                log.insert(index, encode(entry).as_slice())
                     .map_err(io_err)?;
                 expected = Some(index + 1);
             }
@@ -306,6 +400,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // The commit above is durable (fsync) before openraft hears of it.
         match written {
             Ok(()) => {
+                let mut recent = self.recent();
+                for entry in entries {
+                    recent.add(entry);
+                }
+                drop(recent);
                 callback.io_completed(Ok(()));
                 Ok(())
             }
@@ -318,6 +417,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<TypeConfig>>) -> io::Result<()> {
         let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
+        self.recent().remove(from..);
         self.write(|txn| {
             let mut log = txn.open_table(LOG).map_err(io_err)?;
             log.retain_in(from.., |_, _| false).map_err(io_err)?;
@@ -326,6 +426,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogIdOf<TypeConfig>) -> io::Result<()> {
+        self.recent().remove(..=log_id.index);
         self.write(|txn| {
             let mut meta = txn.open_table(LOG_META).map_err(io_err)?;
             meta.insert(LAST_PURGED, encode(&log_id).as_slice())
@@ -393,10 +494,27 @@ pub trait ApplyObserver: Send + Sync + std::fmt::Debug + 'static {
     fn installed(&self, index: u64, state_hash: Digest);
 }
 
+/// Told of what the state machine did, so that a node can answer, publish
+/// events and update its view. Unlike an [`ApplyObserver`] it computes
+/// nothing extra.
+pub trait CommitListener: Send + Sync + std::fmt::Debug + 'static {
+    /// A run of committed Raft entries ending at Raft index `raft_index` was
+    /// applied and is durable; `derived` are the synod entries it made, with
+    /// their effects, in log order, and `next_index` the synod log's next
+    /// index. Called in log order, after the state's lock is released and
+    /// before openraft answers the writes of the run.
+    fn committed(&self, raft_index: u64, derived: Vec<(Entry, Vec<Effect>)>, next_index: LogIndex);
+    /// A snapshot from the leader replaced the state; the synod log's next
+    /// index is now `next_index`.
+    fn installed(&self, raft_index: u64, next_index: LogIndex);
+}
+
 #[derive(Debug)]
 struct SmState {
     space: Space,
     applied: Applied,
+    /// Synod entries replayed on top of the snapshot when the state loaded.
+    replayed: u64,
 }
 
 /// The replicated state machine: the space, applied from committed Raft
@@ -407,6 +525,7 @@ pub struct StateMachine {
     db: Arc<Database>,
     state: Arc<RwLock<SmState>>,
     observer: Option<Arc<dyn ApplyObserver>>,
+    listener: Option<Arc<dyn CommitListener>>,
 }
 
 /// Reads the state machine back from disk: the stored snapshot, then every
@@ -427,6 +546,7 @@ fn load_state(db: &Database) -> io::Result<SmState> {
     };
     drop(meta);
     drop(txn);
+    let from = space.head().next_index;
     // Replay the synod log after the snapshot, as `synod_store` recovers.
     loop {
         let batch = read_synod(db, space.head().next_index, MAX_READ_ENTRIES)?;
@@ -443,7 +563,12 @@ fn load_state(db: &Database) -> io::Result<SmState> {
             }
         }
     }
-    Ok(SmState { space, applied })
+    let replayed = space.head().next_index - from;
+    Ok(SmState {
+        space,
+        applied,
+        replayed,
+    })
 }
 
 impl StateMachine {
@@ -453,6 +578,7 @@ impl StateMachine {
             db,
             state: Arc::new(RwLock::new(state)),
             observer: None,
+            listener: None,
         })
     }
 
@@ -462,10 +588,26 @@ impl StateMachine {
         self
     }
 
+    /// Tells `listener` of every applied run and installed snapshot from now
+    /// on.
+    pub fn with_listener(mut self, listener: Arc<dyn CommitListener>) -> StateMachine {
+        self.listener = Some(listener);
+        self
+    }
+
     /// Reads the space. The closure runs under the state's read lock; keep it
     /// short, since applying waits for it.
     pub fn read<T>(&self, f: impl FnOnce(&Space) -> T) -> T {
         f(&self.state.read().unwrap_or_else(|p| p.into_inner()).space)
+    }
+
+    /// Synod entries replayed after the stored snapshot when the state was
+    /// loaded (what a restart cost).
+    pub fn replayed_at_load(&self) -> u64 {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .replayed
     }
 
     /// The last applied Raft log index, if any.
@@ -606,11 +748,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             return Err(e);
         }
+        let next_index = state.space.head().next_index;
+        let last = state.applied.log_id.as_ref().map(|l| l.index);
         drop(state);
         if let Some(observer) = &self.observer {
             for record in records {
                 observer.applied(record);
             }
+        }
+        if let (Some(listener), Some(last)) = (&self.listener, last) {
+            listener.committed(last, derived, next_index);
         }
         for (responder, outcome) in answers {
             if let Some(responder) = responder {
@@ -665,7 +812,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             if !continues {
                 synod.retain(|_, _| false).map_err(io_err)?;
                 sm_meta
-                    .insert(SYNOD_START, encode(&head.next_index).as_slice())
+                    .insert(
+                        SYNOD_START,
+                        encode(&Anchor {
+                            next_index: head.next_index,
+                            last_hash: head.last_hash,
+                        })
+                        .as_slice(),
+                    )
                     .map_err(io_err)?;
             }
             sm_meta
@@ -683,6 +837,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if let (Some(observer), Some(last)) = (&self.observer, &meta.last_log_id) {
             observer.installed(last.index, state_hash);
         }
+        if let (Some(listener), Some(last)) = (&self.listener, &meta.last_log_id) {
+            listener.installed(last.index, head.next_index);
+        }
         Ok(())
     }
 
@@ -693,13 +850,86 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// Where a replica's synod log resumed after a snapshot installed over a
+/// gap: the snapshot's head. The entries before it are missing until
+/// [`ReplicaDb::fill_synod_gap`] puts them back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The synod log's next index at the snapshot.
+    pub next_index: LogIndex,
+    /// The hash of the entry just before it.
+    pub last_hash: Digest,
+}
+
 /// Where this replica's synod log starts: 0, or the head of the last snapshot
 /// it installed over a gap.
 pub fn synod_start(db: &ReplicaDb) -> io::Result<LogIndex> {
-    let txn = db.db.begin_read().map_err(io_err)?;
-    let meta = txn.open_table(SM_META).map_err(io_err)?;
-    match meta.get(SYNOD_START).map_err(io_err)? {
-        Some(v) => decode(v.value()),
-        None => Ok(0),
+    Ok(db.synod_gap()?.map_or(0, |a| a.next_index))
+}
+
+impl ReplicaDb {
+    /// The gap in this replica's synod log, if a snapshot was installed over
+    /// one and it is not yet filled.
+    pub fn synod_gap(&self) -> io::Result<Option<Anchor>> {
+        let txn = self.db.begin_read().map_err(io_err)?;
+        let meta = txn.open_table(SM_META).map_err(io_err)?;
+        match meta.get(SYNOD_START).map_err(io_err)? {
+            Some(v) => Ok(Some(decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Puts back the synod entries before `anchor`: `entries` must be the
+    /// whole log from index 0 up to the anchor, each linking to the one
+    /// before it and the last hashing to the anchor's hash, so that no peer
+    /// can slip in entries of its own making (their effects the caller
+    /// re-derived by replaying them). Returns false, and writes nothing, if
+    /// the gap is no longer `anchor` (another snapshot moved it).
+    pub fn fill_synod_gap(
+        &self,
+        anchor: &Anchor,
+        entries: &[(Entry, Vec<Effect>)],
+    ) -> io::Result<bool> {
+        if entries.len() as u64 != anchor.next_index {
+            return Err(corrupt(format!(
+                "{} entries do not fill a gap of {}",
+                entries.len(),
+                anchor.next_index
+            )));
+        }
+        let mut prev: Option<Digest> = None;
+        for (i, (entry, _)) in entries.iter().enumerate() {
+            if entry.index != i as u64 || prev.is_some_and(|p| p != entry.prev) {
+                return Err(corrupt(format!("entry {i} does not continue the log")));
+            }
+            prev = Some(entry.hash());
+        }
+        if prev.is_some_and(|p| p != anchor.last_hash) {
+            return Err(corrupt("the entries do not end at the snapshot's head"));
+        }
+        let mut txn = self.db.begin_write().map_err(io_err)?;
+        txn.set_durability(Durability::Immediate).map_err(io_err)?;
+        {
+            let mut meta = txn.open_table(SM_META).map_err(io_err)?;
+            let current: Option<Anchor> = match meta.get(SYNOD_START).map_err(io_err)? {
+                Some(v) => Some(decode(v.value())?),
+                None => None,
+            };
+            if current.as_ref() != Some(anchor) {
+                return Ok(false);
+            }
+            meta.remove(SYNOD_START).map_err(io_err)?;
+            let mut synod = txn.open_table(SYNOD).map_err(io_err)?;
+            for (entry, effects) in entries {
+                synod
+                    .insert(
+                        entry.index,
+                        synod_store::encode_entry(entry, effects).as_slice(),
+                    )
+                    .map_err(io_err)?;
+            }
+        }
+        txn.commit().map_err(io_err)?;
+        Ok(true)
     }
 }

@@ -58,8 +58,14 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_on("127.0.0.1:0", data_dir, extra)
+    }
+
+    /// Starts a node listening on `listen` (a fixed port, for a cluster
+    /// member whose address the membership records).
+    pub fn start_on(listen: &str, data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::piped())
@@ -131,9 +137,14 @@ pub struct Http {
 
 impl Http {
     pub fn new(base: &str) -> Http {
+        Http::with_timeout(base, Duration::from_secs(30))
+    }
+
+    /// A client whose requests give up after `timeout`.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Http {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(timeout))
             .build()
             .into();
         Http {
@@ -151,6 +162,14 @@ impl Http {
         }
     }
 
+    /// GETs; `Err` when the connection itself failed.
+    pub fn try_get(&self, path: &str) -> Result<Answer, ureq::Error> {
+        self.agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map(Http::read)
+    }
+
     pub fn get(&self, path: &str) -> Answer {
         Http::read(
             self.agent
@@ -158,6 +177,20 @@ impl Http {
                 .call()
                 .expect("GET"),
         )
+    }
+
+    /// GETs text; `Err` when the connection failed or the status is not
+    /// 2xx.
+    pub fn try_get_text(&self, path: &str) -> Result<String, String> {
+        let mut r = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .call()
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("HTTP {}", r.status()));
+        }
+        r.body_mut().read_to_string().map_err(|e| e.to_string())
     }
 
     pub fn get_text(&self, path: &str) -> String {

@@ -33,7 +33,7 @@ use checks::{Ack, Checker, Journal, Observer};
 use disk::PowerCutDisk;
 use net::SimNet;
 use openraft::async_runtime::WatchReceiver;
-use openraft::{AsyncRuntime, BasicNode, ServerState, SnapshotPolicy};
+use openraft::{AsyncRuntime, ServerState, SnapshotPolicy};
 use rng::Rng;
 use serde_json::json;
 use synod_core::wire::{Digest, MessageType, Verified};
@@ -350,8 +350,8 @@ async fn run_schedule(seed: u64, faults: Faults) -> Report {
     for i in 0..count {
         cluster.start(i).await;
     }
-    let members: BTreeMap<NodeId, BasicNode> = (1..=count as NodeId)
-        .map(|id| (id, BasicNode::new(format!("sim-{id}"))))
+    let members: BTreeMap<NodeId, String> = (1..=count as NodeId)
+        .map(|id| (id, format!("sim-{id}")))
         .collect();
     cluster.nodes[0]
         .replica

@@ -10,7 +10,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
-use synod_raft::network::{Transport, TransportError};
+use synod_raft::network::{Target, Transport, TransportError};
 use synod_raft::{NodeId, Replica, TypeConfig};
 
 use crate::rng::Rng;
@@ -182,11 +182,11 @@ impl SimTransport {
 impl Transport for SimTransport {
     async fn append_entries(
         &self,
-        target: NodeId,
+        target: &Target,
         rpc: AppendEntriesRequest<TypeConfig>,
     ) -> Result<AppendEntriesResponse<TypeConfig>, TransportError> {
         self.exchange(
-            target,
+            target.id,
             |r| async move { r.handle_append_entries(rpc).await },
         )
         .await
@@ -194,29 +194,29 @@ impl Transport for SimTransport {
 
     async fn vote(
         &self,
-        target: NodeId,
+        target: &Target,
         rpc: VoteRequest<TypeConfig>,
     ) -> Result<VoteResponse<TypeConfig>, TransportError> {
-        self.exchange(target, |r| async move { r.handle_vote(rpc).await })
+        self.exchange(target.id, |r| async move { r.handle_vote(rpc).await })
             .await
     }
 
     async fn pre_vote(
         &self,
-        target: NodeId,
+        target: &Target,
         rpc: VoteRequest<TypeConfig>,
     ) -> Result<VoteResponse<TypeConfig>, TransportError> {
-        self.exchange(target, |r| async move { r.handle_pre_vote(rpc).await })
+        self.exchange(target.id, |r| async move { r.handle_pre_vote(rpc).await })
             .await
     }
 
     async fn snapshot(
         &self,
-        target: NodeId,
+        target: &Target,
         vote: VoteOf<TypeConfig>,
         snapshot: SnapshotOf<TypeConfig, Vec<u8>>,
     ) -> Result<SnapshotResponse<TypeConfig>, TransportError> {
-        self.exchange(target, |r| async move {
+        self.exchange(target.id, |r| async move {
             r.handle_snapshot(vote, snapshot).await
         })
         .await
