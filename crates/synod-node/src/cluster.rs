@@ -1105,8 +1105,9 @@ async fn peer(State(node): State<Arc<Node>>, request: Request) -> Response {
 /// proposed, never forwarded again.
 async fn forwarded(cluster: &Cluster, body: &[u8]) -> Result<(u64, BatchOutcome), WriteError> {
     let batch: Batch = synod_raft::http::decode(body).map_err(WriteError::Stopped)?;
-    let batch =
-        batch.at(now_ms()).map_err(|e| WriteError::Stopped(e.to_string()))?;
+    let batch = batch
+        .at(now_ms())
+        .map_err(|e| WriteError::Stopped(e.to_string()))?;
     match tokio::time::timeout(COMMIT_TIMEOUT, cluster.replica.write(batch)).await {
         Ok(answer) => answer,
         Err(_) => Err(WriteError::Ambiguous(format!(
