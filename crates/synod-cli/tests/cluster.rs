@@ -701,6 +701,10 @@ fn members_join_and_leave() {
     };
     assert_eq!(voters(&joined), vec![1, 2, 3, 4], "{joined}");
     let fourth = Http::new(&cluster.url(3));
+    let metrics = fourth.get_text("/metrics");
+    assert!(metrics.contains("synod_cluster_members 4"), "{metrics}");
+    // Every member serves the inbox.
+    assert!(fourth.get_text("/").contains("<html"));
     admit(
         &fourth,
         &admin,
