@@ -33,6 +33,8 @@ const NODES: usize = 3;
 /// Replicas the membership test grows the cluster to.
 const GROWN: usize = 4;
 const AGENTS: usize = 16;
+/// Snapshot interval of the kill tests' replicas.
+const SNAPSHOT_EVERY: &str = "2000";
 /// Responses kept waiting for the workers.
 const QUEUED: usize = 2_000;
 const WORKERS: usize = 8;
@@ -86,6 +88,8 @@ struct Cluster {
     secret: PathBuf,
     children: Vec<Option<Child>>,
     cut: Vec<bool>,
+    /// Arguments every `synod serve` of this cluster gets.
+    extra: Vec<String>,
 }
 
 impl Cluster {
@@ -99,6 +103,7 @@ impl Cluster {
             secret,
             children: (0..nodes).map(|_| None).collect(),
             cut: vec![false; nodes],
+            extra: Vec::new(),
         }
     }
 
@@ -122,7 +127,9 @@ impl Cluster {
     }
 
     fn start(&mut self, i: usize) {
-        self.start_with(i, &[]);
+        let extra = self.extra.clone();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        self.start_with(i, &extra);
     }
 
     fn start_with(&mut self, i: usize, extra: &[&str]) {
@@ -472,6 +479,9 @@ fn run(hosts: Hosts, name: &str) {
     let started = Instant::now();
     let home = TempDir::new("cluster-secret");
     let mut cluster = Cluster::new(hosts, home.path(), NODES);
+    // Snapshots (and Raft log purges) every 2,000 entries: several happen
+    // during the run, and a restart replays at most that many.
+    cluster.extra = vec!["--snapshot-every".into(), SNAPSHOT_EVERY.into()];
     for i in 0..NODES {
         cluster.start(i);
     }
@@ -651,7 +661,14 @@ fn three_nodes_on_loopback_survive_kill_9_of_leaders_and_followers() {
 
 #[test]
 fn three_hosts_survive_kills_and_cuts() {
-    let net = Network::new(&format!("sc{}", std::process::id() % 100_000), 202, NODES);
+    // Prefix and subnet from the process id, so that two runs of this test
+    // at once (another checkout's) do not share a bridge or a subnet.
+    let pid = std::process::id();
+    let net = Network::new(
+        &format!("sc{}", pid % 100_000),
+        100 + (pid % 100) as u8,
+        NODES,
+    );
     run(Hosts::Netns { net }, "network namespaces");
 }
 
@@ -701,6 +718,10 @@ fn members_join_and_leave() {
     };
     assert_eq!(voters(&joined), vec![1, 2, 3, 4], "{joined}");
     let fourth = Http::new(&cluster.url(3));
+    let metrics = fourth.get_text("/metrics");
+    assert!(metrics.contains("synod_cluster_members 4"), "{metrics}");
+    // Every member serves the inbox.
+    assert!(fourth.get_text("/").contains("<html"));
     admit(
         &fourth,
         &admin,
@@ -827,4 +848,85 @@ fn a_member_behind_a_purged_log_gets_a_snapshot_and_fills_its_log() {
     let (ok, out) = audit(&lines);
     assert!(ok, "{out}");
     assert_eq!(third.state_hash(), first.state_hash());
+}
+
+/// An event stream resumes on another member from its `Last-Event-ID`, even
+/// after the member it came from (the leader) is killed: the same events,
+/// with the same ids, none missing or repeated.
+#[test]
+fn an_event_stream_resumes_on_another_member_after_failover() {
+    let ports = (0..NODES).map(|_| free_port()).collect();
+    let home = TempDir::new("cluster-events");
+    let mut cluster = Cluster::new(Hosts::Loopback { ports }, home.path(), NODES);
+    for i in 0..NODES {
+        cluster.start(i);
+    }
+    let members: Vec<String> = (0..NODES)
+        .map(|i| format!("{}={}", i + 1, cluster.url(i)))
+        .collect();
+    let mut init = vec!["init", "--open"];
+    init.extend(members.iter().map(String::as_str));
+    cluster.cli(&init, 0);
+    let leader = cluster.leader().expect("a leader");
+    let register = |http: &Http, name: &str| {
+        let (space, time) = http.space();
+        let m = sign(
+            &space,
+            time,
+            synod_core::wire::MessageType::Registration,
+            serde_json::json!({"seq": 1, "name": name}),
+            &key(name),
+        );
+        let answer = http.post("/v1/agents", &m);
+        assert!(answer.ok(), "{answer:?}");
+    };
+    let at_leader = Http::new(&cluster.url(leader));
+    for i in 0..10 {
+        register(&at_leader, &format!("before-{i}"));
+    }
+    // A client reads the first events from the leader, then loses it.
+    let first = read_events(
+        &cluster.url(leader),
+        "/v1/events?from=0",
+        None,
+        6,
+        Duration::from_secs(10),
+    );
+    assert_eq!(first.len(), 6);
+    cluster.kill(leader);
+    let other = (leader + 1) % NODES;
+    let at_other = Http::new(&cluster.url(other));
+    for i in 0..5 {
+        register(&at_other, &format!("after-{i}"));
+    }
+    // It resumes on another member where it left off.
+    // Each stream is read until it falls quiet: all its history.
+    let last = &first[5].0;
+    let resumed = read_events(
+        &cluster.url(other),
+        "/v1/events",
+        Some(last),
+        usize::MAX,
+        Duration::from_secs(2),
+    );
+    let whole = read_events(
+        &cluster.url(other),
+        "/v1/events?from=0",
+        None,
+        usize::MAX,
+        Duration::from_secs(2),
+    );
+    assert_eq!(&whole[..6], &first[..], "the members' histories differ");
+    assert_eq!(
+        resumed,
+        whole[6..].to_vec(),
+        "the stream did not resume exactly"
+    );
+    assert!(
+        resumed
+            .iter()
+            .any(|(_, name, data)| name == "agent_registered"
+                && data["index"].as_u64() > first[5].2["index"].as_u64()),
+        "{resumed:?}"
+    );
 }

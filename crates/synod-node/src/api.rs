@@ -337,6 +337,9 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
         "# HELP synod_recovery_replayed_entries Log entries replayed after the latest snapshot when the node opened.\n# TYPE synod_recovery_replayed_entries gauge\nsynod_recovery_replayed_entries {}\n",
         node.replayed_at_open()
     ));
+    if let Some(cluster) = node.cluster() {
+        text.push_str(&cluster.metrics_text());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

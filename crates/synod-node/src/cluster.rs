@@ -349,6 +349,51 @@ impl Cluster {
         self.replica.shutdown().await;
     }
 
+    /// Why this node's replica stopped (storage failed), if it did and was
+    /// not shut down on purpose.
+    pub(crate) fn stopped(&self) -> Option<String> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.replica
+            .stopped()
+            .map(|why| format!("the cluster replica stopped: {why}"))
+    }
+
+    /// The cluster's figures in Prometheus text format.
+    pub(crate) fn metrics_text(&self) -> String {
+        let status = self.status();
+        let gauge = |name: &str, help: &str, value: u64| {
+            format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n")
+        };
+        let mut out = String::new();
+        out.push_str(&gauge(
+            "synod_cluster_is_leader",
+            "1 if this node leads its cluster.",
+            u64::from(status.role == "leader"),
+        ));
+        out.push_str(&gauge(
+            "synod_cluster_term",
+            "The Raft term this node is in.",
+            status.term,
+        ));
+        out.push_str(&gauge(
+            "synod_cluster_applied_index",
+            "The last Raft index this node applied.",
+            status.applied.unwrap_or(0),
+        ));
+        out.push_str(&gauge(
+            "synod_cluster_members",
+            "Members of the cluster's configuration.",
+            status.members.len() as u64,
+        ));
+        out.push_str(&format!(
+            "# HELP synod_cluster_gaps_filled_total Synod logs filled from a peer after a snapshot install.\n# TYPE synod_cluster_gaps_filled_total counter\nsynod_cluster_gaps_filled_total {}\n",
+            self.gaps_filled.load(Ordering::Acquire)
+        ));
+        out
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id

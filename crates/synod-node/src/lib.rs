@@ -439,7 +439,8 @@ impl Node {
 
     /// Why the node stopped taking messages, if it did.
     pub fn fatal(&self) -> Option<String> {
-        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let own = self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        own.or_else(|| self.cluster().and_then(|c| c.stopped()))
     }
 
     /// An agent's recent trust points.

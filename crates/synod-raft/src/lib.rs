@@ -365,6 +365,14 @@ impl Replica {
         })
     }
 
+    /// Why the replica stopped, if it did (a storage failure, or a
+    /// shutdown): it then takes part in nothing until restarted.
+    pub fn stopped(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.running_state.as_ref().err().map(|e| e.to_string())
+    }
+
     /// Whether this replica is the leader.
     pub fn is_leader(&self) -> bool {
         self.raft.is_leader()

@@ -380,3 +380,50 @@ pub fn audit(lines: &[String]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
     )
 }
+
+/// Reads Server-Sent Events from `path` on a raw connection, resuming after
+/// `last_id` if given, until `want` events arrived or `timeout` passed:
+/// (id, event name, data) each.
+pub fn read_events(
+    base: &str,
+    path: &str,
+    last_id: Option<&str>,
+    want: usize,
+    timeout: Duration,
+) -> Vec<(String, String, Value)> {
+    use std::io::{Read as _, Write as _};
+    let addr = base.strip_prefix("http://").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let last = last_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{last}\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut events = Vec::new();
+    let (mut id, mut name) = (String::new(), String::new());
+    let deadline = std::time::Instant::now() + timeout;
+    let mut line = String::new();
+    while events.len() < want && std::time::Instant::now() < deadline {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let l = line.trim_end();
+        if let Some(v) = l.strip_prefix("id: ") {
+            id = v.to_string();
+        } else if let Some(v) = l.strip_prefix("event: ") {
+            name = v.to_string();
+        } else if let Some(v) = l.strip_prefix("data: ") {
+            events.push((id.clone(), name.clone(), serde_json::from_str(v).unwrap()));
+        }
+    }
+    let _ = reader.get_mut().shutdown(std::net::Shutdown::Both);
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    events
+}
