@@ -849,6 +849,17 @@ struct LogRange {
 /// request arrived (or `limit` lines).
 async fn export_log(State(node): State<Arc<Node>>, Q(range): Q<LogRange>) -> Response {
     let from = range.from.unwrap_or(0);
+    let start = node.log_start();
+    if from < start {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!(
+                "this node installed a snapshot and is still fetching the log before index {start} from a peer; retry shortly, or read from another node"
+            ),
+        )
+        .into_response();
+    }
     let end = node.durable_next();
     let end = match range.limit {
         Some(limit) => end.min(from.saturating_add(limit)),

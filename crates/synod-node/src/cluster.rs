@@ -336,6 +336,10 @@ impl Cluster {
         self.replica.state().read(f)
     }
 
+    pub(crate) fn log_start(&self) -> LogIndex {
+        synod_raft::storage::synod_start(&self.db).unwrap_or(0)
+    }
+
     pub(crate) fn read_log(
         &self,
         from: LogIndex,

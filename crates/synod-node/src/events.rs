@@ -119,6 +119,14 @@ pub(crate) async fn stream(
                 .into_response();
         }
     };
+    let held = node.log_start();
+    if from < held {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "unavailable", "message": format!("this node installed a snapshot and is still fetching the log before index {held} from a peer; retry shortly, or resume from another node")})),
+        )
+            .into_response();
+    }
     if OPEN_STREAMS.fetch_add(1, Ordering::AcqRel) >= MAX_EVENT_STREAMS {
         OPEN_STREAMS.fetch_sub(1, Ordering::AcqRel);
         return (

@@ -407,6 +407,17 @@ impl Node {
         }
     }
 
+    /// The first log index this node holds: 0, or, on a cluster node that
+    /// installed a snapshot over a gap it is still filling from a peer, the
+    /// snapshot's head. Reads from below it are refused until the gap is
+    /// filled.
+    pub fn log_start(&self) -> LogIndex {
+        match &self.backend {
+            Backend::Local(_) => 0,
+            Backend::Cluster(cluster) => cluster.log_start(),
+        }
+    }
+
     /// Reads durable log entries from `from` on, at most `limit` (at most
     /// [`synod_store::MAX_READ_ENTRIES`]), from the store or, in a cluster,
     /// from this replica's synod log.
@@ -462,7 +473,7 @@ impl Node {
     /// already be arriving: a cluster node refills in the background).
     fn refill_trust_history(&self) -> Result<(), NodeError> {
         let end = self.durable_next();
-        let mut from = end.saturating_sub(TRUST_HISTORY_SCAN);
+        let mut from = end.saturating_sub(TRUST_HISTORY_SCAN).max(self.log_start());
         let mut found = TrustHistory::new();
         while from < end {
             let batch = self

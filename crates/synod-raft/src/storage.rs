@@ -184,8 +184,25 @@ fn read_synod(db: &Database, from: LogIndex, limit: usize) -> io::Result<Vec<Ent
         .collect())
 }
 
+/// Reads stored synod entries from `from` on. Refuses (`WouldBlock`) a read
+/// that starts inside a gap left by a snapshot install: the entries after the
+/// gap alone are not a log, and a reader given them would see one that is
+/// not a prefix of any other replica's.
 fn read_stored(db: &Database, from: LogIndex, limit: usize) -> io::Result<Vec<StoredEntry>> {
     let txn = db.begin_read().map_err(io_err)?;
+    let meta = txn.open_table(SM_META).map_err(io_err)?;
+    if let Some(v) = meta.get(SYNOD_START).map_err(io_err)? {
+        let anchor: Anchor = decode(v.value())?;
+        if from < anchor.next_index {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "this replica's log before index {} is still being fetched from a peer",
+                    anchor.next_index
+                ),
+            ));
+        }
+    }
     let table = txn.open_table(SYNOD).map_err(io_err)?;
     let mut out = Vec::new();
     for item in table

@@ -190,7 +190,11 @@ impl Http {
         if !r.status().is_success() {
             return Err(format!("HTTP {}", r.status()));
         }
-        r.body_mut().read_to_string().map_err(|e| e.to_string())
+        r.body_mut()
+            .with_config()
+            .limit(TEXT_LIMIT)
+            .read_to_string()
+            .map_err(|e| e.to_string())
     }
 
     pub fn get_text(&self, path: &str) -> String {
@@ -199,7 +203,11 @@ impl Http {
             .get(&format!("{}{path}", self.base))
             .call()
             .expect("GET");
-        r.body_mut().read_to_string().unwrap()
+        r.body_mut()
+            .with_config()
+            .limit(TEXT_LIMIT)
+            .read_to_string()
+            .unwrap()
     }
 
     /// POSTs raw bytes; `Err` when the connection itself failed.
@@ -238,6 +246,10 @@ impl Http {
         self.get_text("/v1/log").lines().map(String::from).collect()
     }
 }
+
+/// Exports of a whole log run past ureq's default 10 MiB body limit
+/// after a few thousand entries; the tests read up to 1 GiB.
+const TEXT_LIMIT: u64 = 1 << 30;
 
 pub fn key(name: &str) -> Keypair {
     Keypair::from_seed(&Digest::of(name.as_bytes()).0)
