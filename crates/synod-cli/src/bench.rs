@@ -30,24 +30,32 @@ use crate::table;
 pub struct BenchArgs {
     /// Which load: `throughput` (agents × proposals, all answer), `wide`
     /// (10,000 agents on one proposal), `many` (1,000 open proposals), `agents`
-    /// (register agents and report the node's memory), `all` of those, or
-    /// `etcd` (the same small writes against a real etcd cluster of each
-    /// `--nodes` size, and its failover after `kill -9` of the leader).
+    /// (register agents and report the node's memory), or `all` of those.
     #[arg(long, default_value = "all")]
     pub(crate) scenario: String,
     /// Cluster mode next to etcd: for each `--nodes` size, committed
     /// responses per second and commit latency through the leader of a
-    /// synod cluster and the same load of writes on etcd, in interleaved
-    /// runs, then each one's failover after `kill -9` of its leader.
+    /// synod cluster and the same load of writes on a real etcd cluster, in
+    /// interleaved runs, then each one's failovers after `kill -9` of its
+    /// leader.
     #[arg(long)]
     pub(crate) cluster: bool,
-    /// Cluster sizes for `etcd` and `--cluster`.
+    /// With `--cluster`: instead of etcd, synod with batching and pipelining
+    /// each turned off (one client message per Raft entry; one Raft entry
+    /// in flight), interleaved with the default.
+    #[arg(long, requires = "cluster")]
+    pub(crate) ablation: bool,
+    /// Cluster sizes for `--cluster`.
     #[arg(long, value_delimiter = ',', default_value = "3,5")]
     pub(crate) nodes: Vec<usize>,
-    /// Writes per run for `etcd` and `--cluster`.
+    /// Writes per run for `--cluster`.
     #[arg(long, default_value_t = 20_000)]
     pub(crate) writes: usize,
-    /// Bytes per written value for `etcd`: about a signed response's size.
+    /// Leader kills per system and cluster size for `--cluster` (each
+    /// killed leader is restarted before the next kill).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) failovers: usize,
+    /// Bytes per value written to etcd: about a signed response's size.
     #[arg(long, default_value_t = 400)]
     pub(crate) value_bytes: usize,
     /// Agents voting in the `throughput` scenario, or registered in `agents`.
@@ -529,72 +537,9 @@ fn verify_rate() -> f64 {
     best
 }
 
-/// The `etcd` scenario: for each cluster size, a write load and a failover.
-fn etcd(args: &BenchArgs) -> Result<()> {
-    let mut rows = Vec::new();
-    let mut out = Vec::new();
-    for &size in &args.nodes {
-        let mut cluster = crate::etcd::EtcdCluster::start(size)?;
-        let mut runs = Vec::new();
-        for _ in 0..args.repeat.max(1) {
-            runs.push(crate::etcd::write_load(
-                &cluster,
-                args.writes,
-                args.connections,
-                args.value_bytes,
-            )?);
-        }
-        runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
-        let run = runs.swap_remove(runs.len() / 2);
-        let failover = crate::etcd::failover(&mut cluster)?;
-        rows.push(vec![
-            format!("etcd, {size} nodes"),
-            run.writes.to_string(),
-            format!("{:.0}", run.per_second),
-            format!("{:.1} / {:.1}", ms(run.p50), ms(run.p99)),
-            format!("{:.0}", ms(failover)),
-        ]);
-        out.push(
-            json!({"system": "etcd", "nodes": size, "writes": run.writes,
-                        "writes_per_second": run.per_second,
-                        "commit_ms": {"p50": ms(run.p50), "p99": ms(run.p99)},
-                        "failover_ms": ms(failover)}),
-        );
-    }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"connections": args.connections, "value_bytes": args.value_bytes, "runs": out})
-            )?
-        );
-    } else {
-        println!(
-            "{} connections, {}-byte values, median of {}",
-            args.connections,
-            args.value_bytes,
-            args.repeat.max(1)
-        );
-        table::print(
-            &[
-                "SYSTEM",
-                "WRITES",
-                "COMMITTED/S",
-                "COMMIT P50/P99 MS",
-                "FAILOVER MS",
-            ],
-            &rows,
-        );
-    }
-    Ok(())
-}
-
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.cluster {
         return crate::bench_cluster::run(&args);
-    }
-    if args.scenario == "etcd" {
-        return etcd(&args);
     }
     let all = args.scenario == "all";
     if !all && !["throughput", "wide", "many", "agents"].contains(&args.scenario.as_str()) {

@@ -43,6 +43,8 @@ struct SynodCluster {
     members: Vec<Member>,
     home: PathBuf,
     secret_path: PathBuf,
+    /// Extra `synod serve` arguments for every member.
+    extra: Vec<String>,
 }
 
 fn free_port() -> Result<u16> {
@@ -52,7 +54,7 @@ fn free_port() -> Result<u16> {
 }
 
 impl SynodCluster {
-    fn start(size: usize) -> Result<SynodCluster> {
+    fn start(size: usize, extra: &[&str]) -> Result<SynodCluster> {
         let mut suffix = [0u8; 6];
         getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("{e}"))?;
         let home = std::env::temp_dir().join(format!(
@@ -66,6 +68,18 @@ impl SynodCluster {
             members: Vec::new(),
             home,
             secret_path,
+            // Experiments pass hidden `synod serve` flags to every member
+            // through SYNOD_BENCH_SERVE_ARGS (split on whitespace).
+            extra: extra
+                .iter()
+                .map(|a| a.to_string())
+                .chain(
+                    std::env::var("SYNOD_BENCH_SERVE_ARGS")
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(String::from),
+                )
+                .collect(),
         };
         for i in 0..size {
             let port = free_port()?;
@@ -100,6 +114,7 @@ impl SynodCluster {
             .arg(&member.dir)
             .args(["--node-id", &member.id.to_string(), "--cluster-secret"])
             .arg(&self.secret_path)
+            .args(&self.extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -134,6 +149,31 @@ impl SynodCluster {
                 let id = view["leader"]["id"].as_u64()? as usize;
                 self.members.iter().position(|m| m.id == id)
             })
+    }
+
+    /// Starts the killed member `i` again and waits until it knows the
+    /// leader (it has rejoined).
+    fn restart(&mut self, i: usize) -> Result<()> {
+        self.spawn(i)?;
+        let until = Instant::now() + Duration::from_secs(30);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_millis(500)))
+            .build()
+            .into();
+        loop {
+            let view: Option<Value> = agent
+                .get(&format!("{}/v1/cluster", self.members[i].url))
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_json().ok());
+            if view.is_some_and(|v| v["leader"]["id"].is_u64()) {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                bail!("member {} did not rejoin within 30 s", self.members[i].id);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_for_leader(&self) -> Result<usize> {
@@ -245,7 +285,8 @@ fn synod_load(
 /// Kills the leader with `kill -9` and measures the time until a survivor
 /// acknowledges a write (a registration of a new agent; each attempt a new
 /// one, each with a 200 ms timeout), as `crate::etcd::failover` does.
-fn synod_failover(cluster: &mut SynodCluster) -> Result<Duration> {
+/// Returns the killed member and the time.
+fn synod_failover(cluster: &mut SynodCluster, round: usize) -> Result<(usize, Duration)> {
     let leader = cluster.wait_for_leader()?;
     let client = Client::new(&cluster.members[leader].url);
     let (space, time) = client.space()?;
@@ -266,15 +307,15 @@ fn synod_failover(cluster: &mut SynodCluster) -> Result<Duration> {
             attempt += 1;
             let message = Verified::sign(
                 MessageType::Registration,
-                json!({"space": space, "created_at": time, "seq": 1, "name": format!("failover {attempt}")}),
-                &key(usize::MAX, attempt),
+                json!({"space": space, "created_at": time, "seq": 1, "name": format!("failover {round}.{attempt}")}),
+                &key(usize::MAX - round, attempt),
             );
             let answer = agent
                 .post(&format!("{}/v1/agents", m.url))
                 .header("content-type", "application/json")
                 .send(serde_json::to_vec(&message.to_value())?.as_slice());
             if answer.is_ok_and(|r| r.status().is_success()) {
-                return Ok(killed.elapsed());
+                return Ok((leader, killed.elapsed()));
             }
         }
         if Instant::now() > until {
@@ -296,12 +337,155 @@ fn median(mut runs: Vec<WriteRun>) -> WriteRun {
 /// proposal, so a run has `writes / (AGENTS - 1)` proposals.
 const AGENTS: usize = 101;
 
+/// `--failovers` leader kills of each system, interleaved, each killed
+/// leader restarted before the next kill; the times sorted.
+fn failovers(
+    synod: &mut SynodCluster,
+    etcd: &mut crate::etcd::EtcdCluster,
+    rounds: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut s, mut e) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (killed, took) = synod_failover(synod, round)?;
+        s.push(took);
+        synod.restart(killed)?;
+        let (killed, took) = crate::etcd::failover(etcd)?;
+        e.push(took);
+        etcd.restart(killed)?;
+    }
+    s.sort();
+    e.sort();
+    Ok((s, e))
+}
+
+/// Median and slowest of sorted times, in ms, as text and JSON.
+fn spread(sorted: &[Duration]) -> (String, Value) {
+    match (sorted.get(sorted.len() / 2), sorted.last()) {
+        (Some(median), Some(max)) => (
+            format!("{:.0} / {:.0}", ms(*median), ms(*max)),
+            json!({"median": ms(*median), "max": ms(*max), "all": sorted.iter().map(|d| ms(*d)).collect::<Vec<_>>()}),
+        ),
+        _ => ("-".into(), Value::Null),
+    }
+}
+
+fn row(rows: &mut Vec<Vec<String>>, name: String, run: &WriteRun, failover: &str) {
+    rows.push(vec![
+        name,
+        run.writes.to_string(),
+        format!("{:.0}", run.per_second),
+        format!("{:.1} / {:.1}", ms(run.p50), ms(run.p99)),
+        failover.to_string(),
+    ]);
+}
+
+fn run_json(run: &WriteRun) -> Value {
+    json!({"writes": run.writes, "writes_per_second": run.per_second,
+           "commit_ms": {"p50": ms(run.p50), "p99": ms(run.p99)}})
+}
+
+/// The cluster configurations `--ablation` compares: name and `synod
+/// serve` arguments.
+const ABLATION: [(&str, &[&str]); 5] = [
+    ("batched, pipelined (default)", &[]),
+    ("batches of at most 32", &["--max-batch", "32"]),
+    ("not batched", &["--max-batch", "1"]),
+    ("not pipelined", &["--max-inflight", "1"]),
+    ("neither", &["--max-batch", "1", "--max-inflight", "1"]),
+];
+
+/// `synod bench --cluster --ablation`: the default cluster next to the same
+/// cluster with batching, pipelining or both turned off, in interleaved
+/// runs of the same load.
+fn ablation(args: &BenchArgs) -> Result<(Vec<Vec<String>>, Vec<Value>)> {
+    let (mut rows, mut out) = (Vec::new(), Vec::new());
+    for &size in &args.nodes {
+        let clusters: Vec<SynodCluster> = ABLATION
+            .iter()
+            .map(|(_, extra)| SynodCluster::start(size, extra))
+            .collect::<Result<_>>()?;
+        let mut runs: Vec<Vec<WriteRun>> = ABLATION.iter().map(|_| Vec::new()).collect();
+        for run in 0..args.repeat.max(1) {
+            for (c, cluster) in clusters.iter().enumerate() {
+                eprint!(
+                    "\r{size} nodes: run {} of {}, {}            ",
+                    run + 1,
+                    args.repeat.max(1),
+                    ABLATION[c].0
+                );
+                runs[c].push(synod_load(
+                    cluster,
+                    run,
+                    args.writes,
+                    AGENTS,
+                    args.connections,
+                )?);
+            }
+        }
+        eprintln!();
+        for ((name, extra), runs) in ABLATION.iter().zip(runs) {
+            let run = median(runs);
+            row(&mut rows, format!("synod, {size} nodes, {name}"), &run, "-");
+            out.push(
+                json!({"system": "synod", "nodes": size, "configuration": name,
+                            "serve_args": extra, "run": run_json(&run)}),
+            );
+        }
+    }
+    Ok((rows, out))
+}
+
 /// `synod bench --cluster`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let mut rows = Vec::new();
-    let mut out = Vec::new();
+    let (rows, out) = if args.ablation {
+        ablation(args)?
+    } else {
+        against_etcd(args)?
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "connections": args.connections, "value_bytes": args.value_bytes,
+                "repeat": args.repeat.max(1), "failovers": args.failovers, "runs": out
+            }))?
+        );
+        return Ok(());
+    }
+    if args.ablation {
+        println!(
+            "{} connections to the leader, signed responses; median of {} interleaved runs",
+            args.connections,
+            args.repeat.max(1)
+        );
+    } else {
+        println!(
+            "{} connections to the leader; synod: signed responses, etcd: {}-byte values; median of {} interleaved runs; failover: median / max of {} leader kills",
+            args.connections,
+            args.value_bytes,
+            args.repeat.max(1),
+            args.failovers
+        );
+    }
+    table::print(
+        &[
+            "SYSTEM",
+            "WRITES",
+            "COMMITTED/S",
+            "COMMIT P50/P99 MS",
+            "FAILOVER MS",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+/// For each size: interleaved write loads on synod and etcd, then their
+/// failovers.
+fn against_etcd(args: &BenchArgs) -> Result<(Vec<Vec<String>>, Vec<Value>)> {
+    let (mut rows, mut out) = (Vec::new(), Vec::new());
     for &size in &args.nodes {
-        let mut synod = SynodCluster::start(size)?;
+        let mut synod = SynodCluster::start(size, &[])?;
         let mut etcd = crate::etcd::EtcdCluster::start(size)?;
         let (mut synod_runs, mut etcd_runs) = (Vec::new(), Vec::new());
         for run in 0..args.repeat.max(1) {
@@ -320,53 +504,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 args.value_bytes,
             )?);
         }
-        eprintln!();
-        let synod_failover = synod_failover(&mut synod)?;
-        let etcd_failover = crate::etcd::failover(&mut etcd)?;
-        for (system, run, failover) in [
-            ("synod", median(synod_runs), synod_failover),
-            ("etcd", median(etcd_runs), etcd_failover),
+        eprintln!(", {} failovers each", args.failovers);
+        let (synod_failovers, etcd_failovers) = failovers(&mut synod, &mut etcd, args.failovers)?;
+        for (system, run, failovers) in [
+            ("synod", median(synod_runs), synod_failovers),
+            ("etcd", median(etcd_runs), etcd_failovers),
         ] {
-            rows.push(vec![
-                format!("{system}, {size} nodes"),
-                run.writes.to_string(),
-                format!("{:.0}", run.per_second),
-                format!("{:.1} / {:.1}", ms(run.p50), ms(run.p99)),
-                format!("{:.0}", ms(failover)),
-            ]);
+            let (text, failover) = spread(&failovers);
+            row(&mut rows, format!("{system}, {size} nodes"), &run, &text);
             out.push(
-                json!({"system": system, "nodes": size, "writes": run.writes,
-                "writes_per_second": run.per_second,
-                "commit_ms": {"p50": ms(run.p50), "p99": ms(run.p99)},
-                "failover_ms": ms(failover)}),
+                json!({"system": system, "nodes": size, "run": run_json(&run),
+                            "failover_ms": failover}),
             );
         }
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "connections": args.connections, "value_bytes": args.value_bytes,
-                "repeat": args.repeat.max(1), "runs": out
-            }))?
-        );
-        return Ok(());
-    }
-    println!(
-        "{} connections to the leader; synod: signed responses, etcd: {}-byte values; median of {} interleaved runs",
-        args.connections,
-        args.value_bytes,
-        args.repeat.max(1)
-    );
-    table::print(
-        &[
-            "SYSTEM",
-            "WRITES",
-            "COMMITTED/S",
-            "COMMIT P50/P99 MS",
-            "FAILOVER MS",
-        ],
-        &rows,
-    );
-    Ok(())
+    Ok((rows, out))
 }

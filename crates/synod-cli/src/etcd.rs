@@ -1,5 +1,5 @@
-//! The etcd side of `synod bench --scenario etcd` (and, with cluster mode,
-//! the side-by-side comparison of docs/PERFORMANCE.md): a real etcd cluster
+//! The etcd side of `synod bench --cluster`, the side-by-side comparison
+//! of docs/PERFORMANCE.md: a real etcd cluster
 //! of Debian's `etcd-server` on loopback, driven through its JSON gateway
 //! with the same load generator, connection count and request size as the
 //! synod side, and the time it takes to elect a leader after the old one is
@@ -26,6 +26,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 struct Member {
     name: String,
     client: String,
+    peer: String,
     child: Option<Child>,
 }
 
@@ -35,6 +36,9 @@ struct Member {
 pub struct EtcdCluster {
     members: Vec<Member>,
     dir: PathBuf,
+    binary: PathBuf,
+    /// `--initial-cluster`: every member's name and peer URL.
+    initial: String,
 }
 
 /// A port nothing listens on right now (the kernel's choice).
@@ -74,47 +78,74 @@ impl EtcdCluster {
             .map(|(i, (_, peer))| format!("n{i}=http://127.0.0.1:{peer}"))
             .collect();
         let mut cluster = EtcdCluster {
-            members: Vec::new(),
+            members: ports
+                .iter()
+                .enumerate()
+                .map(|(i, (client, peer))| Member {
+                    name: format!("n{i}"),
+                    client: format!("http://127.0.0.1:{client}"),
+                    peer: format!("http://127.0.0.1:{peer}"),
+                    child: None,
+                })
+                .collect(),
             dir: dir.clone(),
+            binary,
+            initial: initial.join(","),
         };
-        for (i, (client, peer)) in ports.iter().enumerate() {
-            let name = format!("n{i}");
-            let client_url = format!("http://127.0.0.1:{client}");
-            let peer_url = format!("http://127.0.0.1:{peer}");
-            let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-            let child = Command::new(&binary)
-                .args(["--name", &name])
-                .arg("--data-dir")
-                .arg(dir.join(&name))
-                .args(["--listen-client-urls", &client_url])
-                .args(["--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url])
-                .args(["--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &initial.join(",")])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", "synod-bench"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting {}", binary.display()))?;
-            cluster.members.push(Member {
-                name,
-                client: client_url,
-                child: Some(child),
-            });
+        for i in 0..size {
+            cluster.spawn(i)?;
         }
+        cluster.wait_for_leader()?;
+        Ok(cluster)
+    }
+
+    /// Starts member `i` on its data directory (a new member the first
+    /// time, the same member again after [`EtcdCluster::kill`]).
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let member = &self.members[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", member.name)))?;
+        let child = Command::new(&self.binary)
+            .args(["--name", &member.name])
+            .arg("--data-dir")
+            .arg(self.dir.join(&member.name))
+            .args(["--listen-client-urls", &member.client])
+            .args(["--advertise-client-urls", &member.client])
+            .args(["--listen-peer-urls", &member.peer])
+            .args(["--initial-advertise-peer-urls", &member.peer])
+            .args(["--initial-cluster", &self.initial])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", "synod-bench"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.members[i].child = Some(child);
+        Ok(())
+    }
+
+    /// Starts the killed member `i` again and waits until every member
+    /// agrees on a leader.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        self.spawn(i)?;
+        self.wait_for_leader()
+    }
+
+    fn wait_for_leader(&self) -> Result<()> {
         let until = Instant::now() + START_TIMEOUT;
-        while cluster.leader().is_none() {
+        while self.leader().is_none() {
             if Instant::now() > until {
                 bail!(
-                    "etcd elected no leader within {START_TIMEOUT:?}; logs in {}",
-                    dir.display()
+                    "etcd has no leader all members agree on after {START_TIMEOUT:?}; logs in {}",
+                    self.dir.display()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// The client URLs of the members still running.
@@ -248,7 +279,7 @@ pub fn write_load(
 /// Kills the leader with `kill -9` and measures the time until a write is
 /// acknowledged again by one of the survivors (the client side of a leader
 /// election: what an application waits).
-pub fn failover(cluster: &mut EtcdCluster) -> Result<Duration> {
+pub fn failover(cluster: &mut EtcdCluster) -> Result<(usize, Duration)> {
     let leader = cluster.leader().context("the cluster has no leader")?;
     let b64 = base64::engine::general_purpose::STANDARD;
     let body = json!({"key": b64.encode("bench/failover"), "value": b64.encode("x")});
@@ -263,7 +294,7 @@ pub fn failover(cluster: &mut EtcdCluster) -> Result<Duration> {
                 Duration::from_millis(200),
             );
             if answer.is_some_and(|a| a.get("header").is_some()) {
-                return Ok(killed.elapsed());
+                return Ok((leader, killed.elapsed()));
             }
         }
         if Instant::now() > until {

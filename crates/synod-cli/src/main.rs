@@ -111,6 +111,14 @@ enum Command {
         /// small ones to exercise compaction).
         #[arg(long, hide = true, requires = "node_id")]
         snapshot_every: Option<u64>,
+        /// A cluster member's most client messages per Raft entry (1 turns
+        /// batching off; `synod bench --cluster --ablation` measures it).
+        #[arg(long, hide = true, requires = "node_id")]
+        max_batch: Option<usize>,
+        /// A cluster member's most Raft entries in flight (1 turns
+        /// pipelining off).
+        #[arg(long, hide = true, requires = "node_id")]
+        max_inflight: Option<usize>,
     },
     /// Cluster mode: a secret, forming a cluster, membership, status.
     Cluster {
@@ -546,6 +554,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             node_id,
             cluster_secret,
             snapshot_every,
+            max_batch,
+            max_inflight,
         } => {
             let file = match config {
                 Some(path) => serve::ConfigFile::read(&path)?,
@@ -565,13 +575,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 cluster_secret.or(file.cluster_secret),
             ) {
                 (None, None) => None,
-                (Some(node_id), Some(path)) => Some(synod_node::cluster::ClusterConfig {
-                    snapshot_every: snapshot_every.unwrap_or(synod_node::SNAPSHOT_EVERY_ENTRIES),
-                    ..synod_node::cluster::ClusterConfig::new(
+                (Some(node_id), Some(path)) => {
+                    let base = synod_node::cluster::ClusterConfig::new(
                         node_id,
                         synod_node::cluster::ClusterSecret::read(&path)?,
-                    )
-                }),
+                    );
+                    Some(synod_node::cluster::ClusterConfig {
+                        snapshot_every: snapshot_every.unwrap_or(base.snapshot_every),
+                        max_batch: max_batch.unwrap_or(base.max_batch),
+                        max_inflight: max_inflight.unwrap_or(base.max_inflight),
+                        ..base
+                    })
+                }
                 _ => anyhow::bail!("a cluster node needs both --node-id and --cluster-secret"),
             };
             if cluster.is_some() && open {

@@ -73,6 +73,15 @@ use crate::{Backend, Node, NodeConfig, NodeError, Published, Receipt, SubmitErro
 /// Batches proposed and not yet answered, at most; the sequencer thread
 /// waits for one to finish before it proposes another.
 pub const MAX_INFLIGHT_BATCHES: usize = 64;
+
+/// A cluster member's default snapshot interval, in synod entries: ten times
+/// a single node's ([`crate::SNAPSHOT_EVERY_ENTRIES`]), as etcd's default is
+/// 100,000 entries. A snapshot serializes the whole space and writes it in
+/// the same database as the Raft log, so while it is written appends and
+/// applies wait: with a snapshot every 10,000 entries that stall set the
+/// commit p99 (`synod bench --cluster`, docs/PERFORMANCE.md). A restart
+/// replays at most this many entries (about 3 µs each).
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 100_000;
 /// Longest a write may look for a leader and wait for its commit before it
 /// is answered `unavailable`.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,9 +116,15 @@ pub struct ClusterConfig {
     pub secret: ClusterSecret,
     /// A snapshot every so many synod entries (and Raft entries), with a
     /// tenth of that kept in the Raft log behind it;
-    /// [`crate::SNAPSHOT_EVERY_ENTRIES`] unless a test wants compaction
-    /// sooner.
+    /// [`SNAPSHOT_EVERY_ENTRIES`] unless a test wants compaction sooner.
     pub snapshot_every: u64,
+    /// Client messages per Raft entry, at most ([`sequencer::MAX_BATCH`]
+    /// by default; 1 turns batching off, for measuring it).
+    pub max_batch: usize,
+    /// Raft entries proposed and not yet answered, at most
+    /// ([`MAX_INFLIGHT_BATCHES`] by default; 1 turns pipelining off, for
+    /// measuring it).
+    pub max_inflight: usize,
 }
 
 impl ClusterConfig {
@@ -119,7 +134,9 @@ impl ClusterConfig {
         ClusterConfig {
             node_id,
             secret,
-            snapshot_every: crate::SNAPSHOT_EVERY_ENTRIES,
+            snapshot_every: SNAPSHOT_EVERY_ENTRIES,
+            max_batch: sequencer::MAX_BATCH,
+            max_inflight: MAX_INFLIGHT_BATCHES,
         }
     }
 }
@@ -133,6 +150,8 @@ pub struct Cluster {
     client: PeerClient,
     runtime: tokio::runtime::Handle,
     inflight: Arc<Semaphore>,
+    /// Client messages per Raft entry, at most.
+    max_batch: usize,
     /// An empty batch for a passed deadline is on its way.
     ticking: Arc<AtomicBool>,
     closed: AtomicBool,
@@ -282,7 +301,8 @@ impl Node {
                 db,
                 client,
                 runtime: tokio::runtime::Handle::current(),
-                inflight: Arc::new(Semaphore::new(MAX_INFLIGHT_BATCHES)),
+                inflight: Arc::new(Semaphore::new(cluster.max_inflight.max(1))),
+                max_batch: cluster.max_batch.clamp(1, sequencer::MAX_BATCH),
                 ticking: Arc::new(AtomicBool::new(false)),
                 closed: AtomicBool::new(false),
                 filling: AtomicBool::new(false),
@@ -577,7 +597,7 @@ fn run_sequencer(node: Arc<Node>, rx: mpsc::Receiver<Command>) {
         return;
     };
     loop {
-        let Some((submissions, stop)) = sequencer::collect(&node, &rx, IDLE, sequencer::MAX_BATCH)
+        let Some((submissions, stop)) = sequencer::collect(&node, &rx, IDLE, cluster.max_batch)
         else {
             return;
         };

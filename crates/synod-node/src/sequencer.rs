@@ -134,9 +134,10 @@ pub(crate) fn collect(
     // device's doorbell), and bigger batches verify their signatures more
     // cheaply, so fewer, fuller batches leave more CPU for the rest; the
     // wait is bounded by [`GROUP_COMMIT_WAIT`].
-    if !stop && !submissions.is_empty() && submissions.len() < GROUP_COMMIT_TARGET {
+    let target = GROUP_COMMIT_TARGET.min(limit);
+    if !stop && !submissions.is_empty() && submissions.len() < target {
         let until = Instant::now() + GROUP_COMMIT_WAIT;
-        while !stop && submissions.len() < GROUP_COMMIT_TARGET {
+        while !stop && submissions.len() < target {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
