@@ -28,6 +28,7 @@ pub mod policy;
 pub mod scenario;
 mod signature;
 pub mod space;
+pub mod stake;
 pub mod stamp;
 pub mod tally;
 pub mod trust;

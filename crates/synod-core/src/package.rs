@@ -13,6 +13,7 @@ use crate::logodds::{self, EVIDENCE_DECIMALS};
 use crate::message::{HumanVerdict, Method};
 use crate::policy::{Policy, Weighting};
 use crate::space::{CloseCause, Member, ProposalRecord, Space, Status};
+use crate::stake;
 use crate::tally::{Reason, Stance, TallyDecimal, sway, weight_decimals};
 use crate::wire::Digest;
 
@@ -180,6 +181,13 @@ impl DecisionPackage {
             (format_scaled(w, pool_decimals), Some(map), shown)
         };
         let weight = |member: &Member, stance, confidence| {
+            // A stake proposal weighs a side by the member's stake (§20.2).
+            if record.method == Method::Stake {
+                return match stance {
+                    Stance::Abstain => "0".to_string(),
+                    _ => format_scaled(member.stake, crate::fixed::Influence::DECIMALS),
+                };
+            }
             let sway = sway(
                 &record.policy,
                 stance,
@@ -213,7 +221,7 @@ impl DecisionPackage {
                 proposer: true,
             };
             match (record.method, &record.proposer_distribution) {
-                (Method::Vote, _) => positions.push(position(
+                (Method::Vote | Method::Stake, _) => positions.push(position(
                     Some(Stance::Endorse),
                     Some(record.confidence),
                     (
@@ -259,6 +267,21 @@ impl DecisionPackage {
         let quorum_needed = format_scaled(ratio(policy.quorum) * t.potential, 18);
         let margin = signed_decimal(t.endorse as i128 - t.challenge as i128, decimals);
         let thresholds = match (record.method, weighting) {
+            (Method::Stake, _) => {
+                let (approve, reject) = stake::thresholds(t.potential);
+                let stake_of = |side: u128| side / 1_000_000;
+                let d = crate::fixed::Influence::DECIMALS;
+                Thresholds {
+                    quorum_needed: "0".to_string(),
+                    confidence_needed: "0".to_string(),
+                    approve_needed: format_scaled(approve, d),
+                    reject_needed: format_scaled(reject, d),
+                    margin: signed_decimal(
+                        stake_of(t.endorse) as i128 - stake_of(t.challenge) as i128,
+                        d,
+                    ),
+                }
+            }
             (Method::Belief, _) => {
                 let p = pooled.as_ref().expect("a belief proposal's pool");
                 let lead = p.leader.map_or(0, |l| p.probabilities[l]);
@@ -335,7 +358,7 @@ impl DecisionPackage {
             cause: record.closure.map(|c| c.cause),
             policy: record.policy,
             positions,
-            tally: t.to_decimal(weighting),
+            tally: record.tally_decimal(),
             thresholds,
             confidences,
             silent,

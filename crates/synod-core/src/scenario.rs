@@ -12,11 +12,14 @@ use crate::error::{ErrorKind, Rejection, reject};
 use crate::fixed::{
     Authority, Confidence, Decimal, Influence, ONE, Probability, Ratio, Trust, Unit,
 };
+use crate::lottery;
 use crate::message::{MAX_OPTIONS, MIN_OPTIONS, Method, check_option_label};
 use crate::policy::{Policy, PolicyOverrides, Pool, Stakes, Weighting};
+use crate::stake::{self, MAX_COMMITTEE};
 use crate::tally::{
     Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, reach, resolve, weight_factor,
 };
+use crate::wire::Digest;
 
 /// Most electorate members or responses a scenario may list.
 pub const MAX_SCENARIO_AGENTS: usize = 1_000_000;
@@ -42,6 +45,10 @@ struct RawScenario<'a> {
     options: Option<Vec<String>>,
     #[serde(default, borrow)]
     proposer_distribution: Option<Pairs<'a>>,
+    #[serde(default)]
+    committee: Option<u32>,
+    #[serde(default)]
+    seed: Option<Digest>,
 }
 
 /// A JSON object read as its members in order, repeats included, so that
@@ -110,6 +117,8 @@ struct RawMember<'a> {
     authority: &'a RawValue,
     #[serde(borrow)]
     trust: &'a RawValue,
+    #[serde(default)]
+    stake: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +148,9 @@ pub struct ScenarioResult {
     /// A belief scenario's pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub belief: Option<BeliefResult>,
+    /// The committee drawn (§20.3), in listed order, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committee: Option<Vec<String>>,
 }
 
 /// What a belief scenario adds to the result (§11.4, §15).
@@ -241,8 +253,8 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let weighting = policy.weighting;
     let method = raw.method.unwrap_or_default();
     let options = match (method, &raw.options) {
-        (Method::Vote, None) => Vec::new(),
-        (Method::Vote, Some(_)) => {
+        (Method::Vote | Method::Stake, None) => Vec::new(),
+        (Method::Vote | Method::Stake, Some(_)) => {
             return reject(
                 ErrorKind::Malformed,
                 "options: only a belief scenario has options",
@@ -288,14 +300,43 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         );
     }
 
-    // Members with authority above zero, with their authority and trust. An
-    // authority of 0 makes an observer: it may be listed but is not in the
-    // electorate.
+    let by_stake = method == Method::Stake;
+    match (raw.committee, &raw.seed) {
+        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => {
+            return reject(
+                ErrorKind::Malformed,
+                "committee: a committee and its seed come together",
+            );
+        }
+        (Some(_), Some(_)) if belief => {
+            return reject(
+                ErrorKind::Malformed,
+                "committee: a belief scenario has no committee",
+            );
+        }
+        (Some(k), Some(_)) if k == 0 || k > MAX_COMMITTEE => {
+            return reject(
+                ErrorKind::OutOfRange,
+                format!("committee: must be in 1..={MAX_COMMITTEE}"),
+            );
+        }
+        (Some(_), Some(_)) => {}
+    }
+
+    // Members with authority above zero, with their authority, trust and
+    // stake, in listed order. An authority of 0 makes an observer: it may be
+    // listed but is not in the electorate.
     let mut listed: BTreeSet<&str> = BTreeSet::new();
-    let mut members: BTreeMap<&str, (Authority, Trust)> = BTreeMap::new();
+    let mut in_order: Vec<(&str, Authority, Trust, u128)> = Vec::new();
     for (i, m) in raw.electorate.iter().enumerate() {
         let authority = Authority(unit(&format!("electorate[{i}].authority"), m.authority)?);
         let trust = Trust(unit(&format!("electorate[{i}].trust"), m.trust)?);
+        if let Some(given) = m.stake {
+            stake::check_granted(Some(given)).map_err(|r| {
+                Rejection::new(r.kind, format!("electorate[{i}].stake: {}", r.message))
+            })?;
+        }
         if !listed.insert(m.agent.as_str()) {
             return reject(
                 ErrorKind::Duplicate,
@@ -303,13 +344,36 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             );
         }
         if !authority.0.is_zero() {
-            members.insert(m.agent.as_str(), (authority, trust));
+            let source = match m.stake {
+                Some(_) => stake::StakeSource::Granted,
+                None => stake::StakeSource::Influence,
+            };
+            let s = stake::stake_of(source, authority, trust, m.stake.unwrap_or(0));
+            in_order.push((m.agent.as_str(), authority, trust, s));
         }
     }
-    let potential: u128 = members
-        .values()
-        .map(|&(a, t)| u128::from(Influence::of(a, t).0))
-        .sum();
+    // A committee: k members drawn by stake with the given seed (§20.3).
+    let committee = match (raw.committee, &raw.seed) {
+        (Some(k), Some(seed)) => {
+            let stakes: Vec<u128> = in_order.iter().map(|m| m.3).collect();
+            let mut drawn = lottery::draw(seed, &stakes, k as usize);
+            drawn.sort_unstable();
+            in_order = drawn.into_iter().map(|i| in_order[i]).collect();
+            Some(in_order.iter().map(|m| m.0.to_string()).collect())
+        }
+        _ => None,
+    };
+    let stakes: BTreeMap<&str, u128> = in_order.iter().map(|m| (m.0, m.3)).collect();
+    let members: BTreeMap<&str, (Authority, Trust)> =
+        in_order.iter().map(|m| (m.0, (m.1, m.2))).collect();
+    let potential: u128 = if by_stake {
+        stakes.values().sum()
+    } else {
+        members
+            .values()
+            .map(|&(a, t)| u128::from(Influence::of(a, t).0))
+            .sum()
+    };
     let mut tally = Tally::new(potential);
     let proposer_confidence = Confidence(unit("proposer_confidence", raw.proposer_confidence)?);
     if proposer_confidence.micros() == 0 {
@@ -331,6 +395,9 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         responded.insert(raw.proposer.as_str());
         if policy.proposer_counts {
             match &proposer_distribution {
+                _ if by_stake => {
+                    stake::add(&mut tally, Stance::Endorse, stakes[raw.proposer.as_str()])
+                }
                 _ if !belief => tally.add(&policy, Stance::Endorse, a, t, proposer_confidence),
                 Some(d) => {
                     pool.add(&policy, weight_factor(&policy, a, t), d);
@@ -390,6 +457,7 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             );
         }
         match position {
+            Ok((stance, _)) if by_stake => stake::add(&mut tally, stance, stakes[r.agent.as_str()]),
             Ok((stance, confidence)) => tally.add(&policy, stance, a, t, confidence),
             Err(d) => {
                 pool.add(&policy, weight_factor(&policy, a, t), &d);
@@ -409,6 +477,8 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
 
     let closing = raw.deadline_passed || everyone_answered;
     let (verdict, early) = match (belief, closing) {
+        (false, true) if by_stake => (Some(stake::resolve(&policy, &tally)), false),
+        (false, false) if by_stake => (stake::early(&policy, &tally), true),
         (false, true) => (Some(resolve(&policy, &tally)), false),
         (false, false) => (early_verdict(&policy, &tally, remaining), true),
         // A belief proposal has no early finality (§15.3).
@@ -448,7 +518,12 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         status: status.to_string(),
         reason,
         early,
-        tally: tally.to_decimal(weighting),
+        tally: tally.to_decimal(if by_stake {
+            Weighting::Linear
+        } else {
+            weighting
+        }),
         belief: belief_result,
+        committee,
     })
 }

@@ -30,6 +30,7 @@ use crate::message::{
     Registration, Response, Role, check_covers,
 };
 use crate::policy::{Policy, Stakes};
+use crate::stake::{self, StakeSource};
 use crate::tally::{self, Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
 use crate::trust;
 use crate::wire::{Digest, Verified};
@@ -78,6 +79,8 @@ pub struct Agent {
     pub outcomes: u64,
     /// Its proposals still open.
     pub open_proposals: u32,
+    /// The stake an admin granted it, in whole units (§20.1).
+    pub stake: u64,
 }
 
 /// Where a proposal is in its life.
@@ -147,6 +150,9 @@ pub struct Member {
     pub authority: Authority,
     /// Its trust in the proposal's domain at that moment.
     pub trust: Trust,
+    /// Its stake at that moment (10⁻¹², §20.1): what a stake proposal's
+    /// rule counts, and what a committee is drawn by.
+    pub stake: u128,
 }
 
 impl Member {
@@ -160,9 +166,21 @@ impl Member {
         tally::reach(policy, self.authority, self.trust)
     }
 
-    /// Counts this member's response in `tally`.
-    fn count(&self, policy: &Policy, tally: &mut Tally, stance: Stance, c: Confidence) {
-        tally.add(policy, stance, self.authority, self.trust, c);
+    /// Counts this member's response in `tally`: by the policy's weighting,
+    /// or by its stake on a stake proposal.
+    fn count(
+        &self,
+        method: Method,
+        policy: &Policy,
+        tally: &mut Tally,
+        stance: Stance,
+        c: Confidence,
+    ) {
+        if method == Method::Stake {
+            stake::add(tally, stance, self.stake);
+        } else {
+            tally.add(policy, stance, self.authority, self.trust, c);
+        }
     }
 
     /// This member's weight in a belief proposal's pool (§15.1).
@@ -303,6 +321,9 @@ pub struct ProposalRecord {
     pub belief: BeliefTally,
     /// The option a belief proposal adopted: by the rule, or by reviewers.
     pub choice: Option<u8>,
+    /// The committee size the proposal asked for; its electorate is then
+    /// the drawn committee (§20.3).
+    pub committee: Option<u32>,
     /// Electorate slot of each member (not part of the state hash: derived).
     #[serde(skip)]
     slots: Index<AgentIdx, u32>,
@@ -340,6 +361,7 @@ impl ProposalRecord {
     pub fn verdict(&self) -> (Verdict, Option<Pooled>) {
         match self.method {
             Method::Vote => (resolve(&self.policy, &self.tally), None),
+            Method::Stake => (stake::resolve(&self.policy, &self.tally), None),
             Method::Belief => {
                 let (verdict, pooled) = belief::resolve(&self.policy, &self.tally, &self.belief);
                 (verdict, Some(pooled))
@@ -351,6 +373,16 @@ impl ProposalRecord {
     pub fn pool_report(&self) -> Option<PoolReport> {
         (self.method == Method::Belief)
             .then(|| PoolReport::new(&belief::pool(&self.policy, &self.belief), &self.options))
+    }
+
+    /// The tally as effects print it: a stake proposal's in stake units
+    /// (§20.2), like a linear tally.
+    pub fn tally_decimal(&self) -> TallyDecimal {
+        let weighting = match self.method {
+            Method::Stake => crate::policy::Weighting::Linear,
+            _ => self.policy.weighting,
+        };
+        self.tally.to_decimal(weighting)
     }
 
     /// The label of option `index`.
@@ -578,6 +610,10 @@ pub struct Space {
     proposals: BTreeMap<Digest, ProposalRecord>,
     deadlines: BTreeSet<(u64, Digest)>,
     head: Head,
+    /// The current proposer round (§20.4): its length, its number and its
+    /// anchor, the hash of the last entry before it.
+    /// Boxed: most spaces draw no proposers.
+    round: Option<Box<(u64, u64, Digest)>>,
 }
 
 impl Space {
@@ -736,6 +772,10 @@ impl Space {
     /// Moves the head to `entry` and closes every proposal whose deadline its
     /// log time has reached.
     fn enter(&mut self, entry: &Entry) -> Vec<Effect> {
+        let round_ms = self.config.proposer_round_ms;
+        if round_ms > 0 {
+            self.round = Some(Box::new(self.round_anchor(entry.time)));
+        }
         self.head = Head {
             next_index: entry.index + 1,
             last_hash: entry.hash(),
@@ -882,7 +922,7 @@ impl Space {
             status: record.status,
             reason: verdict.reason(),
             cause,
-            tally: record.tally.to_decimal(record.policy.weighting),
+            tally: record.tally_decimal(),
             choice: record.choice.map(|c| record.option_label(c)),
             pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
         }
@@ -1089,6 +1129,7 @@ impl Space {
             );
         }
         self.check_admission(message, &p, proposer)?;
+        self.check_round_proposer(proposer, &p.domain, time)?;
         if p.deadline <= time {
             return reject(
                 ErrorKind::BadDeadline,
@@ -1110,6 +1151,7 @@ impl Space {
             Some(overrides) => base.tightened(overrides)?,
             None => base,
         };
+        self.check_committee(&p)?;
         if let Some(old) = &p.supersedes {
             let old_record = self.record(old)?;
             if old_record.proposer != proposer {
@@ -1227,12 +1269,17 @@ impl Space {
         let Some(slot) = slot else {
             return reject(
                 ErrorKind::NotEligible,
-                format!("{signer} is not in the electorate frozen for this proposal"),
+                match record.committee {
+                    Some(k) => {
+                        format!("{signer} is not on the committee of {k} drawn for this proposal")
+                    }
+                    None => format!("{signer} is not in the electorate frozen for this proposal"),
+                },
             );
         };
         match (record.method, &r.distribution, r.stance) {
-            (Method::Vote, None, _) => {}
-            (Method::Vote, Some(_), _) => {
+            (Method::Vote | Method::Stake, None, _) => {}
+            (Method::Vote | Method::Stake, Some(_), _) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: respond with a stance and a confidence",
@@ -1278,8 +1325,9 @@ impl Space {
             );
         }
         let option = match (record.method, d.decision, &d.option) {
-            (Method::Vote, _, None) | (Method::Belief, HumanVerdict::Reject, None) => None,
-            (Method::Vote, _, Some(_)) => {
+            (Method::Vote | Method::Stake, _, None)
+            | (Method::Belief, HumanVerdict::Reject, None) => None,
+            (Method::Vote | Method::Stake, _, Some(_)) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: a decision names no option",
@@ -1326,9 +1374,9 @@ impl Space {
             );
         }
         let option = match (record.method, &o.option) {
-            (Method::Vote, None) => None,
+            (Method::Vote | Method::Stake, None) => None,
             (Method::Belief, Some(label)) => Some(option_index(record, label)?),
-            (Method::Vote, Some(_)) => {
+            (Method::Vote | Method::Stake, Some(_)) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: its outcome is a result or a score",
@@ -1379,6 +1427,7 @@ impl Space {
                 let agent = &mut self.agents[target as usize];
                 agent.granted = grant.authorities;
                 agent.granted_roles = grant.roles;
+                agent.stake = grant.stake.unwrap_or(0);
                 vec![Effect::Granted {
                     agent: agent.id.clone(),
                 }]
@@ -1424,6 +1473,7 @@ impl Space {
             responses: 0,
             outcomes: 0,
             open_proposals: 0,
+            stake: 0,
         });
         self.agent_index.insert(id.clone(), idx);
         idx
@@ -1433,21 +1483,25 @@ impl Space {
     /// role and authority above zero, with its authority and trust frozen.
     /// The electorate of a proposal in `domain` under `policy`, with
     /// newcomers held to `open_newcomer_cap` of it (§5.0, "Newcomers").
-    fn freeze_electorate(&self, domain: &Domain, policy: &Policy) -> Vec<Member> {
-        let mut members: Vec<Member> = self
-            .agents
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| self.roles(a).contains(&Role::Agent))
-            .filter_map(|(i, a)| {
-                let authority = self.authority(a, domain);
-                (!authority.0.is_zero()).then(|| Member {
-                    agent: i as AgentIdx,
-                    authority,
-                    trust: self.trust(a, domain),
-                })
-            })
-            .collect();
+    ///
+    /// With a committee of `k` (§20.3), `k` of them are first drawn by stake,
+    /// seeded from the hash of the proposal's own entry, and the cap applies
+    /// within the committee.
+    fn freeze_electorate(
+        &self,
+        domain: &Domain,
+        policy: &Policy,
+        committee: Option<u32>,
+    ) -> Vec<Member> {
+        let mut members = self.candidates(domain);
+        if let Some(k) = committee {
+            let stakes: Vec<u128> = members.iter().map(|m| m.stake).collect();
+            let seed = stake::committee_seed(&self.head.last_hash);
+            let mut drawn = crate::lottery::draw(&seed, &stakes, k as usize);
+            // The committee in admission order, like any electorate.
+            drawn.sort_unstable();
+            members = drawn.into_iter().map(|i| members[i]).collect();
+        }
         let newcomer: Vec<bool> = members
             .iter()
             .map(|m| self.is_newcomer(&self.agents[m.agent as usize], domain))
@@ -1462,8 +1516,126 @@ impl Space {
         );
         for (m, (authority, _)) in members.iter_mut().zip(weights) {
             m.authority = authority;
+            if self.config.stake == StakeSource::Influence {
+                m.stake = u128::from(m.influence().0);
+            }
         }
         members
+    }
+
+    /// Every agent with the `agent` role and authority above 0 in `domain`,
+    /// in admission order, with its authority, trust and stake as of now
+    /// (the newcomer cap not applied).
+    fn candidates(&self, domain: &Domain) -> Vec<Member> {
+        self.agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| self.roles(a).contains(&Role::Agent))
+            .filter_map(|(i, a)| {
+                let authority = self.authority(a, domain);
+                let trust = self.trust(a, domain);
+                (!authority.0.is_zero()).then(|| Member {
+                    agent: i as AgentIdx,
+                    authority,
+                    trust,
+                    stake: stake::stake_of(self.config.stake, authority, trust, a.stake),
+                })
+            })
+            .collect()
+    }
+
+    /// The anchor of the round log time `time` falls in (§20.4): the
+    /// recorded one if this state is already in that round, otherwise the
+    /// head's hash (the entry before the first entry of the round).
+    fn round_anchor(&self, time: u64) -> (u64, u64, Digest) {
+        let ms = self.config.proposer_round_ms;
+        let round = stake::round_of(time, ms);
+        match self.round.as_deref() {
+            Some(&(m, r, anchor)) if m == ms && r == round => (ms, round, anchor),
+            _ => (ms, round, self.head.last_hash),
+        }
+    }
+
+    /// Who may propose in `domain` at log time `time` when the space draws
+    /// round proposers (§20.4); `None` when it does not. The candidates are
+    /// the domain's electorate without newcomers, by stake.
+    pub fn round_proposer(&self, domain: &Domain, time: u64) -> Option<stake::RoundDraw> {
+        if self.config.proposer_round_ms == 0 {
+            return None;
+        }
+        let (_, round, anchor) = self.round_anchor(time.max(self.head.last_time));
+        let candidates: Vec<Member> = self
+            .candidates(domain)
+            .into_iter()
+            .filter(|m| !self.is_newcomer(&self.agents[m.agent as usize], domain))
+            .collect();
+        let seed = stake::proposer_seed(domain, round, &anchor);
+        let stakes: Vec<u128> = candidates.iter().map(|m| m.stake).collect();
+        let drawn = crate::lottery::draw(&seed, &stakes, 1);
+        Some(stake::RoundDraw {
+            round,
+            anchor,
+            seed,
+            proposer: drawn
+                .first()
+                .map(|&i| self.agents[candidates[i].agent as usize].id.clone()),
+            candidates: candidates
+                .iter()
+                .map(|m| (self.agents[m.agent as usize].id.clone(), m.stake))
+                .collect(),
+        })
+    }
+
+    /// §4.9: with proposer rounds on, only the round's drawn proposer in
+    /// the domain may propose → `not_eligible`.
+    fn check_round_proposer(
+        &self,
+        proposer: AgentIdx,
+        domain: &Domain,
+        time: u64,
+    ) -> Result<(), Rejection> {
+        let Some(draw) = self.round_proposer(domain, time) else {
+            return Ok(());
+        };
+        if draw.proposer.as_ref() == Some(&self.agents[proposer as usize].id) {
+            return Ok(());
+        }
+        reject(
+            ErrorKind::NotEligible,
+            match draw.proposer {
+                Some(who) => format!(
+                    "round {} in {} was drawn for {who}; only it may propose until the round ends",
+                    draw.round,
+                    domain.as_str()
+                ),
+                None => format!(
+                    "nobody holds stake in {}: no proposer can be drawn",
+                    domain.as_str()
+                ),
+            },
+        )
+    }
+
+    /// §4.9: a committee is for low stakes only, in a space that allows
+    /// committees, of at least its `min_committee` → `policy_violation`.
+    fn check_committee(&self, p: &Proposal) -> Result<(), Rejection> {
+        let Some(k) = p.committee else {
+            return Ok(());
+        };
+        let least = self.config.min_committee;
+        let why = if p.stakes != Stakes::Low {
+            format!(
+                "only a low-stakes proposal may be decided by a committee, not a {} one",
+                p.stakes.as_str()
+            )
+        } else if least == 0 {
+            "this space allows no committees (min_committee is 0)".to_string()
+        } else if k < least {
+            format!("a committee of {k} is below the space's min_committee of {least}")
+        } else {
+            return Ok(());
+        };
+        reject(ErrorKind::PolicyViolation, why)
     }
 
     /// A newcomer in `domain`: an identity that registered itself in an
@@ -1488,14 +1660,18 @@ impl Space {
             policy,
             proposal: p,
         } = plan;
-        let electorate = self.freeze_electorate(&p.domain, &policy);
+        let electorate = self.freeze_electorate(&p.domain, &policy, p.committee);
         let method = p.method();
         let options = p.options.clone().unwrap_or_default();
         let proposer_distribution = p
             .distribution
             .as_ref()
             .map(|d| in_option_order(d, &options));
-        let potential: u128 = electorate.iter().map(|m| u128::from(m.influence().0)).sum();
+        // A stake proposal's `P` is the electorate's whole stake (§20.2).
+        let potential: u128 = match method {
+            Method::Stake => electorate.iter().map(|m| m.stake).sum(),
+            _ => electorate.iter().map(|m| u128::from(m.influence().0)).sum(),
+        };
         let reach: u128 = electorate.iter().map(|m| m.reach(&policy)).sum();
         let mut record = ProposalRecord {
             id,
@@ -1524,6 +1700,7 @@ impl Space {
             options,
             proposer_distribution,
             choice: None,
+            committee: p.committee,
             slots: Index::default(),
             responded: Vec::new(),
         };
@@ -1535,8 +1712,14 @@ impl Space {
             record.remaining -= member.reach(&policy);
             if policy.proposer_counts {
                 match (method, &record.proposer_distribution) {
-                    (Method::Vote, _) => {
-                        member.count(&policy, &mut record.tally, Stance::Endorse, p.confidence);
+                    (Method::Vote | Method::Stake, _) => {
+                        member.count(
+                            method,
+                            &policy,
+                            &mut record.tally,
+                            Stance::Endorse,
+                            p.confidence,
+                        );
                     }
                     (Method::Belief, Some(d)) => {
                         member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
@@ -1586,11 +1769,12 @@ impl Space {
         }
         // A belief proposal closes at its deadline or when everyone has
         // answered; it has no early finality (§15.3).
-        if record.method == Method::Belief {
-            return None;
-        }
-        early_verdict(&record.policy, &record.tally, record.remaining)
-            .map(|_| self.close(id, CloseCause::Early, index, time))
+        let early = match record.method {
+            Method::Belief => return None,
+            Method::Stake => stake::early(&record.policy, &record.tally),
+            Method::Vote => early_verdict(&record.policy, &record.tally, record.remaining),
+        };
+        early.map(|_| self.close(id, CloseCause::Early, index, time))
     }
 
     fn count_response(
@@ -1616,7 +1800,9 @@ impl Space {
             (Some(d), _, _) => {
                 member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
             }
-            (None, Some(stance), Some(c)) => member.count(&policy, &mut record.tally, stance, c),
+            (None, Some(stance), Some(c)) => {
+                member.count(record.method, &policy, &mut record.tally, stance, c);
+            }
             (None, _, _) => unreachable!("checked: a stance and a confidence, or a distribution"),
         }
         record.responses.push(ResponseRecord {
@@ -1633,7 +1819,7 @@ impl Space {
             proposal: r.proposal,
             agent: message.signer().clone(),
             stance: r.stance,
-            tally: record.tally.to_decimal(policy.weighting),
+            tally: record.tally_decimal(),
             leaning,
             pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
         };
@@ -1794,7 +1980,7 @@ impl Space {
         }
         for r in self.proposals.values() {
             match r.method {
-                Method::Vote => assert!(
+                Method::Vote | Method::Stake => assert!(
                     r.options.is_empty() && r.belief.sums.is_empty() && r.choice.is_none(),
                     "a vote has no options, pool or choice"
                 ),
