@@ -339,6 +339,13 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Stake-weighted lotteries: who may propose in the current round.
+    Lottery {
+        #[command(subcommand)]
+        command: commands::LotteryCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Change the space's configuration and grant authorities and roles.
     Admin {
         #[command(subcommand)]
@@ -969,5 +976,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Log { command, conn } => commands::log(command, &conn),
         Command::Cluster { command } => cluster::run(command),
         Command::Admin { command, conn } => commands::admin(command, &conn),
+        Command::Lottery { command, conn } => commands::lottery(command, &conn),
     }
 }

@@ -866,12 +866,11 @@ fn stake_vectors() {
     use synod_core::stake::proposer_seed;
     let g = |agent, s| (agent, "1", "0.5", Some(s));
     let three = [g("p", 1), g("a", 1), g("b", 1)];
-    let ten: Vec<(&str, &str, &str, Option<u64>)> = [
-        "m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9",
-    ]
-    .into_iter()
-    .map(|n| g(n, 1))
-    .collect();
+    let ten: Vec<(&str, &str, &str, Option<u64>)> =
+        ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]
+            .into_iter()
+            .map(|n| g(n, 1))
+            .collect();
     let seed = |s: &str| Digest::of(s.as_bytes()).to_hex();
     let many: Vec<(String, u64)> = (1..=30).map(|i| (format!("v{i}"), i)).collect();
     let many: Vec<(&str, &str, &str, Option<u64>)> = many
@@ -879,31 +878,198 @@ fn stake_vectors() {
         .map(|(n, s)| (n.as_str(), "1", "0.5", Some(*s)))
         .collect();
     let cases = vec![
-        stake_case("exactly two thirds does not pass", "S = 3; the proposer's 1 and a's 1 endorse: 2 is exactly two thirds, not more; b abstains, so everyone answered: escalated (no_quorum).", &three, &[("a", "endorse"), ("b", "abstain")], json!({})),
-        stake_case("exactly two thirds is not early", "as above without b: not early-final, open.", &three, &[("a", "endorse")], json!({})),
-        stake_case("two thirds of the voters only", "S = 10; six endorse (every voter), four silent: 6/10 < 2/3, escalated at the deadline.", &ten, &[("m1", "endorse"), ("m2", "endorse"), ("m3", "endorse"), ("m4", "endorse"), ("m5", "endorse")], json!({"deadline_passed": true})),
-        stake_case("seven of ten approves early", "S = 10; seven endorse: 21 > 20, approved early, three still silent.", &ten, &[("m1", "endorse"), ("m2", "endorse"), ("m3", "endorse"), ("m4", "endorse"), ("m5", "endorse"), ("m6", "endorse")], json!({})),
-        stake_case("one unit above two thirds", "S = 300 (150, 51, 99): 201 > 200.", &[g("p", 150), g("a", 51), g("b", 99)], &[("a", "endorse")], json!({})),
-        stake_case("one unit short of two thirds", "S = 300 (150, 50, 100): 200 is not more than 200; open.", &[g("p", 150), g("a", 50), g("b", 100)], &[("a", "endorse")], json!({})),
-        stake_case("a third challenging rejects early", "S = 9; a challenges with 3 = S/3: approval is impossible, rejected early.", &[g("p", 3), g("a", 3), g("b", 3)], &[("a", "challenge")], json!({})),
-        stake_case("just under a third escalates", "S = 10; a challenges with 3 < 10/3; at the deadline E = 4: escalated.", &[g("p", 4), g("a", 3), g("b", 3)], &[("a", "challenge")], json!({"deadline_passed": true})),
-        stake_case("abstention counts against approval", "S = 4; the proposer's 2 and a's 1 endorse: 3 > 8/3 approves; with a abstaining instead, 2 does not, and b's challenge of 1 < 4/3 does not reject: escalated.", &[g("p", 2), g("a", 1), g("b", 1)], &[("a", "abstain"), ("b", "challenge")], json!({})),
-        stake_case("the confidence does not weigh", "S = 3, a and b endorse at 0.5 with stake 1 each, the proposer at 0.9 with 1: everything endorses, approved.", &three, &[("a", "endorse"), ("b", "endorse")], json!({})),
-        stake_case("proposer does not count", "S = 3 with proposer_counts false: a and b endorse, 2 of 3: escalated.", &three, &[("a", "endorse"), ("b", "endorse")], json!({"policy": {"proposer_counts": false}})),
-        stake_case("human required", "everything endorses, but the policy needs a human: escalated (stakes), never early.", &three, &[("a", "endorse"), ("b", "endorse")], json!({"policy": {"human_required": true}})),
-        stake_case("no stake decides nothing", "every granted stake is 0: S = 0, escalated (no_quorum) even though all endorse.", &[g("p", 0), g("a", 0)], &[("a", "endorse")], json!({})),
-        stake_case("influence as stake", "no granted stakes: the stake is authority × trust, 0.5, 0.25, 0.25 (S = 1); the proposer and a hold 0.75 > 2/3.", &[("p", "1", "0.5", None), ("a", "0.5", "0.5", None), ("b", "0.5", "0.5", None)], &[("a", "endorse")], json!({})),
-        stake_case("an observer holds no stake", "o has authority 0: not a member, its granted stake does not count; S = 2, the proposer and a hold all of it.", &[g("p", 1), g("a", 1), ("o", "0", "0.5", Some(100))], &[("a", "endorse")], json!({})),
-        stake_case("committee of 5 by stake", "five of v1…v30 (stakes 1…30) drawn by the lottery of §17 from the seed; S is the committee's stake; nobody answers yet.", &many, &[], json!({"committee": 5, "seed": seed("committee-a")})),
-        stake_case("committee of 5, another seed", "the same electorate and another seed draw another committee.", &many, &[], json!({"committee": 5, "seed": seed("committee-b")})),
-        stake_case("committee larger than the stakeholders", "a committee of 10 among three holders, one of stake 0: the two with stake sit.", &[g("p", 2), g("a", 0), g("b", 5)], &[], json!({"committee": 10, "seed": seed("committee-c")})),
-        stake_case("committee in a vote", "a vote may be decided by a committee too; the weights are the vote's.", &many, &[], json!({"method": "vote", "committee": 3, "seed": seed("committee-d")})),
-        stake_case("committee without a seed", "a committee and its seed come together.", &three, &[], json!({"committee": 2})),
-        stake_case("committee of 0", "committee must be in 1…100.", &three, &[], json!({"committee": 0, "seed": seed("x")})),
-        stake_case("committee of 101", "committee must be in 1…100.", &three, &[], json!({"committee": 101, "seed": seed("x")})),
-        stake_case("stake too large", "a granted stake is at most 10^12 units.", &[g("p", 1_000_000_000_001)], &[], json!({})),
-        stake_case("stake proposal with options", "options belong to belief scenarios.", &three, &[], json!({"options": ["x", "y"]})),
-        stake_case("response from outside", "z is not listed: not_eligible.", &three, &[("z", "endorse")], json!({})),
+        stake_case(
+            "exactly two thirds does not pass",
+            "S = 3; the proposer's 1 and a's 1 endorse: 2 is exactly two thirds, not more; b abstains, so everyone answered: escalated (no_quorum).",
+            &three,
+            &[("a", "endorse"), ("b", "abstain")],
+            json!({}),
+        ),
+        stake_case(
+            "exactly two thirds is not early",
+            "as above without b: not early-final, open.",
+            &three,
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "two thirds of the voters only",
+            "S = 10; six endorse (every voter), four silent: 6/10 < 2/3, escalated at the deadline.",
+            &ten,
+            &[
+                ("m1", "endorse"),
+                ("m2", "endorse"),
+                ("m3", "endorse"),
+                ("m4", "endorse"),
+                ("m5", "endorse"),
+            ],
+            json!({"deadline_passed": true}),
+        ),
+        stake_case(
+            "seven of ten approves early",
+            "S = 10; seven endorse: 21 > 20, approved early, three still silent.",
+            &ten,
+            &[
+                ("m1", "endorse"),
+                ("m2", "endorse"),
+                ("m3", "endorse"),
+                ("m4", "endorse"),
+                ("m5", "endorse"),
+                ("m6", "endorse"),
+            ],
+            json!({}),
+        ),
+        stake_case(
+            "one unit above two thirds",
+            "S = 300 (150, 51, 99): 201 > 200.",
+            &[g("p", 150), g("a", 51), g("b", 99)],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "one unit short of two thirds",
+            "S = 300 (150, 50, 100): 200 is not more than 200; open.",
+            &[g("p", 150), g("a", 50), g("b", 100)],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "a third challenging rejects early",
+            "S = 9; a challenges with 3 = S/3: approval is impossible, rejected early.",
+            &[g("p", 3), g("a", 3), g("b", 3)],
+            &[("a", "challenge")],
+            json!({}),
+        ),
+        stake_case(
+            "just under a third escalates",
+            "S = 10; a challenges with 3 < 10/3; at the deadline E = 4: escalated.",
+            &[g("p", 4), g("a", 3), g("b", 3)],
+            &[("a", "challenge")],
+            json!({"deadline_passed": true}),
+        ),
+        stake_case(
+            "abstention counts against approval",
+            "S = 4; the proposer's 2 and a's 1 endorse: 3 > 8/3 approves; with a abstaining instead, 2 does not, and b's challenge of 1 < 4/3 does not reject: escalated.",
+            &[g("p", 2), g("a", 1), g("b", 1)],
+            &[("a", "abstain"), ("b", "challenge")],
+            json!({}),
+        ),
+        stake_case(
+            "the confidence does not weigh",
+            "S = 3, a and b endorse at 0.5 with stake 1 each, the proposer at 0.9 with 1: everything endorses, approved.",
+            &three,
+            &[("a", "endorse"), ("b", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "proposer does not count",
+            "S = 3 with proposer_counts false: a and b endorse, 2 of 3: escalated.",
+            &three,
+            &[("a", "endorse"), ("b", "endorse")],
+            json!({"policy": {"proposer_counts": false}}),
+        ),
+        stake_case(
+            "human required",
+            "everything endorses, but the policy needs a human: escalated (stakes), never early.",
+            &three,
+            &[("a", "endorse"), ("b", "endorse")],
+            json!({"policy": {"human_required": true}}),
+        ),
+        stake_case(
+            "no stake decides nothing",
+            "every granted stake is 0: S = 0, escalated (no_quorum) even though all endorse.",
+            &[g("p", 0), g("a", 0)],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "influence as stake",
+            "no granted stakes: the stake is authority × trust, 0.5, 0.25, 0.25 (S = 1); the proposer and a hold 0.75 > 2/3.",
+            &[
+                ("p", "1", "0.5", None),
+                ("a", "0.5", "0.5", None),
+                ("b", "0.5", "0.5", None),
+            ],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "an observer holds no stake",
+            "o has authority 0: not a member, its granted stake does not count; S = 2, the proposer and a hold all of it.",
+            &[g("p", 1), g("a", 1), ("o", "0", "0.5", Some(100))],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "committee of 5 by stake",
+            "five of v1…v30 (stakes 1…30) drawn by the lottery of §17 from the seed; S is the committee's stake; nobody answers yet.",
+            &many,
+            &[],
+            json!({"committee": 5, "seed": seed("committee-a")}),
+        ),
+        stake_case(
+            "committee of 5, another seed",
+            "the same electorate and another seed draw another committee.",
+            &many,
+            &[],
+            json!({"committee": 5, "seed": seed("committee-b")}),
+        ),
+        stake_case(
+            "committee larger than the stakeholders",
+            "a committee of 10 among three holders, one of stake 0: the two with stake sit.",
+            &[g("p", 2), g("a", 0), g("b", 5)],
+            &[],
+            json!({"committee": 10, "seed": seed("committee-c")}),
+        ),
+        stake_case(
+            "committee in a vote",
+            "a vote may be decided by a committee too; the weights are the vote's.",
+            &many,
+            &[],
+            json!({"method": "vote", "committee": 3, "seed": seed("committee-d")}),
+        ),
+        stake_case(
+            "committee without a seed",
+            "a committee and its seed come together.",
+            &three,
+            &[],
+            json!({"committee": 2}),
+        ),
+        stake_case(
+            "committee of 0",
+            "committee must be in 1…100.",
+            &three,
+            &[],
+            json!({"committee": 0, "seed": seed("x")}),
+        ),
+        stake_case(
+            "committee of 101",
+            "committee must be in 1…100.",
+            &three,
+            &[],
+            json!({"committee": 101, "seed": seed("x")}),
+        ),
+        stake_case(
+            "stake too large",
+            "a granted stake is at most 10^12 units.",
+            &[g("p", 1_000_000_000_001)],
+            &[],
+            json!({}),
+        ),
+        stake_case(
+            "stake proposal with options",
+            "options belong to belief scenarios.",
+            &three,
+            &[],
+            json!({"options": ["x", "y"]}),
+        ),
+        stake_case(
+            "response from outside",
+            "z is not listed: not_eligible.",
+            &three,
+            &[("z", "endorse")],
+            json!({}),
+        ),
     ];
     let domain = Domain::parse("ops.deploy").unwrap();
     let mut proposers = Vec::new();
@@ -940,11 +1106,19 @@ fn stake_vectors() {
 /// of drawn proposers.
 fn stake_log() -> Vec<String> {
     let mut h = Harness::with_config(json!({"stake": "granted", "min_committee": 3}));
-    for (name, stake) in [("atlas", 4u64), ("boreas", 3), ("ceto", 2), ("doris", 1), ("eos", 2)] {
+    for (name, stake) in [
+        ("atlas", 4u64),
+        ("boreas", 3),
+        ("ceto", 2),
+        ("doris", 1),
+        ("eos", 2),
+    ] {
         let agent = h.id(name);
-        h.configure(json!({"grant": {"agent": agent, "authorities": {"ops.*": "1"},
-                                     "roles": ["agent"], "stake": stake}}))
-            .unwrap();
+        h.configure(
+            json!({"grant": {"agent": agent, "authorities": {"ops.*": "1"},
+                                     "roles": ["agent"], "stake": stake}}),
+        )
+        .unwrap();
         h.register_declaring(name, &[]).unwrap();
     }
     h.person("reviewer", &["reviewer"]);
@@ -993,11 +1167,16 @@ fn stake_log() -> Vec<String> {
             h.respond(name, committee, "endorse", "0.8").unwrap();
         }
     }
-    for (p, result) in [(approved, "success"), (rejected, "failure"), (exact, "success")] {
+    for (p, result) in [
+        (approved, "success"),
+        (rejected, "failure"),
+        (exact, "success"),
+    ] {
         h.outcome("auditor", p, result).unwrap();
     }
     // Proposer rounds of a minute: only the drawn member proposes.
-    h.configure(json!({"set": {"proposer_round_ms": MINUTE}})).unwrap();
+    h.configure(json!({"set": {"proposer_round_ms": MINUTE}}))
+        .unwrap();
     let domain = synod_core::domain::Domain::parse("ops.deploy").unwrap();
     for n in 0..3 {
         h.time = (h.time / MINUTE + 1) * MINUTE;
@@ -1007,7 +1186,8 @@ fn stake_log() -> Vec<String> {
             .into_iter()
             .find(|n| h.id(n) == who)
             .unwrap();
-        h.propose_with(name, body(&h, &format!("round {n}"))).unwrap();
+        h.propose_with(name, body(&h, &format!("round {n}")))
+            .unwrap();
     }
     h.advance(11 * MINUTE);
     h.lines
