@@ -369,57 +369,72 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         .margin
         .strip_prefix('-')
         .map_or_else(|| format!("-{}", th.margin), str::to_string);
-    let _ = write!(
-        out,
-        r#"<table class="tally"><thead><tr><th>Check</th><th>Value</th><th>Needed</th></tr></thead><tbody>
+    if record.method == synod_core::message::Method::Stake {
+        // The stake rule (PROTOCOL.md §20.2): shares of the whole stake.
+        let _ = write!(
+            out,
+            r#"<table class="tally"><thead><tr><th>Check</th><th>Value</th><th>Needed</th></tr></thead><tbody>
+<tr><td>Approve: endorsed stake</td><td>{e}</td><td>more than 2/3 of the whole stake {s}: ≥ {a}</td></tr>
+<tr><td>Reject: challenged stake</td><td>{c}</td><td>at least 1/3 of {s}: ≥ {r}</td></tr></tbody></table>"#,
+            e = t.endorse,
+            c = t.challenge,
+            s = t.potential,
+            a = th.approve_needed,
+            r = th.reject_needed,
+        );
+    } else {
+        let _ = write!(
+            out,
+            r#"<table class="tally"><thead><tr><th>Check</th><th>Value</th><th>Needed</th></tr></thead><tbody>
 <tr><td>Quorum: voted influence V</td><td>{v}</td><td>≥ {q} × P ({p}) = {qn}</td></tr>"#,
-        v = t.voted,
-        q = p.quorum,
-        p = t.potential,
-        qn = th.quorum_needed,
-    );
-    match (&pkg.belief, p.weighting) {
-        (Some(b), _) => {
-            let pooled = in_option_order(record, &b.pooled);
-            let _ = write!(
-                out,
-                r#"
+            v = t.voted,
+            q = p.quorum,
+            p = t.potential,
+            qn = th.quorum_needed,
+        );
+        match (&pkg.belief, p.weighting) {
+            (Some(b), _) => {
+                let pooled = in_option_order(record, &b.pooled);
+                let _ = write!(
+                    out,
+                    r#"
 <tr><td>Pooled distribution ({pool} pool)</td><td>{pooled}</td><td></td></tr>
 <tr><td>Leading option</td><td>{leader} at {lead}</td><td>≥ {threshold}</td></tr></tbody></table>"#,
-                pool = p.pool.as_str(),
-                leader = b.leader.as_deref().map_or("none (tie)".to_string(), esc),
-                lead = th.margin,
-                threshold = th.approve_needed,
-            );
-        }
-        (None, weighting) => {
-            // The second row, and what approve and reject each needed.
-            let (sums, approve, reject) = match weighting {
-                Weighting::Linear => (
-                    format!(
-                        "<td>Confidence: total weight T = E + C</td><td>E {} + C {}</td><td>≥ {} × V = {}</td>",
-                        t.endorse, t.challenge, p.min_confidence, th.confidence_needed
+                    pool = p.pool.as_str(),
+                    leader = b.leader.as_deref().map_or("none (tie)".to_string(), esc),
+                    lead = th.margin,
+                    threshold = th.approve_needed,
+                );
+            }
+            (None, weighting) => {
+                // The second row, and what approve and reject each needed.
+                let (sums, approve, reject) = match weighting {
+                    Weighting::Linear => (
+                        format!(
+                            "<td>Confidence: total weight T = E + C</td><td>E {} + C {}</td><td>≥ {} × V = {}</td>",
+                            t.endorse, t.challenge, p.min_confidence, th.confidence_needed
+                        ),
+                        format!("≥ {} × T = {}", p.approve_margin, th.approve_needed),
+                        format!("≥ {} × T = {}", p.reject_margin, th.reject_needed),
                     ),
-                    format!("≥ {} × T = {}", p.approve_margin, th.approve_needed),
-                    format!("≥ {} × T = {}", p.reject_margin, th.reject_needed),
-                ),
-                Weighting::LogOdds => (
-                    format!(
-                        "<td>Evidence for E, against C (log-odds)</td><td>E {}, C {}</td><td></td>",
-                        t.endorse, t.challenge
+                    Weighting::LogOdds => (
+                        format!(
+                            "<td>Evidence for E, against C (log-odds)</td><td>E {}, C {}</td><td></td>",
+                            t.endorse, t.challenge
+                        ),
+                        format!("≥ logit({}) = {}", p.approve_confidence, th.approve_needed),
+                        format!("≥ logit({}) = {}", p.reject_confidence, th.reject_needed),
                     ),
-                    format!("≥ logit({}) = {}", p.approve_confidence, th.approve_needed),
-                    format!("≥ logit({}) = {}", p.reject_confidence, th.reject_needed),
-                ),
-            };
-            let _ = write!(
-                out,
-                r#"
+                };
+                let _ = write!(
+                    out,
+                    r#"
 <tr>{sums}</tr>
 <tr><td>Approve: E − C</td><td>{margin}</td><td>{approve}</td></tr>
 <tr><td>Reject: C − E</td><td>{margin_neg}</td><td>{reject}</td></tr></tbody></table>"#,
-                margin = th.margin,
-            );
+                    margin = th.margin,
+                );
+            }
         }
     }
     // Confidences mean nothing for a belief proposal's distributions.
