@@ -6,6 +6,10 @@ use crate::error::{ErrorKind, Rejection, reject};
 use crate::fixed::{Authority, Ratio, Trust};
 use crate::policy::StakesPolicies;
 use crate::stake::{MAX_COMMITTEE, StakeSource};
+use std::collections::BTreeMap;
+
+use crate::domain::Domain;
+use crate::hierarchy::Hierarchy;
 
 /// Longest deadline horizon a configuration may allow: one year.
 pub const MAX_DEADLINE_HORIZON_MS: u64 = 366 * 24 * 3600 * 1000;
@@ -74,6 +78,9 @@ pub struct SpaceConfig {
     /// propose at any time.
     #[serde(default)]
     pub proposer_round_ms: u64,
+    /// Hierarchies by domain (§21): workers, supervisors and an executive.
+    #[serde(default)]
+    pub hierarchies: BTreeMap<Domain, Hierarchy>,
 }
 
 /// The default [`SpaceConfig::admission_difficulty`]: 20 bits, about a
@@ -110,6 +117,7 @@ impl Default for SpaceConfig {
             stake: StakeSource::Influence,
             min_committee: 0,
             proposer_round_ms: 0,
+            hierarchies: BTreeMap::new(),
         }
     }
 }
@@ -135,6 +143,7 @@ impl SpaceConfig {
         out.stake = p.stake.unwrap_or(out.stake);
         out.min_committee = p.min_committee.unwrap_or(out.min_committee);
         out.proposer_round_ms = p.proposer_round_ms.unwrap_or(out.proposer_round_ms);
+        out.hierarchies = p.hierarchies.unwrap_or(out.hierarchies);
         out.validate()?;
         Ok(out)
     }
@@ -177,6 +186,7 @@ impl SpaceConfig {
                 format!("proposer_round_ms must be in 0..={MAX_DEADLINE_HORIZON_MS}"),
             );
         }
+        crate::hierarchy::validate(&self.hierarchies)?;
         let most = crate::stamp::MAX_ADMISSION_DIFFICULTY;
         if self.admission_difficulty > most {
             return reject(
@@ -225,6 +235,8 @@ pub struct ConfigPatch {
     pub min_committee: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proposer_round_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchies: Option<BTreeMap<Domain, Hierarchy>>,
 }
 
 impl ConfigPatch {

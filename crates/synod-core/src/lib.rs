@@ -18,6 +18,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fixed;
+pub mod hierarchy;
 pub mod identity;
 pub mod log;
 pub mod logodds;

@@ -51,6 +51,9 @@ pub enum Method {
     /// Stake-weighted validation: approved by more than two thirds of the
     /// whole electorate's stake (§20).
     Stake,
+    /// A worker proposes, supervisors evaluate, the executive decides, and
+    /// workers may object (§21).
+    Hierarchy,
 }
 
 impl Method {
@@ -60,6 +63,7 @@ impl Method {
             Method::Vote => "vote",
             Method::Belief => "belief",
             Method::Stake => "stake",
+            Method::Hierarchy => "hierarchy",
         }
     }
 }
@@ -558,7 +562,7 @@ fn check_text(field: &str, text: &str) -> Result<(), Rejection> {
 fn check_method(p: &Proposal) -> Result<(), Rejection> {
     crate::stake::check_committee(p)?;
     match (p.method(), &p.options) {
-        (Method::Vote | Method::Stake, None) => {
+        (Method::Vote | Method::Stake | Method::Hierarchy, None) => {
             if p.distribution.is_some() {
                 return reject(
                     ErrorKind::Malformed,
@@ -567,7 +571,7 @@ fn check_method(p: &Proposal) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        (Method::Vote | Method::Stake, Some(_)) => reject(
+        (Method::Vote | Method::Stake | Method::Hierarchy, Some(_)) => reject(
             ErrorKind::Malformed,
             "only a belief proposal carries options",
         ),

@@ -253,8 +253,8 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let weighting = policy.weighting;
     let method = raw.method.unwrap_or_default();
     let options = match (method, &raw.options) {
-        (Method::Vote | Method::Stake, None) => Vec::new(),
-        (Method::Vote | Method::Stake, Some(_)) => {
+        (Method::Vote | Method::Stake | Method::Hierarchy, None) => Vec::new(),
+        (Method::Vote | Method::Stake | Method::Hierarchy, Some(_)) => {
             return reject(
                 ErrorKind::Malformed,
                 "options: only a belief scenario has options",

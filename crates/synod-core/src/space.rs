@@ -23,6 +23,7 @@ use crate::config::{Mode, SpaceConfig};
 use crate::domain::{Domain, DomainPattern, most_specific};
 use crate::error::{ErrorKind, Rejection, reject};
 use crate::fixed::{Authority, Confidence, Influence, Score, Trust, format_scaled};
+use crate::hierarchy::{self, ExecutiveDecision, HierarchyRecord, Objection};
 use crate::identity::AgentId;
 use crate::log::{Entry, GENESIS_PREV, LogIndex, Payload};
 use crate::message::{
@@ -139,6 +140,9 @@ pub enum CloseCause {
     AllResponded,
     /// No remaining response could change an approve or reject verdict.
     Early,
+    /// More than half of the workers objected to the executive's decision
+    /// (§21).
+    Objected,
 }
 
 /// One electorate member, frozen when the proposal entered the log.
@@ -324,6 +328,9 @@ pub struct ProposalRecord {
     /// The committee size the proposal asked for; its electorate is then
     /// the drawn committee (§20.3).
     pub committee: Option<u32>,
+    /// A hierarchy proposal's frozen roles, the executive's decision and
+    /// the workers' objections (§21).
+    pub hierarchy: Option<Box<HierarchyRecord>>,
     /// Electorate slot of each member (not part of the state hash: derived).
     #[serde(skip)]
     slots: Index<AgentIdx, u32>,
@@ -362,6 +369,13 @@ impl ProposalRecord {
         match self.method {
             Method::Vote => (resolve(&self.policy, &self.tally), None),
             Method::Stake => (stake::resolve(&self.policy, &self.tally), None),
+            Method::Hierarchy => {
+                let h = self
+                    .hierarchy
+                    .as_deref()
+                    .expect("a hierarchy proposal's roles");
+                (hierarchy::verdict(&self.policy, h), None)
+            }
             Method::Belief => {
                 let (verdict, pooled) = belief::resolve(&self.policy, &self.tally, &self.belief);
                 (verdict, Some(pooled))
@@ -525,6 +539,29 @@ pub enum Effect {
         /// The option a belief proposal's approval adopts.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         option: Option<String>,
+    },
+    /// A hierarchy's executive decided; workers may object until
+    /// `objections_until` (§21).
+    ExecutiveDecided {
+        /// The proposal.
+        proposal: Digest,
+        /// The executive.
+        executive: AgentId,
+        /// `approve` or `reject`.
+        decision: HumanVerdict,
+        /// When the objection window closes (log time).
+        objections_until: u64,
+    },
+    /// A worker objected to the executive's decision (§21).
+    ObjectionRecorded {
+        /// The proposal.
+        proposal: Digest,
+        /// The worker.
+        worker: AgentId,
+        /// Objections so far.
+        objections: u32,
+        /// Workers of the hierarchy.
+        workers: u32,
     },
     /// Enough reviewers agreed.
     HumanResolved {
@@ -1130,6 +1167,7 @@ impl Space {
         }
         self.check_admission(message, &p, proposer)?;
         self.check_round_proposer(proposer, &p.domain, time)?;
+        self.check_hierarchy_proposal(message.signer(), &p)?;
         if p.deadline <= time {
             return reject(
                 ErrorKind::BadDeadline,
@@ -1245,6 +1283,11 @@ impl Space {
     fn check_response(&self, signer: &AgentId, r: Response, time: u64) -> Result<Plan, Rejection> {
         let idx = self.signer_idx(signer)?;
         let record = self.record(&r.proposal)?;
+        if let Some(h) = record.hierarchy.as_deref()
+            && h.is_worker(signer)
+        {
+            return Self::check_objection(record, h, signer, r, time);
+        }
         let slot = record.slots.get(&idx).copied();
         // An agent that already answered is told so, even after the close:
         // a re-sent response is a duplicate, whatever happened since.
@@ -1266,6 +1309,16 @@ impl Space {
                 "the proposer does not respond to its own proposal",
             );
         }
+        if record
+            .hierarchy
+            .as_deref()
+            .is_some_and(|h| h.decision.is_some())
+        {
+            return reject(
+                ErrorKind::NotEligible,
+                "the executive has decided: only the domain's workers may object now",
+            );
+        }
         let Some(slot) = slot else {
             return reject(
                 ErrorKind::NotEligible,
@@ -1278,8 +1331,8 @@ impl Space {
             );
         };
         match (record.method, &r.distribution, r.stance) {
-            (Method::Vote | Method::Stake, None, _) => {}
-            (Method::Vote | Method::Stake, Some(_), _) => {
+            (Method::Vote | Method::Stake | Method::Hierarchy, None, _) => {}
+            (Method::Vote | Method::Stake | Method::Hierarchy, Some(_), _) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: respond with a stance and a confidence",
@@ -1299,6 +1352,13 @@ impl Space {
 
     fn check_decision(&self, signer: &AgentId, d: Decision, time: u64) -> Result<Plan, Rejection> {
         let idx = self.signer_idx(signer)?;
+        // An open hierarchy proposal is decided by its executive (§21).
+        if let Some(record) = self.proposals.get(&d.proposal)
+            && let Some(h) = record.hierarchy.as_deref()
+            && Self::status_at(record, time) == Status::Open
+        {
+            return Self::check_executive(record, h, signer, d);
+        }
         self.require_role(idx, &[Role::Reviewer])?;
         let record = self.record(&d.proposal)?;
         let status = Self::status_at(record, time);
@@ -1325,9 +1385,9 @@ impl Space {
             );
         }
         let option = match (record.method, d.decision, &d.option) {
-            (Method::Vote | Method::Stake, _, None)
+            (Method::Vote | Method::Stake | Method::Hierarchy, _, None)
             | (Method::Belief, HumanVerdict::Reject, None) => None,
-            (Method::Vote | Method::Stake, _, Some(_)) => {
+            (Method::Vote | Method::Stake | Method::Hierarchy, _, Some(_)) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: a decision names no option",
@@ -1374,9 +1434,9 @@ impl Space {
             );
         }
         let option = match (record.method, &o.option) {
-            (Method::Vote | Method::Stake, None) => None,
+            (Method::Vote | Method::Stake | Method::Hierarchy, None) => None,
             (Method::Belief, Some(label)) => Some(option_index(record, label)?),
-            (Method::Vote | Method::Stake, Some(_)) => {
+            (Method::Vote | Method::Stake | Method::Hierarchy, Some(_)) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: its outcome is a result or a score",
@@ -1452,6 +1512,8 @@ impl Space {
             Plan::Propose(plan) => self.open_proposal(*plan, message, index, time),
             Plan::Respond(idx, slot, r) => self.count_response(idx, slot, r, message, index, time),
             Plan::Decide(idx, d, option) => self.record_decision(idx, d, option, index),
+            Plan::ExecutiveDecide(d) => self.record_executive(d, index, time),
+            Plan::Object(r) => self.record_objection(r, message.signer(), index, time),
             Plan::Outcome(idx, o, option) => self.record_outcome(idx, o, option, index),
         }
     }
@@ -1616,6 +1678,187 @@ impl Space {
         )
     }
 
+    /// §4.9: a hierarchy proposal needs a hierarchy in its domain
+    /// (`invalid_state`) and comes from one of its workers (`not_eligible`).
+    fn check_hierarchy_proposal(&self, signer: &AgentId, p: &Proposal) -> Result<(), Rejection> {
+        if p.method() != Method::Hierarchy {
+            return Ok(());
+        }
+        let Some(h) = self.config.hierarchies.get(&p.domain) else {
+            return reject(
+                ErrorKind::InvalidState,
+                format!(
+                    "{} has no hierarchy: ask the admin for one",
+                    p.domain.as_str()
+                ),
+            );
+        };
+        if !h.workers.contains(signer) {
+            return reject(
+                ErrorKind::NotEligible,
+                format!(
+                    "only the workers of {} propose in its hierarchy",
+                    p.domain.as_str()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// A hierarchy proposal's electorate: the supervisors of its domain the
+    /// space knows, in admission order, with their authority and trust.
+    fn supervisors(&self, domain: &Domain) -> Vec<Member> {
+        let h = &self.config.hierarchies[domain];
+        self.agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| h.supervisors.contains(&a.id))
+            .map(|(i, a)| {
+                let (authority, trust) = (self.authority(a, domain), self.trust(a, domain));
+                Member {
+                    agent: i as AgentIdx,
+                    authority,
+                    trust,
+                    stake: u128::from(Influence::of(authority, trust).0),
+                }
+            })
+            .collect()
+    }
+
+    /// §4.9, §21.2: a worker's response to a hierarchy proposal is an
+    /// objection to the executive's decision: one per worker (`duplicate`),
+    /// only once the executive has decided (`invalid_state`), only while
+    /// the window is open (`proposal_closed`), and only a `challenge`
+    /// (`malformed`).
+    fn check_objection(
+        record: &ProposalRecord,
+        h: &HierarchyRecord,
+        signer: &AgentId,
+        r: Response,
+        time: u64,
+    ) -> Result<Plan, Rejection> {
+        if h.objections.iter().any(|o| &o.worker == signer) {
+            return reject(
+                ErrorKind::Duplicate,
+                format!("{signer} has already objected to this decision"),
+            );
+        }
+        if !Self::is_open_at(record, time) {
+            return reject(
+                ErrorKind::ProposalClosed,
+                format!(
+                    "proposal {} is closed: its objection window has ended",
+                    r.proposal
+                ),
+            );
+        }
+        if h.decision.is_none() {
+            return reject(
+                ErrorKind::InvalidState,
+                "the executive has not decided yet: workers object to a decision, once it is made",
+            );
+        }
+        if r.stance != Some(Stance::Challenge) || r.distribution.is_some() {
+            return reject(
+                ErrorKind::Malformed,
+                "an objection is a challenge of the executive's decision",
+            );
+        }
+        Ok(Plan::Object(r))
+    }
+
+    /// §4.9, §21.2: the executive decides an open hierarchy proposal once
+    /// every supervisor has had its say: only the executive (`not_eligible`),
+    /// once (`duplicate`), after the last supervisor (`invalid_state`), with
+    /// no option (`malformed`).
+    fn check_executive(
+        record: &ProposalRecord,
+        h: &HierarchyRecord,
+        signer: &AgentId,
+        d: Decision,
+    ) -> Result<Plan, Rejection> {
+        if signer != &h.executive {
+            return reject(
+                ErrorKind::NotEligible,
+                "only the domain's executive decides an open hierarchy proposal",
+            );
+        }
+        if h.decision.is_some() {
+            return reject(
+                ErrorKind::Duplicate,
+                "the executive has already decided this proposal",
+            );
+        }
+        if record.pending > 0 {
+            return reject(
+                ErrorKind::InvalidState,
+                format!(
+                    "{} of {} supervisors have not had their say yet",
+                    record.pending,
+                    record.electorate.len()
+                ),
+            );
+        }
+        if d.option.is_some() {
+            return reject(
+                ErrorKind::Malformed,
+                "a hierarchy proposal's decision names no option",
+            );
+        }
+        Ok(Plan::ExecutiveDecide(d))
+    }
+
+    /// Records the executive's decision and moves the proposal's deadline
+    /// to the end of the objection window (§21.2).
+    fn record_executive(&mut self, d: Decision, index: LogIndex, time: u64) -> Vec<Effect> {
+        let record = self.proposals.get_mut(&d.proposal).expect("checked");
+        let h = record.hierarchy.as_deref_mut().expect("checked");
+        let until = time.saturating_add(h.objection_window_ms);
+        h.decision = Some(ExecutiveDecision {
+            decision: d.decision,
+            note: d.note,
+            index,
+            objections_until: until,
+        });
+        let executive = h.executive.clone();
+        let removed = self.deadlines.remove(&(record.deadline, d.proposal));
+        assert!(removed, "an open proposal has a deadline");
+        record.deadline = until;
+        self.deadlines.insert((until, d.proposal));
+        vec![Effect::ExecutiveDecided {
+            proposal: d.proposal,
+            executive,
+            decision: d.decision,
+            objections_until: until,
+        }]
+    }
+
+    /// Records a worker's objection; more than half of the workers
+    /// escalate the proposal at once (§21.3).
+    fn record_objection(
+        &mut self,
+        r: Response,
+        worker: &AgentId,
+        index: LogIndex,
+        time: u64,
+    ) -> Vec<Effect> {
+        let record = self.proposals.get_mut(&r.proposal).expect("checked");
+        let h = record.hierarchy.as_deref_mut().expect("checked");
+        h.objections.push(Objection {
+            worker: worker.clone(),
+            reasoning: r.reasoning,
+            index,
+        });
+        let mut effects = vec![Effect::ObjectionRecorded {
+            proposal: r.proposal,
+            worker: worker.clone(),
+            objections: h.objections.len() as u32,
+            workers: h.workers.len() as u32,
+        }];
+        effects.extend(self.close_if_final(&r.proposal, index, time));
+        effects
+    }
+
     /// §4.9: a committee is for low stakes only, in a space that allows
     /// committees, of at least its `min_committee` → `policy_violation`.
     fn check_committee(&self, p: &Proposal) -> Result<(), Rejection> {
@@ -1660,7 +1903,12 @@ impl Space {
             policy,
             proposal: p,
         } = plan;
-        let electorate = self.freeze_electorate(&p.domain, &policy, p.committee);
+        let hierarchy = (p.method() == Method::Hierarchy)
+            .then(|| Box::new(HierarchyRecord::freeze(&self.config.hierarchies[&p.domain])));
+        let electorate = match &hierarchy {
+            Some(_) => self.supervisors(&p.domain),
+            None => self.freeze_electorate(&p.domain, &policy, p.committee),
+        };
         let method = p.method();
         let options = p.options.clone().unwrap_or_default();
         let proposer_distribution = p
@@ -1701,6 +1949,7 @@ impl Space {
             proposer_distribution,
             choice: None,
             committee: p.committee,
+            hierarchy,
             slots: Index::default(),
             responded: Vec::new(),
         };
@@ -1712,7 +1961,7 @@ impl Space {
             record.remaining -= member.reach(&policy);
             if policy.proposer_counts {
                 match (method, &record.proposer_distribution) {
-                    (Method::Vote | Method::Stake, _) => {
+                    (Method::Vote | Method::Stake | Method::Hierarchy, _) => {
                         member.count(
                             method,
                             &policy,
@@ -1764,6 +2013,13 @@ impl Space {
 
     fn close_if_final(&mut self, id: &Digest, index: LogIndex, time: u64) -> Option<Effect> {
         let record = &self.proposals[id];
+        // A hierarchy proposal closes when its objection window does, or at
+        // once when more than half of the workers object (§21); the
+        // supervisors' answers only let the executive decide.
+        if let Some(h) = record.hierarchy.as_deref() {
+            return (h.decision.is_some() && h.overruled())
+                .then(|| self.close(id, CloseCause::Objected, index, time));
+        }
         if record.pending == 0 {
             return Some(self.close(id, CloseCause::AllResponded, index, time));
         }
@@ -1771,6 +2027,7 @@ impl Space {
         // answered; it has no early finality (§15.3).
         let early = match record.method {
             Method::Belief => return None,
+            Method::Hierarchy => unreachable!("handled above"),
             Method::Stake => stake::early(&record.policy, &record.tally),
             Method::Vote => early_verdict(&record.policy, &record.tally, record.remaining),
         };
@@ -1980,7 +2237,7 @@ impl Space {
         }
         for r in self.proposals.values() {
             match r.method {
-                Method::Vote | Method::Stake => assert!(
+                Method::Vote | Method::Stake | Method::Hierarchy => assert!(
                     r.options.is_empty() && r.belief.sums.is_empty() && r.choice.is_none(),
                     "a vote has no options, pool or choice"
                 ),
@@ -2020,6 +2277,8 @@ enum Plan {
     Respond(AgentIdx, u32, Response),
     Decide(AgentIdx, Decision, Option<u8>),
     Outcome(AgentIdx, Outcome, Option<u8>),
+    ExecutiveDecide(Decision),
+    Object(Response),
 }
 
 /// The position of `label` among a belief proposal's options.

@@ -43,10 +43,10 @@ pub fn check_committee(p: &Proposal) -> Result<(), Rejection> {
     let Some(k) = p.committee else {
         return Ok(());
     };
-    if p.method() == Method::Belief {
+    if !matches!(p.method(), Method::Vote | Method::Stake) {
         return reject(
             ErrorKind::Malformed,
-            "a committee decides a vote or a stake proposal, not a belief proposal",
+            "a committee decides a vote or a stake proposal only",
         );
     }
     if k == 0 || k > MAX_COMMITTEE {

@@ -253,9 +253,14 @@ async fn logout(headers: HeaderMap) -> Response {
 fn reason_text(reason: Option<Reason>) -> &'static str {
     match reason {
         Some(Reason::Stakes) => "The stakes require a human decision.",
-        Some(Reason::NoQuorum) => "Too little of the electorate voted (no quorum).",
+        Some(Reason::NoQuorum) => {
+            "Too little of the electorate voted, or no executive decided in time (no quorum)."
+        }
         Some(Reason::LowConfidence) => "The votes were not confident enough (low confidence).",
         Some(Reason::Contested) => "Neither side cleared its margin (contested).",
+        Some(Reason::Objected) => {
+            "More than half of the workers objected to the executive's decision (objected)."
+        }
         None => "",
     }
 }
@@ -355,6 +360,41 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         );
     }
     out.push_str("</tbody></table>");
+    if let Some(hp) = &pkg.hierarchy {
+        // The executive's decision and the workers' objections (§21).
+        let decided = match (hp.decision, hp.objections_until) {
+            (Some(d), Some(until)) => format!(
+                "{} — {} (objections until {})",
+                if d == HumanVerdict::Approve {
+                    "approve"
+                } else {
+                    "reject"
+                },
+                esc(&hp.note),
+                when(until)
+            ),
+            _ => "did not decide".to_string(),
+        };
+        let executive = space
+            .agent(&hp.executive)
+            .map_or(String::new(), |a| a.name.clone());
+        let _ = write!(
+            out,
+            r#"<h4>Hierarchy</h4><dl class="facts hierarchy"><dt>Executive</dt><dd>{} : {decided}</dd><dt>Objections</dt><dd>{} of {} workers</dd></dl><ul class="objections">"#,
+            esc(&executive),
+            hp.objections.len(),
+            hp.workers,
+        );
+        for o in &hp.objections {
+            let _ = write!(
+                out,
+                "<li><strong>{}</strong> objects: {}</li>",
+                esc(&o.name),
+                esc(&o.reasoning)
+            );
+        }
+        out.push_str("</ul>");
+    }
     if !pkg.silent.is_empty() {
         let _ = write!(
             out,
@@ -652,6 +692,7 @@ async fn proposal_page(
                 synod_core::space::CloseCause::Deadline => "at its deadline",
                 synod_core::space::CloseCause::AllResponded => "when everyone had answered",
                 synod_core::space::CloseCause::Early => "early: no remaining answer could change it",
+                synod_core::space::CloseCause::Objected => "when more than half of the workers objected",
             };
             let _ = write!(out, "<li>Entry {}: closed {cause} at {}</li>", c.index, when(c.time));
         }
