@@ -334,8 +334,13 @@ def shape(s) -> None:
 
     fields(s, ("stakes", "electorate", "proposer", "proposer_confidence", "responses"),
            ("policy", "deadline_passed", "method", "options", "proposer_distribution",
-            "committee", "seed"))
-    need(s.get("method", "vote") in ("vote", "belief", "stake") and not isinstance(s.get("method"), Num))
+            "committee", "seed", "workers", "executive_decision", "objections"))
+    need(s.get("method", "vote") in ("vote", "belief", "stake", "hierarchy") and not isinstance(s.get("method"), Num))
+    for name in ("workers", "objections"):
+        if s.get(name) is not None:
+            need(isinstance(s[name], list) and all(isinstance(w, str) and not isinstance(w, Num) for w in s[name]))
+    if s.get("executive_decision") is not None:
+        need(s["executive_decision"] in ("approve", "reject") and not isinstance(s["executive_decision"], Num))
     for name, bits in (("committee", 32),):
         if s.get(name) is not None:
             need(isinstance(s[name], Num) and re.fullmatch(r"\d+", s[name]) and int(s[name]) < 2**bits)
@@ -411,6 +416,7 @@ def run_scenario(raw: str) -> dict:
         raise Refused("out_of_range")
     belief = s.get("method") == "belief"
     by_stake = s.get("method") == "stake"
+    hier = s.get("method") == "hierarchy"
     options = s.get("options")
     if belief != (options is not None):
         raise Refused("malformed")
@@ -425,10 +431,20 @@ def run_scenario(raw: str) -> dict:
         raise Refused("malformed")
     # §20.3: a committee comes with its seed, never on a belief scenario.
     k, seed = s.get("committee"), s.get("seed")
-    if (k is None) != (seed is None) or (k is not None and belief):
+    if (k is None) != (seed is None) or (k is not None and (belief or hier)):
         raise Refused("malformed")
     if k is not None and not 1 <= int(k) <= 100:
         raise Refused("out_of_range")
+    # §21: workers, the executive's decision and objections in a hierarchy.
+    workers = s.get("workers")
+    if hier:
+        if workers is None or not workers:
+            raise Refused("malformed")
+        if len(set(workers)) != len(workers):
+            raise Refused("duplicate")
+    elif any(s.get(n) is not None for n in ("workers", "executive_decision", "objections")):
+        raise Refused("malformed")
+    workers = set(workers or [])
     decimals = 18 if policy["weighting"] == "linear" or by_stake else 30
     members, listed, stake = {}, set(), {}
     for m in s["electorate"]:
@@ -443,6 +459,8 @@ def run_scenario(raw: str) -> dict:
             members[m["agent"]] = (a, t)
             # §20.1: a granted stake in whole units, else the influence.
             stake[m["agent"]] = a * t if granted is None else int(granted) * 10**12
+    if any(m["agent"] in workers for m in s["electorate"]):
+        raise Refused("malformed")
     if k is not None:
         names = list(members)
         drawn = sorted(lottery_draw(bytes.fromhex(seed), [stake[n] for n in names], int(k)))
@@ -512,6 +530,21 @@ def run_scenario(raw: str) -> dict:
             believe(r["agent"], d)
         else:
             count(r["agent"], stance, conf)
+    objected = []
+    if hier:
+        decision = s.get("executive_decision")
+        if s["proposer"] not in workers:
+            raise Refused("not_eligible")
+        if decision is not None and any(a not in responded for a in members):
+            raise Refused("invalid_state")
+        for w in s.get("objections") or []:
+            if decision is None:
+                raise Refused("invalid_state")
+            if w not in workers:
+                raise Refused("not_eligible")
+            if w in objected:
+                raise Refused("duplicate")
+            objected.append(w)
     remaining = sum(reach(policy, *m) for agent, m in members.items() if agent not in responded)
     everyone = all(a in responded for a in members)
     closing = s.get("deadline_passed", False) or everyone
@@ -527,6 +560,25 @@ def run_scenario(raw: str) -> dict:
             status, reason = "approved", None
         else:
             status, reason = "escalated", "contested"
+        was_early = False
+    elif hier:
+        # §21.3: a human when the policy says so; no decision escalates;
+        # more than half of the workers objecting escalates at once;
+        # otherwise the executive's decision, once the window has closed.
+        decision = s.get("executive_decision")
+        overruled = decision is not None and 2 * len(objected) > len(workers)
+        if policy["human_required"]:
+            verdict = ("escalated", "stakes")
+        elif decision is None:
+            verdict = ("escalated", "no_quorum")
+        elif overruled:
+            verdict = ("escalated", "objected")
+        else:
+            verdict = ("approved" if decision == "approve" else "rejected", None)
+        if s.get("deadline_passed", False) or overruled:
+            status, reason = verdict
+        else:
+            status, reason = "open", None
         was_early = False
     elif by_stake:
         # §20.2: more than 2/3 of the whole stake approves; a third
@@ -559,6 +611,8 @@ def run_scenario(raw: str) -> dict:
     }
     if k is not None:
         out["committee"] = list(members)
+    if hier:
+        out["hierarchy"] = {"decision": s.get("executive_decision"), "objections": len(objected), "workers": len(workers)}
     if belief:
         lead = None if leader is None else options[leader]
         out["belief"] = {
@@ -876,6 +930,22 @@ def check_stake() -> int:
     return len(data["cases"]) + len(data["proposers"])
 
 
+def check_hierarchy() -> int:
+    text = (HERE / "hierarchy.json").read_text()
+    cases = json.loads(text)["cases"]
+    raws = list(scenario_texts(text))
+    assert len(raws) == len(cases)
+    for case, raw in zip(cases, raws):
+        try:
+            got = run_scenario(raw)
+        except Refused as refused:
+            assert case.get("error") == refused.kind, (case["name"], refused.kind)
+            continue
+        assert "error" not in case, (case["name"], got)
+        assert got == case["expected"], (case["name"], got, case["expected"])
+    return len(cases)
+
+
 def main() -> int:
     counts = {
         "keys": check_keys(),
@@ -888,6 +958,7 @@ def main() -> int:
         "belief values and scenarios": check_belief(),
         "admission stamps": check_stamps(),
         "stake scenarios and proposer draws": check_stake(),
+        "hierarchy scenarios": check_hierarchy(),
     }
     for name, n in counts.items():
         print(f"python agrees on {n} {name}")

@@ -157,15 +157,29 @@ impl HierarchyRecord {
 /// escalated (`no_quorum`); objections from more than half of the workers
 /// → escalated (`objected`); otherwise the executive's decision.
 pub fn verdict(policy: &Policy, h: &HierarchyRecord) -> Verdict {
+    rule(
+        policy,
+        h.decision.as_ref().map(|d| d.decision),
+        h.objections.len(),
+        h.workers.len(),
+    )
+}
+
+/// The rule of [`verdict`] on its inputs: the executive's decision, the
+/// number of objections and of workers.
+pub fn rule(
+    policy: &Policy,
+    decision: Option<HumanVerdict>,
+    objections: usize,
+    workers: usize,
+) -> Verdict {
     if policy.human_required {
         return Verdict::Escalated(Reason::Stakes);
     }
-    match &h.decision {
+    match decision {
         None => Verdict::Escalated(Reason::NoQuorum),
-        Some(_) if h.overruled() => Verdict::Escalated(Reason::Objected),
-        Some(d) => match d.decision {
-            HumanVerdict::Approve => Verdict::Approved,
-            HumanVerdict::Reject => Verdict::Rejected,
-        },
+        Some(_) if 2 * objections > workers => Verdict::Escalated(Reason::Objected),
+        Some(HumanVerdict::Approve) => Verdict::Approved,
+        Some(HumanVerdict::Reject) => Verdict::Rejected,
     }
 }

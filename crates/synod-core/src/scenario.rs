@@ -12,7 +12,9 @@ use crate::error::{ErrorKind, Rejection, reject};
 use crate::fixed::{
     Authority, Confidence, Decimal, Influence, ONE, Probability, Ratio, Trust, Unit,
 };
+use crate::hierarchy;
 use crate::lottery;
+use crate::message::HumanVerdict;
 use crate::message::{MAX_OPTIONS, MIN_OPTIONS, Method, check_option_label};
 use crate::policy::{Policy, PolicyOverrides, Pool, Stakes, Weighting};
 use crate::stake::{self, MAX_COMMITTEE};
@@ -49,6 +51,12 @@ struct RawScenario<'a> {
     committee: Option<u32>,
     #[serde(default)]
     seed: Option<Digest>,
+    #[serde(default)]
+    workers: Option<Vec<String>>,
+    #[serde(default)]
+    executive_decision: Option<HumanVerdict>,
+    #[serde(default)]
+    objections: Option<Vec<String>>,
 }
 
 /// A JSON object read as its members in order, repeats included, so that
@@ -151,6 +159,21 @@ pub struct ScenarioResult {
     /// The committee drawn (§20.3), in listed order, when one was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub committee: Option<Vec<String>>,
+    /// A hierarchy scenario's executive decision and objections (§21).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchy: Option<HierarchyResult>,
+}
+
+/// What a hierarchy scenario adds to the result (§11.4, §21).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HierarchyResult {
+    /// The executive's decision, if any.
+    pub decision: Option<HumanVerdict>,
+    /// How many workers objected.
+    pub objections: u32,
+    /// How many workers there are.
+    pub workers: u32,
 }
 
 /// What a belief scenario adds to the result (§11.4, §15).
@@ -309,10 +332,10 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                 "committee: a committee and its seed come together",
             );
         }
-        (Some(_), Some(_)) if belief => {
+        (Some(_), Some(_)) if !matches!(method, Method::Vote | Method::Stake) => {
             return reject(
                 ErrorKind::Malformed,
-                "committee: a belief scenario has no committee",
+                "committee: only a vote or a stake scenario has a committee",
             );
         }
         (Some(k), Some(_)) if k == 0 || k > MAX_COMMITTEE => {
@@ -323,6 +346,38 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         }
         (Some(_), Some(_)) => {}
     }
+
+    // A hierarchy (§21): its workers, and the executive's decision and the
+    // objections only in a hierarchy scenario.
+    let hier = method == Method::Hierarchy;
+    let workers: BTreeSet<&str> = match (&raw.workers, hier) {
+        (Some(w), true) => {
+            if w.is_empty() {
+                return reject(ErrorKind::Malformed, "workers: a hierarchy has workers");
+            }
+            let set: BTreeSet<&str> = w.iter().map(String::as_str).collect();
+            if set.len() != w.len() {
+                return reject(ErrorKind::Duplicate, "workers: a worker is listed twice");
+            }
+            set
+        }
+        (None, true) => {
+            return reject(
+                ErrorKind::Malformed,
+                "workers: a hierarchy scenario lists its workers",
+            );
+        }
+        (_, false) => {
+            if raw.workers.is_some() || raw.executive_decision.is_some() || raw.objections.is_some()
+            {
+                return reject(
+                    ErrorKind::Malformed,
+                    "workers, executive_decision and objections belong to a hierarchy scenario",
+                );
+            }
+            BTreeSet::new()
+        }
+    };
 
     // Members with authority above zero, with their authority, trust and
     // stake, in listed order. An authority of 0 makes an observer: it may be
@@ -363,6 +418,16 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         }
         _ => None,
     };
+    if raw
+        .electorate
+        .iter()
+        .any(|m| workers.contains(m.agent.as_str()))
+    {
+        return reject(
+            ErrorKind::Malformed,
+            "electorate: in a hierarchy the electorate is the supervisors, never a worker",
+        );
+    }
     let stakes: BTreeMap<&str, u128> = in_order.iter().map(|m| (m.0, m.3)).collect();
     let members: BTreeMap<&str, (Authority, Trust)> =
         in_order.iter().map(|m| (m.0, (m.1, m.2))).collect();
@@ -469,6 +534,43 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let waiting = members
         .iter()
         .filter(|(agent, _)| !responded.contains(*agent));
+    // §21: the executive decides after every supervisor; objections come
+    // from workers, once each, after the decision.
+    let mut objected: BTreeSet<&str> = BTreeSet::new();
+    if hier {
+        if !workers.contains(raw.proposer.as_str()) {
+            return reject(
+                ErrorKind::NotEligible,
+                "proposer: only a worker proposes in a hierarchy",
+            );
+        }
+        if raw.executive_decision.is_some() && waiting.clone().count() > 0 {
+            return reject(
+                ErrorKind::InvalidState,
+                "executive_decision: not every supervisor has had its say",
+            );
+        }
+        for (i, w) in raw.objections.iter().flatten().enumerate() {
+            if raw.executive_decision.is_none() {
+                return reject(
+                    ErrorKind::InvalidState,
+                    "objections: there is no executive decision to object to",
+                );
+            }
+            if !workers.contains(w.as_str()) {
+                return reject(
+                    ErrorKind::NotEligible,
+                    format!("objections[{i}]: {w:?} is not a worker"),
+                );
+            }
+            if !objected.insert(w.as_str()) {
+                return reject(
+                    ErrorKind::Duplicate,
+                    format!("objections[{i}]: {w:?} has already objected"),
+                );
+            }
+        }
+    }
     let remaining: u128 = waiting
         .clone()
         .map(|(_, &(a, t))| reach(&policy, a, t))
@@ -477,6 +579,17 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
 
     let closing = raw.deadline_passed || everyone_answered;
     let (verdict, early) = match (belief, closing) {
+        _ if hier => {
+            let v = hierarchy::rule(
+                &policy,
+                raw.executive_decision,
+                objected.len(),
+                workers.len(),
+            );
+            // More than half of the workers close it at once (§21.3).
+            let overruled = raw.executive_decision.is_some() && 2 * objected.len() > workers.len();
+            ((raw.deadline_passed || overruled).then_some(v), false)
+        }
         (false, true) if by_stake => (Some(stake::resolve(&policy, &tally)), false),
         (false, false) if by_stake => (stake::early(&policy, &tally), true),
         (false, true) => (Some(resolve(&policy, &tally)), false),
@@ -525,5 +638,10 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         }),
         belief: belief_result,
         committee,
+        hierarchy: hier.then(|| HierarchyResult {
+            decision: raw.executive_decision,
+            objections: objected.len() as u32,
+            workers: workers.len() as u32,
+        }),
     })
 }

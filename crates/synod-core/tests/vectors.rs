@@ -1204,3 +1204,239 @@ fn stake_log_export() {
     assert_eq!(summary.proposals.get("approved_by_human"), Some(&1));
     assert_eq!(summary.proposals.get("rejected"), Some(&1));
 }
+
+/// One hierarchy scenario (PROTOCOL.md §11, §21): supervisors `s1`, `s2`
+/// (authority 1, trust 0.5) and `workers`, the first of them proposing.
+fn hierarchy_case(name: &str, why: &str, workers: &[&str], extra: Value) -> Value {
+    let mut scenario = json!({
+        "stakes": "medium",
+        "method": "hierarchy",
+        "workers": workers,
+        "electorate": [
+            {"agent": "s1", "authority": "1", "trust": "0.5"},
+            {"agent": "s2", "authority": "1", "trust": "0.5"},
+        ],
+        "proposer": workers.first().copied().unwrap_or("w1"),
+        "proposer_confidence": "0.8",
+        "responses": [
+            {"agent": "s1", "stance": "endorse", "confidence": "0.9"},
+            {"agent": "s2", "stance": "challenge", "confidence": "0.6"},
+        ],
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        scenario[k] = v.clone();
+    }
+    let text = serde_json::to_string(&scenario).unwrap();
+    let mut case = json!({"name": name, "why": why, "scenario": scenario});
+    match scenario::run(&text) {
+        Ok(result) => case["expected"] = serde_json::to_value(result).unwrap(),
+        Err(e) => case["error"] = json!(e.kind.as_str()),
+    }
+    case
+}
+
+/// vectors/hierarchy.json: the hierarchy rule (PROTOCOL.md §21) in the
+/// `synod resolve` format, chosen by hand around its edges; outputs come
+/// from the code and check.py recomputes every one.
+#[test]
+fn hierarchy_vectors() {
+    let five = ["w1", "w2", "w3", "w4", "w5"];
+    let four = ["w1", "w2", "w3", "w4"];
+    let cases = vec![
+        hierarchy_case(
+            "evaluated, not decided",
+            "both supervisors answered; the executive has not decided: open.",
+            &five,
+            json!({}),
+        ),
+        hierarchy_case(
+            "no decision by the deadline",
+            "the deadline passes without an executive decision: escalated (no_quorum).",
+            &five,
+            json!({"deadline_passed": true}),
+        ),
+        hierarchy_case(
+            "decided, window open",
+            "the executive approves; no objection yet and the window is open: still open, not final.",
+            &five,
+            json!({"executive_decision": "approve"}),
+        ),
+        hierarchy_case(
+            "decided, window closed",
+            "the executive approves and the window closes with one objection of five: approved.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["w2"], "deadline_passed": true}),
+        ),
+        hierarchy_case(
+            "rejected, window closed",
+            "the executive rejects; the window closes: rejected.",
+            &five,
+            json!({"executive_decision": "reject", "deadline_passed": true}),
+        ),
+        hierarchy_case(
+            "overruled by three of five",
+            "three of five workers object: more than half, escalated (objected) at once, window open.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["w2", "w3", "w1"]}),
+        ),
+        hierarchy_case(
+            "two of five stand",
+            "two of five object: not more than half; open until the window closes.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["w2", "w3"]}),
+        ),
+        hierarchy_case(
+            "exactly half stands",
+            "two of four object: exactly half is not more than half; the window closes: rejected as decided.",
+            &four,
+            json!({"executive_decision": "reject", "objections": ["w1", "w2"], "deadline_passed": true}),
+        ),
+        hierarchy_case(
+            "human required",
+            "critical-style policy: human_required escalates (stakes) when the window closes.",
+            &five,
+            json!({"executive_decision": "approve", "deadline_passed": true, "policy": {"human_required": true}}),
+        ),
+        hierarchy_case(
+            "executive before the supervisors",
+            "s2 has not answered: the executive may not decide yet.",
+            &five,
+            json!({"executive_decision": "approve", "responses": [{"agent": "s1", "stance": "endorse", "confidence": "0.9"}]}),
+        ),
+        hierarchy_case(
+            "abstention is a say",
+            "s2 abstains: every supervisor has had its say, the executive may decide.",
+            &five,
+            json!({"executive_decision": "reject", "deadline_passed": true, "responses": [{"agent": "s1", "stance": "endorse", "confidence": "0.9"}, {"agent": "s2", "stance": "abstain", "confidence": "0.5"}]}),
+        ),
+        hierarchy_case(
+            "objection without a decision",
+            "nothing to object to yet.",
+            &five,
+            json!({"objections": ["w2"]}),
+        ),
+        hierarchy_case(
+            "objection from a non-worker",
+            "s1 is a supervisor, not a worker.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["s1"]}),
+        ),
+        hierarchy_case(
+            "a worker objecting twice",
+            "w2 objects twice.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["w2", "w2"]}),
+        ),
+        hierarchy_case(
+            "proposer not a worker",
+            "s1 proposes: only workers propose.",
+            &five,
+            json!({"proposer": "s1"}),
+        ),
+        hierarchy_case(
+            "no workers",
+            "a hierarchy has workers.",
+            &[],
+            json!({"proposer": "w1"}),
+        ),
+        hierarchy_case(
+            "a worker supervising",
+            "w1 is listed among the supervisors.",
+            &five,
+            json!({"electorate": [{"agent": "w1", "authority": "1", "trust": "0.5"}]}),
+        ),
+        hierarchy_case(
+            "workers outside a hierarchy",
+            "a vote has no workers.",
+            &five,
+            json!({"method": "vote"}),
+        ),
+        hierarchy_case(
+            "a committee in a hierarchy",
+            "committees are for votes and stake proposals.",
+            &five,
+            json!({"committee": 2, "seed": Digest::of(b"x").to_hex()}),
+        ),
+    ];
+    let generated = serde_json::to_string_pretty(&json!({
+        "description": "Hierarchical decisions (PROTOCOL.md §21) in the `synod resolve` format (§11): `workers`, `executive_decision`, `objections`; the electorate lists the supervisors. Scenarios chosen by hand (`why`); outputs generated and pinned.",
+        "cases": cases,
+    }))
+    .unwrap()
+        + "\n";
+    pinned("hierarchy.json", &generated);
+}
+
+/// A space with a hierarchy in ops.deploy: one decision that stands after
+/// its window, one overruled by objections and decided by a reviewer, one
+/// that no executive decided in time.
+fn hierarchy_log() -> Vec<String> {
+    let mut h = Harness::closed();
+    let workers = ["ana", "ben", "cai", "dee", "eli"];
+    for name in workers.iter().chain(&["sam", "sue", "exa"]) {
+        h.agent(name, &[("ops.*", "1")]);
+    }
+    h.person("reviewer", &["reviewer"]);
+    h.person("auditor", &["oracle"]);
+    let ids = |names: &[&str]| names.iter().map(|n| h.id(n)).collect::<Vec<_>>();
+    let hierarchy = json!({"ops.deploy": {"workers": ids(&workers), "supervisors": ids(&["sam", "sue"]),
+                                          "executive": h.id("exa"), "objection_window_ms": 5 * MINUTE}});
+    h.configure(json!({"set": {"hierarchies": hierarchy}}))
+        .unwrap();
+    let body = |h: &Harness, summary: &str| {
+        json!({"domain": "ops.deploy", "action": {"kind": "deploy", "summary": summary},
+               "confidence": "0.8", "stakes": "medium", "deadline": h.time + 10 * MINUTE,
+               "method": "hierarchy"})
+    };
+    let decide = |h: &mut Harness, p: Digest, d: &str| {
+        h.send(
+            "exa",
+            MessageType::Decision,
+            json!({"proposal": p, "decision": d, "note": "as executive"}),
+        )
+        .unwrap();
+    };
+    let stands = h.propose_with("ana", body(&h, "ship 4.0")).unwrap();
+    h.respond("sam", stands, "endorse", "0.9").unwrap();
+    h.respond("sue", stands, "endorse", "0.7").unwrap();
+    decide(&mut h, stands, "approve");
+    h.respond("ben", stands, "challenge", "0.6").unwrap();
+    h.time += 1;
+    let overruled = h
+        .propose_with("cai", body(&h, "drop the audit table"))
+        .unwrap();
+    h.respond("sam", overruled, "challenge", "0.8").unwrap();
+    h.respond("sue", overruled, "abstain", "0.5").unwrap();
+    decide(&mut h, overruled, "approve");
+    for w in ["ana", "dee", "eli"] {
+        h.respond(w, overruled, "challenge", "0.9").unwrap();
+    }
+    assert_eq!(h.status(&overruled), "escalated");
+    h.send(
+        "reviewer",
+        MessageType::Decision,
+        json!({"proposal": overruled, "decision": "reject", "note": "the workers were right"}),
+    )
+    .unwrap();
+    h.time += 1;
+    let late = h.propose_with("eli", body(&h, "rotate logs")).unwrap();
+    h.respond("sam", late, "endorse", "0.6").unwrap();
+    h.advance(10 * MINUTE);
+    assert_eq!(h.status(&stands), "approved");
+    assert_eq!(h.status(&late), "escalated");
+    h.outcome("auditor", stands, "success").unwrap();
+    h.lines
+}
+
+#[test]
+fn hierarchy_log_export() {
+    let lines = hierarchy_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/hierarchy.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/hierarchy.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.proposals.get("rejected_by_human"), Some(&1));
+    assert_eq!(summary.proposals.get("approved"), Some(&1));
+    assert_eq!(summary.proposals.get("escalated"), Some(&1));
+}
