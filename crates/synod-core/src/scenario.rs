@@ -638,7 +638,7 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         }),
         belief: belief_result,
         committee,
-        hierarchy: hier.then(|| HierarchyResult {
+        hierarchy: hier.then_some(HierarchyResult {
             decision: raw.executive_decision,
             objections: objected.len() as u32,
             workers: workers.len() as u32,
