@@ -32,6 +32,7 @@ TOOLS = {
     "check_status",
     "report_outcome",
     "who_may_propose",
+    "decide_as_executive",
 }
 
 
@@ -287,3 +288,40 @@ async def test_over_stdio_a_proposal_decided_by_stake(team: Team, tmp_path: Path
                     session, "propose", domain="fraud.detection", kind="k", summary="not mine", confidence=0.9, stakes="low"
                 )
                 assert refused["error"] == "not_eligible"
+
+
+@pytest.mark.anyio
+async def test_over_stdio_an_executive_decides_and_workers_overrule_it(team: Team, tmp_path: Path) -> None:
+    """Hierarchical decisions through MCP (PROTOCOL §21): a worker proposes,
+    the supervisor evaluates, the executive decides only after it, and two
+    of three workers objecting send the decision to humans."""
+    node = team.server.url
+    admin = team.client(team.admin)
+    workers = [team.alice, team.carol, team.oscar]
+    admin.set_config(hierarchies={"fraud.detection": {
+        "workers": [w.did for w in workers], "supervisors": [team.bob.did],
+        "executive": team.admin.did, "objection_window_ms": 3_600_000}})
+    # The executive (the admin's key here) acts through MCP.
+    exec_key = team.admin.save(tmp_path / "exec.key")
+    with anyio.fail_after(60):
+        async with stdio_session(node, team.alice.save(tmp_path / "alice.key")) as session:
+            proposed = await call(
+                session, "propose", domain="fraud.detection", kind="refund", summary="Refund order 12",
+                confidence=0.7, stakes="medium", method="hierarchy",
+            )
+            pid = proposed["id"]
+        async with stdio_session(node, exec_key) as session:
+            early = await call_error(session, "decide_as_executive", proposal_id=pid, decision="approve", note="fine")
+            assert early["error"] == "invalid_state"
+            with Client(node, key=team.bob) as bob:
+                bob.respond(pid, "challenge", 0.7, "the order was delivered")
+            decided = await call(session, "decide_as_executive", proposal_id=pid, decision="approve", note="goodwill")
+            assert decided["status"] == "open"
+        async with stdio_session(node, team.carol.save(tmp_path / "carol.key")) as session:
+            await call(session, "respond", proposal_id=pid, stance="challenge", confidence=0.9, reasoning="no refund policy")
+        with Client(node, key=team.alice) as alice:
+            answer = alice.respond(pid, "challenge", 0.8, "I was wrong to ask")
+            assert answer["status"] == "escalated"
+        detail = admin.proposal(pid)
+        assert detail["reason"] == "objected"
+        assert [o["worker"] for o in detail["hierarchy"]["objections"]] == [team.carol.did, team.alice.did]

@@ -90,8 +90,11 @@ pub struct ProposeArgs {
     #[arg(long, value_delimiter = ',', value_name = "OPTION=P")]
     distribution: Vec<String>,
     /// `stake`: decide by stake, approved only by more than two thirds of
-    /// the whole electorate's stake (PROTOCOL.md §20); default a vote.
-    #[arg(long, value_parser = ["vote", "stake"])]
+    /// the whole electorate's stake (PROTOCOL.md §20); `hierarchy`: a
+    /// worker's proposal that the supervisors evaluate and the executive
+    /// decides (§21; the executive decides with `synod review`, workers
+    /// object with `synod respond ID challenge`); default a vote.
+    #[arg(long, value_parser = ["vote", "stake", "hierarchy"])]
     method: Option<String>,
     /// A low-stakes proposal decided by a committee of K members drawn by
     /// stake (where the space's min_committee allows it).
@@ -1019,8 +1022,8 @@ pub fn admin(command: AdminCommand, conn: &Conn) -> Result<ExitCode> {
                     {
                         json!(n)
                     }
-                    _ if field == "policies" => {
-                        serde_json::from_str(&value).context("policies is JSON")?
+                    _ if field == "policies" || field == "hierarchies" => {
+                        serde_json::from_str(&value).with_context(|| format!("{field} is JSON"))?
                     }
                     _ => json!(value),
                 };

@@ -311,6 +311,14 @@ fn status_after(receipt: &crate::Receipt, id: &Digest) -> (Option<Status>, Optio
                 status: s,
                 ..
             } if proposal == id => status = Some(*s),
+            // A hierarchy's executive decision and objections leave the
+            // proposal open until its window closes (PROTOCOL.md §21).
+            Effect::ExecutiveDecided { proposal, .. }
+            | Effect::ObjectionRecorded { proposal, .. }
+                if proposal == id =>
+            {
+                status = status.or(Some(Status::Open))
+            }
             _ => {}
         }
     }
@@ -730,6 +738,21 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
     }));
     if let Some(d) = &p.proposer_distribution {
         out["distribution"] = distribution_json(p, d);
+    }
+    if let Some(h) = p.hierarchy.as_deref() {
+        // The executive's decision and the objections (PROTOCOL.md §21).
+        out["hierarchy"] = json!({
+            "workers": h.workers,
+            "executive": h.executive,
+            "objection_window_ms": h.objection_window_ms,
+            "decision": h.decision.as_ref().map(|d| json!({
+                "decision": d.decision, "note": d.note, "index": d.index,
+                "objections_until": d.objections_until,
+            })),
+            "objections": h.objections.iter().map(|o| json!({
+                "worker": o.worker, "reasoning": o.reasoning, "index": o.index,
+            })).collect::<Vec<_>>(),
+        });
     }
     if p.status == Status::Open {
         // What the rule would say if the proposal closed now: not a decision.
