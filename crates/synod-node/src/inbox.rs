@@ -250,12 +250,17 @@ async fn logout(headers: HeaderMap) -> Response {
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-fn reason_text(reason: Option<Reason>) -> &'static str {
+fn reason_text(reason: Option<Reason>, method: synod_core::message::Method) -> &'static str {
+    use synod_core::message::Method;
     match reason {
         Some(Reason::Stakes) => "The stakes require a human decision.",
-        Some(Reason::NoQuorum) => {
-            "Too little of the electorate voted, or no executive decided in time (no quorum)."
+        Some(Reason::NoQuorum) if method == Method::Stake => {
+            "Neither more than two thirds of the whole stake endorsed, nor a third challenged (no quorum)."
         }
+        Some(Reason::NoQuorum) if method == Method::Hierarchy => {
+            "The executive did not decide before the deadline (no quorum)."
+        }
+        Some(Reason::NoQuorum) => "Too little of the electorate voted (no quorum).",
         Some(Reason::LowConfidence) => "The votes were not confident enough (low confidence).",
         Some(Reason::Contested) => "Neither side cleared its margin (contested).",
         Some(Reason::Objected) => {
@@ -319,7 +324,7 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
                     .join(", ")
             )
         },
-        reason = reason_text(pkg.reason),
+        reason = reason_text(pkg.reason, record.method),
     );
     if !body.action.payload.is_null() {
         let payload = serde_json::to_string_pretty(&body.action.payload).unwrap_or_default();
@@ -652,7 +657,7 @@ async fn proposal_page(
             reason = record
                 .closure
                 .and_then(|c| c.verdict.reason())
-                .map(|r| format!(" — {}", reason_text(Some(r))))
+                .map(|r| format!(" — {}", reason_text(Some(r), record.method)))
                 .unwrap_or_default(),
         );
         out.push_str(&package_html(s, record));
@@ -941,6 +946,141 @@ mod tests {
         assert_eq!(two.matches("<circle").count(), 3);
         assert_eq!(two.matches("class=\"trust-line\"").count(), 2);
         assert!(two.contains(r#"d="M30.0,72.3 L470.0,62.0""#), "{two}");
+    }
+
+    /// A space built by signed messages, with the state machine alone.
+    fn send(
+        space: &mut Space,
+        key: &synod_core::Keypair,
+        kind: synod_core::MessageType,
+        mut body: serde_json::Value,
+        time: u64,
+    ) -> Digest {
+        body["space"] = serde_json::json!("t");
+        body["created_at"] = serde_json::json!(time);
+        let message = synod_core::Verified::sign(kind, body, key);
+        let id = message.id();
+        space.append(message, time).expect("accepted");
+        id
+    }
+
+    #[test]
+    fn packages_show_the_stake_rule_and_a_hierarchys_objections() {
+        use serde_json::json;
+        use synod_core::MessageType as M;
+        let key = |n: &str| synod_core::Keypair::from_seed(&Digest::of(n.as_bytes()).0);
+        let t = 1_700_000_000_000u64;
+        let mut space = Space::new();
+        let admin = key("admin");
+        send(
+            &mut space,
+            &admin,
+            M::Configuration,
+            json!({"seq": 0, "change": {"set": {"stake": "granted"}}}),
+            t,
+        );
+        let mut seq = 0;
+        let mut grant = |space: &mut Space, who: &str, roles: serde_json::Value, stake: u64| {
+            seq += 1;
+            send(
+                space,
+                &admin,
+                M::Configuration,
+                json!({"seq": seq, "change": {"grant": {
+                "agent": key(who).id(), "authorities": {"ops.*": "1"}, "roles": roles, "stake": stake}}}),
+                t,
+            );
+        };
+        for (who, stake) in [("w1", 1), ("w2", 1), ("w3", 1), ("sup", 1), ("boss", 1)] {
+            grant(&mut space, who, json!(["agent"]), stake);
+        }
+        let ids = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| key(n).id().clone())
+                .collect::<Vec<_>>()
+        };
+        seq += 1;
+        send(
+            &mut space,
+            &admin,
+            M::Configuration,
+            json!({"seq": seq, "change": {"set": {"hierarchies": {"ops.deploy": {
+            "workers": ids(&["w1", "w2", "w3"]), "supervisors": ids(&["sup"]), "executive": key("boss").id(),
+            "objection_window_ms": 60_000}}}}}),
+            t,
+        );
+        let proposal = |method: &str, summary: &str| {
+            json!({"domain": "ops.deploy",
+            "action": {"kind": "k", "summary": summary}, "confidence": "0.9", "stakes": "medium",
+            "deadline": t + 600_000, "method": method})
+        };
+        let p = send(
+            &mut space,
+            &key("w1"),
+            M::Proposal,
+            proposal("hierarchy", "ship"),
+            t,
+        );
+        let respond = |space: &mut Space, who: &str, stance: &str, why: &str| {
+            send(
+                space,
+                &key(who),
+                M::Response,
+                json!({"proposal": p, "stance": stance, "confidence": "0.9", "reasoning": why}),
+                t,
+            );
+        };
+        respond(&mut space, "sup", "endorse", "fine by me");
+        send(
+            &mut space,
+            &key("boss"),
+            M::Decision,
+            json!({"proposal": p, "decision": "approve", "note": "go ahead"}),
+            t,
+        );
+        respond(&mut space, "w2", "challenge", "not on a friday");
+        respond(&mut space, "w3", "challenge", "the rollback is untested");
+        let html = package_html(&space, space.proposal(&p).unwrap());
+        assert!(html.contains("Hierarchy"), "{html}");
+        assert!(html.contains("2 of 3 workers"), "{html}");
+        assert!(html.contains("the rollback is untested"), "{html}");
+        assert!(html.contains("go ahead"), "{html}");
+        assert!(
+            html.contains("More than half of the workers objected"),
+            "{html}"
+        );
+        // A stake proposal at exactly two thirds: the thresholds it missed.
+        let s = send(
+            &mut space,
+            &key("w1"),
+            M::Proposal,
+            proposal("stake", "rotate"),
+            t,
+        );
+        for (who, stance) in [
+            ("w2", "endorse"),
+            ("w3", "endorse"),
+            ("sup", "abstain"),
+            ("boss", "abstain"),
+        ] {
+            send(
+                &mut space,
+                &key(who),
+                M::Response,
+                json!({"proposal": s, "stance": stance, "confidence": "0.9"}),
+                t,
+            );
+        }
+        let html = package_html(&space, space.proposal(&s).unwrap());
+        // S = 5 (one unit each), E = 3 (w1's proposal, w2, w3): 3 × 3 = 9 is
+        // not above 2 × 5 = 10; the least that approves is ⌊10/3⌋ + 1 units
+        // of 10⁻¹² above nothing: 3.333333333334.
+        assert!(html.contains("Approve: endorsed stake</td><td>3</td><td>more than 2/3 of the whole stake 5: ≥ 3.333333333334"), "{html}");
+        assert!(
+            html.contains("more than two thirds of the whole stake endorsed"),
+            "{html}"
+        );
     }
 
     #[test]
