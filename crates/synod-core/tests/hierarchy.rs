@@ -368,4 +368,14 @@ fn the_audit_and_a_replica_re_derive_hierarchies() {
         replica.apply(e).unwrap();
     }
     assert_eq!(replica.state_hash(), h.space.state_hash());
+    // A snapshot keeps the roles, the decisions and the objections: a
+    // restored space goes on exactly as the original.
+    let mut restored = Space::from_snapshot(&h.space.to_snapshot()).unwrap();
+    assert_eq!(restored.state_hash(), h.space.state_hash());
+    let p = evaluated(&mut h);
+    decide(&mut h, "boss", p, "approve").unwrap();
+    for e in &h.entries[h.entries.len() - 4..] {
+        restored.apply(e).unwrap();
+    }
+    assert_eq!(restored.state_hash(), h.space.state_hash());
 }

@@ -426,6 +426,12 @@ fn only_the_rounds_drawn_proposer_may_propose() {
         b["action"]["summary"] = json!(format!("{drawn} again at {}", h.time));
         h.propose_with(drawn, b).unwrap();
     }
+    // A snapshot keeps the round and its anchor.
+    let restored = synod_core::Space::from_snapshot(&h.space.to_snapshot()).unwrap();
+    assert_eq!(
+        restored.round_proposer(&domain, h.time),
+        h.space.round_proposer(&domain, h.time)
+    );
     // A round is a lottery, not a rota, and the zero stake never wins.
     assert!(proposers.len() >= 2, "{proposers:?}");
     assert!(!proposers.contains("c"));
@@ -465,11 +471,38 @@ fn the_audit_and_a_replica_agree_on_committees_and_stakes() {
         replica.apply(e).unwrap();
     }
     assert_eq!(replica.state_hash(), h.space.state_hash());
+    let restored = synod_core::Space::from_snapshot(&h.space.to_snapshot()).unwrap();
+    assert_eq!(restored.state_hash(), h.space.state_hash());
     let ids: Vec<Digest> = h.space.proposals().keys().copied().collect();
     for id in ids {
         assert_eq!(
             replica.proposal(&id).unwrap().electorate,
             h.space.proposal(&id).unwrap().electorate
+        );
+    }
+}
+
+#[test]
+fn newcomers_never_win_a_round() {
+    // An open space: vet was granted authority (no newcomer); three
+    // identities registered themselves with declared authority. Only vet
+    // is a candidate, so it is drawn in every round.
+    let mut h = Harness::with_config(json!({"mode": "open", "proposer_round_ms": MINUTE}));
+    h.grant("vet", &[("ops.*", "0.3")], &["agent"]);
+    h.register_declaring("vet", &[]).unwrap();
+    for n in ["new1", "new2", "new3"] {
+        h.register_declaring(n, &[("ops.*", "0.5")]).unwrap();
+    }
+    let domain = Domain::parse("ops.deploy").unwrap();
+    for _ in 0..5 {
+        h.time = (h.time / MINUTE + 1) * MINUTE;
+        h.advance(0);
+        let draw = h.space.round_proposer(&domain, h.time).unwrap();
+        assert_eq!(draw.candidates.len(), 1);
+        assert_eq!(draw.proposer, Some(h.id("vet")));
+        assert_eq!(
+            kind(h.propose_with("new1", stake_body(&h))),
+            ErrorKind::NotEligible
         );
     }
 }
