@@ -333,8 +333,20 @@ def shape(s) -> None:
             decimal(v)
 
     fields(s, ("stakes", "electorate", "proposer", "proposer_confidence", "responses"),
-           ("policy", "deadline_passed", "method", "options", "proposer_distribution"))
-    need(s.get("method", "vote") in ("vote", "belief") and not isinstance(s.get("method"), Num))
+           ("policy", "deadline_passed", "method", "options", "proposer_distribution",
+            "committee", "seed", "workers", "executive_decision", "objections"))
+    need(s.get("method", "vote") in ("vote", "belief", "stake", "hierarchy") and not isinstance(s.get("method"), Num))
+    for name in ("workers", "objections"):
+        if s.get(name) is not None:
+            need(isinstance(s[name], list) and all(isinstance(w, str) and not isinstance(w, Num) for w in s[name]))
+    if s.get("executive_decision") is not None:
+        need(s["executive_decision"] in ("approve", "reject") and not isinstance(s["executive_decision"], Num))
+    for name, bits in (("committee", 32),):
+        if s.get(name) is not None:
+            need(isinstance(s[name], Num) and re.fullmatch(r"\d+", s[name]) and int(s[name]) < 2**bits)
+    if s.get("seed") is not None:
+        need(isinstance(s["seed"], str) and not isinstance(s["seed"], Num)
+             and re.fullmatch(r"[0-9a-f]{64}", s["seed"]))
     if s.get("options") is not None:
         need(isinstance(s["options"], list))
         for o in s["options"]:
@@ -359,7 +371,9 @@ def shape(s) -> None:
             decimal(v)
     need(isinstance(s["electorate"], list) and isinstance(s["responses"], list))
     for m in s["electorate"]:
-        fields(m, ("agent", "authority", "trust"))
+        fields(m, ("agent", "authority", "trust"), ("stake",))
+        if m.get("stake") is not None:
+            need(isinstance(m["stake"], Num) and re.fullmatch(r"\d+", m["stake"]) and int(m["stake"]) < 2**64)
         need(isinstance(m["agent"], str) and not isinstance(m["agent"], Num))
         decimal(m["authority"])
         decimal(m["trust"])
@@ -401,6 +415,8 @@ def run_scenario(raw: str) -> dict:
     if not 0 < policy["pool_floor"] <= MAX_POOL_FLOOR:
         raise Refused("out_of_range")
     belief = s.get("method") == "belief"
+    by_stake = s.get("method") == "stake"
+    hier = s.get("method") == "hierarchy"
     options = s.get("options")
     if belief != (options is not None):
         raise Refused("malformed")
@@ -413,16 +429,43 @@ def run_scenario(raw: str) -> dict:
             raise Refused("malformed")
     elif s.get("proposer_distribution") is not None:
         raise Refused("malformed")
-    decimals = 18 if policy["weighting"] == "linear" else 30
-    members, listed = {}, set()
+    # §20.3: a committee comes with its seed, never on a belief scenario.
+    k, seed = s.get("committee"), s.get("seed")
+    if (k is None) != (seed is None) or (k is not None and (belief or hier)):
+        raise Refused("malformed")
+    if k is not None and not 1 <= int(k) <= 100:
+        raise Refused("out_of_range")
+    # §21: workers, the executive's decision and objections in a hierarchy.
+    workers = s.get("workers")
+    if hier:
+        if workers is None or not workers:
+            raise Refused("malformed")
+        if len(set(workers)) != len(workers):
+            raise Refused("duplicate")
+    elif any(s.get(n) is not None for n in ("workers", "executive_decision", "objections")):
+        raise Refused("malformed")
+    workers = set(workers or [])
+    decimals = 18 if policy["weighting"] == "linear" or by_stake else 30
+    members, listed, stake = {}, set(), {}
     for m in s["electorate"]:
         a, t = unit(m["authority"]), unit(m["trust"])
+        granted = m.get("stake")
+        if granted is not None and int(granted) > 10**12:
+            raise Refused("out_of_range")
         if m["agent"] in listed:
             raise Refused("duplicate")
         listed.add(m["agent"])
         if a > 0:
             members[m["agent"]] = (a, t)
-    pot = sum(a * t for a, t in members.values())
+            # §20.1: a granted stake in whole units, else the influence.
+            stake[m["agent"]] = a * t if granted is None else int(granted) * 10**12
+    if any(m["agent"] in workers for m in s["electorate"]):
+        raise Refused("malformed")
+    if k is not None:
+        names = list(members)
+        drawn = sorted(lottery_draw(bytes.fromhex(seed), [stake[n] for n in names], int(k)))
+        members = {names[i]: members[names[i]] for i in drawn}
+    pot = sum(stake[n] for n in members) if by_stake else sum(a * t for a, t in members.values())
     pc = unit(s["proposer_confidence"])
     if pc == 0:
         raise Refused("out_of_range")
@@ -446,6 +489,12 @@ def run_scenario(raw: str) -> dict:
     def count(agent, stance, conf):
         nonlocal e, c, v
         a, t = members[agent]
+        if by_stake:
+            # §20.2: a side weighs the member's whole stake (E, C in 10^-18).
+            if stance != "abstain":
+                e, c = (e + stake[agent] * 10**6, c) if stance == "endorse" else (e, c + stake[agent] * 10**6)
+                v += stake[agent]
+            return
         moved = sway(policy, stance, a, t, conf)
         if moved is None:
             return
@@ -481,6 +530,21 @@ def run_scenario(raw: str) -> dict:
             believe(r["agent"], d)
         else:
             count(r["agent"], stance, conf)
+    objected = []
+    if hier:
+        decision = s.get("executive_decision")
+        if s["proposer"] not in workers:
+            raise Refused("not_eligible")
+        if decision is not None and any(a not in responded for a in members):
+            raise Refused("invalid_state")
+        for w in s.get("objections") or []:
+            if decision is None:
+                raise Refused("invalid_state")
+            if w not in workers:
+                raise Refused("not_eligible")
+            if w in objected:
+                raise Refused("duplicate")
+            objected.append(w)
     remaining = sum(reach(policy, *m) for agent, m in members.items() if agent not in responded)
     everyone = all(a in responded for a in members)
     closing = s.get("deadline_passed", False) or everyone
@@ -497,6 +561,43 @@ def run_scenario(raw: str) -> dict:
         else:
             status, reason = "escalated", "contested"
         was_early = False
+    elif hier:
+        # §21.3: a human when the policy says so; no decision escalates;
+        # more than half of the workers objecting escalates at once;
+        # otherwise the executive's decision, once the window has closed.
+        decision = s.get("executive_decision")
+        overruled = decision is not None and 2 * len(objected) > len(workers)
+        if policy["human_required"]:
+            verdict = ("escalated", "stakes")
+        elif decision is None:
+            verdict = ("escalated", "no_quorum")
+        elif overruled:
+            verdict = ("escalated", "objected")
+        else:
+            verdict = ("approved" if decision == "approve" else "rejected", None)
+        if s.get("deadline_passed", False) or overruled:
+            status, reason = verdict
+        else:
+            status, reason = "open", None
+        was_early = False
+    elif by_stake:
+        # §20.2: more than 2/3 of the whole stake approves; a third
+        # challenging rejects; both are final as soon as they hold.
+        es, cs = e // 10**6, c // 10**6
+        if policy["human_required"]:
+            verdict = ("escalated", "stakes")
+        elif 3 * es > 2 * pot:
+            verdict = ("approved", None)
+        elif pot > 0 and 3 * cs >= pot:
+            verdict = ("rejected", None)
+        else:
+            verdict = ("escalated", "no_quorum")
+        if closing:
+            (status, reason), was_early = verdict, False
+        elif verdict[0] in ("approved", "rejected"):
+            (status, reason), was_early = verdict, True
+        else:
+            status, reason, was_early = "open", None, False
     elif closing:
         status, reason, was_early = *resolve(policy, e, c, v, pot), False
     else:
@@ -508,6 +609,10 @@ def run_scenario(raw: str) -> dict:
         "early": was_early,
         "tally": {"endorse": fmt(e, decimals), "challenge": fmt(c, decimals), "voted": fmt(v, 12), "potential": fmt(pot, 12)},
     }
+    if k is not None:
+        out["committee"] = list(members)
+    if hier:
+        out["hierarchy"] = {"decision": s.get("executive_decision"), "objections": len(objected), "workers": len(workers)}
     if belief:
         lead = None if leader is None else options[leader]
         out["belief"] = {
@@ -804,6 +909,43 @@ def check_lotteries() -> int:
     return len(cases)
 
 
+def check_stake() -> int:
+    text = (HERE / "stake.json").read_text()
+    data = json.loads(text)
+    raws = list(scenario_texts(text))
+    assert len(raws) == len(data["cases"])
+    for case, raw in zip(data["cases"], raws):
+        try:
+            got = run_scenario(raw)
+        except Refused as refused:
+            assert case.get("error") == refused.kind, (case["name"], refused.kind)
+            continue
+        assert "error" not in case, (case["name"], got)
+        assert got == case["expected"], (case["name"], got, case["expected"])
+    for case in data["proposers"]:
+        seed = lottery_seed([b"synod/proposer", case["domain"].encode(),
+                             case["round"].to_bytes(8, "big"), bytes.fromhex(case["anchor"])])
+        assert seed.hex() == case["seed"], case
+        assert lottery_draw(seed, [int(x) for x in case["stakes"]], 1) == case["drawn"], case
+    return len(data["cases"]) + len(data["proposers"])
+
+
+def check_hierarchy() -> int:
+    text = (HERE / "hierarchy.json").read_text()
+    cases = json.loads(text)["cases"]
+    raws = list(scenario_texts(text))
+    assert len(raws) == len(cases)
+    for case, raw in zip(cases, raws):
+        try:
+            got = run_scenario(raw)
+        except Refused as refused:
+            assert case.get("error") == refused.kind, (case["name"], refused.kind)
+            continue
+        assert "error" not in case, (case["name"], got)
+        assert got == case["expected"], (case["name"], got, case["expected"])
+    return len(cases)
+
+
 def main() -> int:
     counts = {
         "keys": check_keys(),
@@ -815,6 +957,8 @@ def main() -> int:
         "lottery draws": check_lotteries(),
         "belief values and scenarios": check_belief(),
         "admission stamps": check_stamps(),
+        "stake scenarios and proposer draws": check_stake(),
+        "hierarchy scenarios": check_hierarchy(),
     }
     for name, n in counts.items():
         print(f"python agrees on {n} {name}")

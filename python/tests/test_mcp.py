@@ -31,6 +31,8 @@ TOOLS = {
     "respond",
     "check_status",
     "report_outcome",
+    "who_may_propose",
+    "decide_as_executive",
 }
 
 
@@ -239,3 +241,87 @@ async def test_over_stdio_an_mcp_agent_asks_and_answers_a_question(team: Team, t
         async with stdio_session(node, team.oscar.save(tmp_path / "oscar.key")) as session:
             done = await call(session, "report_outcome", proposal_id=pid, option="manual")
             assert sum(e["type"] == "trust_updated" for e in done["effects"]) == 3
+
+
+@pytest.mark.anyio
+async def test_over_stdio_a_proposal_decided_by_stake(team: Team, tmp_path: Path) -> None:
+    """Stake-weighted validation through MCP (PROTOCOL §20): every voter
+    endorsing is not enough while they hold two thirds of the whole stake or
+    less; round proposers are drawn, and others are refused."""
+    node = team.server.url
+    admin = team.client(team.admin)
+    with anyio.fail_after(60):
+        async with stdio_session(node, team.alice.save(tmp_path / "alice.key")) as session:
+            off = await call(session, "who_may_propose", domain="fraud.detection")
+            assert off["enabled"] is False
+            bad = await call_error(session, "who_may_propose", domain="Not A Domain")
+            assert bad["error"] == "malformed"
+            proposed = await call(
+                session,
+                "propose",
+                domain="fraud.detection",
+                kind="freeze_account",
+                summary="Freeze account 77",
+                confidence=0.9,
+                stakes="low",
+                method="stake",
+            )
+            pid = proposed["id"]
+            # Stakes are influences: alice 0.5, bob 0.4, carol 0.25 (1.15).
+            # alice and carol hold 0.75, all who voted but not more than
+            # two thirds of the whole: still open.
+            with Client(node, key=team.carol) as carol:
+                carol.respond(pid, "endorse", 0.6, "seen it before")
+            status = await call(session, "check_status", proposal_id=pid)
+            assert status["status"] == "open"
+            assert status["tally"] == {"endorse": "0.75", "challenge": "0", "voted": "0.75", "potential": "1.15"}
+            with Client(node, key=team.bob) as bob:
+                assert bob.respond(pid, "endorse", 0.7, "agreed")["status"] == "approved"
+
+            admin.set_config(proposer_round_ms=86_400_000)
+            drawn = await call(session, "who_may_propose", domain="fraud.detection")
+            assert drawn["enabled"] is True and len(drawn["candidates"]) == 3
+            members = {team.alice.did, team.bob.did, team.carol.did}
+            assert drawn["proposer"] in members
+            if drawn["proposer"] != team.alice.did:
+                refused = await call_error(
+                    session, "propose", domain="fraud.detection", kind="k", summary="not mine", confidence=0.9, stakes="low"
+                )
+                assert refused["error"] == "not_eligible"
+
+
+@pytest.mark.anyio
+async def test_over_stdio_an_executive_decides_and_workers_overrule_it(team: Team, tmp_path: Path) -> None:
+    """Hierarchical decisions through MCP (PROTOCOL §21): a worker proposes,
+    the supervisor evaluates, the executive decides only after it, and two
+    of three workers objecting send the decision to humans."""
+    node = team.server.url
+    admin = team.client(team.admin)
+    workers = [team.alice, team.carol, team.oscar]
+    admin.set_config(hierarchies={"fraud.detection": {
+        "workers": [w.did for w in workers], "supervisors": [team.bob.did],
+        "executive": team.admin.did, "objection_window_ms": 3_600_000}})
+    # The executive (the admin's key here) acts through MCP.
+    exec_key = team.admin.save(tmp_path / "exec.key")
+    with anyio.fail_after(60):
+        async with stdio_session(node, team.alice.save(tmp_path / "alice.key")) as session:
+            proposed = await call(
+                session, "propose", domain="fraud.detection", kind="refund", summary="Refund order 12",
+                confidence=0.7, stakes="medium", method="hierarchy",
+            )
+            pid = proposed["id"]
+        async with stdio_session(node, exec_key) as session:
+            early = await call_error(session, "decide_as_executive", proposal_id=pid, decision="approve", note="fine")
+            assert early["error"] == "invalid_state"
+            with Client(node, key=team.bob) as bob:
+                bob.respond(pid, "challenge", 0.7, "the order was delivered")
+            decided = await call(session, "decide_as_executive", proposal_id=pid, decision="approve", note="goodwill")
+            assert decided["status"] == "open"
+        async with stdio_session(node, team.carol.save(tmp_path / "carol.key")) as session:
+            await call(session, "respond", proposal_id=pid, stance="challenge", confidence=0.9, reasoning="no refund policy")
+        with Client(node, key=team.alice) as alice:
+            answer = alice.respond(pid, "challenge", 0.8, "I was wrong to ask")
+            assert answer["status"] == "escalated"
+        detail = admin.proposal(pid)
+        assert detail["reason"] == "objected"
+        assert [o["worker"] for o in detail["hierarchy"]["objections"]] == [team.carol.did, team.alice.did]

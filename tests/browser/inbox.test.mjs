@@ -331,6 +331,8 @@ describe("the web inbox in a browser", { timeout: 180_000 }, () => {
     await first.getByRole("heading", { name: "Recent decisions" }).waitFor();
     const listed = (await rows(first.locator("table.recent"))).map((r) => [r[1], r[3]]);
     assert.deepEqual(listed, [
+      ["Refund order #3391 (240 EUR) to the customer's card", "approved"],
+      ["Rotate the payments API signing key", "approved"],
       ["Which repayment plan should account #5127 be offered?", "approved"],
       [SUMMARY, "approved_by_human"],
       ["Block card payment #88120 of 3,200 EUR abroad", "rejected"],

@@ -89,6 +89,17 @@ pub struct ProposeArgs {
     /// separated (`acme=0.7,globex=0.3`); the probabilities sum to 1.
     #[arg(long, value_delimiter = ',', value_name = "OPTION=P")]
     distribution: Vec<String>,
+    /// `stake`: decide by stake, approved only by more than two thirds of
+    /// the whole electorate's stake (PROTOCOL.md §20); `hierarchy`: a
+    /// worker's proposal that the supervisors evaluate and the executive
+    /// decides (§21; the executive decides with `synod review`, workers
+    /// object with `synod respond ID challenge`); default a vote.
+    #[arg(long, value_parser = ["vote", "stake", "hierarchy"])]
+    method: Option<String>,
+    /// A low-stakes proposal decided by a committee of K members drawn by
+    /// stake (where the space's min_committee allows it).
+    #[arg(long, value_name = "K")]
+    committee: Option<u32>,
 }
 
 #[derive(Args)]
@@ -159,6 +170,10 @@ pub enum AdminCommand {
         /// agent, reviewer, oracle or admin (repeatable).
         #[arg(long = "role")]
         roles: Vec<String>,
+        /// The agent's stake in whole units, counted where the space's
+        /// `stake` is `granted` (PROTOCOL.md §20.1); none means 0.
+        #[arg(long)]
+        stake: Option<u64>,
         /// The space's admin key.
         #[arg(long, env = "SYNOD_ADMIN_KEY", default_value = "synod-data/admin.key")]
         admin_key: PathBuf,
@@ -394,6 +409,14 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
         }
     } else if !args.distribution.is_empty() {
         return Err(anyhow!("--distribution needs --options"));
+    }
+    match (&args.method, belief) {
+        (Some(_), true) => return Err(anyhow!("--options asks a question; leave out --method")),
+        (Some(method), false) => body["method"] = json!(method),
+        (None, _) => {}
+    }
+    if let Some(k) = args.committee {
+        body["committee"] = json!(k);
     }
     if let Some(s) = args.supersedes {
         body["supersedes"] = json!(s);
@@ -968,16 +991,15 @@ pub fn admin(command: AdminCommand, conn: &Conn) -> Result<ExitCode> {
             did,
             authorities,
             roles,
+            stake,
             admin_key: path,
         } => {
             let admin = admin_key(&path)?;
-            let answer = grant(
-                &client,
-                &admin,
-                &did,
-                pairs(&authorities, "authority")?,
-                roles,
-            )?;
+            let mut change = json!({"grant": {"agent": did, "authorities": pairs(&authorities, "authority")?, "roles": roles}});
+            if let Some(stake) = stake {
+                change["grant"]["stake"] = json!(stake);
+            }
+            let answer = configure(&client, &admin, change)?;
             if conn.json {
                 return print_json(&answer);
             }
@@ -995,12 +1017,13 @@ pub fn admin(command: AdminCommand, conn: &Conn) -> Result<ExitCode> {
                     Ok(n)
                         if field.ends_with("_ms")
                             || field == "max_open_per_agent"
-                            || field == "admission_difficulty" =>
+                            || field == "admission_difficulty"
+                            || field == "min_committee" =>
                     {
                         json!(n)
                     }
-                    _ if field == "policies" => {
-                        serde_json::from_str(&value).context("policies is JSON")?
+                    _ if field == "policies" || field == "hierarchies" => {
+                        serde_json::from_str(&value).with_context(|| format!("{field} is JSON"))?
                     }
                     _ => json!(value),
                 };
@@ -1034,4 +1057,96 @@ mod tests {
         assert!(duration_ms("m").is_err());
         assert!(duration_ms("5w").is_err());
     }
+}
+
+#[derive(Subcommand)]
+pub enum LotteryCommand {
+    /// Who may propose in the current round in a domain (PROTOCOL.md
+    /// §20.4), with the round's anchor, seed and candidates; the draw is
+    /// redone here from them and must agree with the node's.
+    Proposer {
+        /// The domain, e.g. ops.deploy.
+        #[arg(long)]
+        domain: String,
+    },
+}
+
+pub fn lottery(command: LotteryCommand, conn: &Conn) -> Result<ExitCode> {
+    let client = conn.client();
+    let LotteryCommand::Proposer { domain } = command;
+    let answer = client.get(&format!("/v1/lottery/proposer?domain={domain}"))?;
+    if answer["enabled"] != json!(true) {
+        if conn.json {
+            return print_json(&answer);
+        }
+        println!("this space does not draw proposers (proposer_round_ms is 0): anyone may propose");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Redo the draw from what the node reports: the seed from the domain,
+    // the round and the anchor; one draw over the candidates' stakes.
+    let parse_digest = |v: &Value| {
+        v.as_str()
+            .and_then(synod_core::Digest::from_hex)
+            .ok_or_else(|| anyhow!("the node sent a malformed digest"))
+    };
+    let anchor = parse_digest(&answer["anchor"])?;
+    let round = answer["round"].as_u64().context("round")?;
+    let parsed = synod_core::domain::Domain::parse(&domain).map_err(|e| anyhow!(e.0))?;
+    let seed = synod_core::stake::proposer_seed(&parsed, round, &anchor);
+    if seed != parse_digest(&answer["seed"])? {
+        bail!("the node's seed does not follow from its round and anchor");
+    }
+    let candidates = answer["candidates"].as_array().cloned().unwrap_or_default();
+    let mut stakes = Vec::with_capacity(candidates.len());
+    for c in &candidates {
+        let text = c["stake"].as_str().context("stake")?;
+        stakes.push(scaled_12(text).with_context(|| format!("stake {text:?}"))?);
+    }
+    let drawn = synod_core::lottery::draw(&seed, &stakes, 1);
+    let ours = drawn
+        .first()
+        .map(|&i| candidates[i]["agent"].clone())
+        .unwrap_or(Value::Null);
+    if ours != answer["proposer"] {
+        bail!("the node's proposer is not the one its seed and stakes draw");
+    }
+    if conn.json {
+        return print_json(&answer);
+    }
+    println!(
+        "{}",
+        answer["proposer"]
+            .as_str()
+            .unwrap_or("nobody (no candidate has stake)")
+    );
+    eprintln!(
+        "round {} of {} ms in {domain} (log time {} to {}), anchor {}, {} candidates; redrawn here and confirmed",
+        round,
+        answer["round_ms"],
+        answer["starts"],
+        answer["ends"],
+        answer["anchor"].as_str().unwrap_or(""),
+        candidates.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An exact decimal with at most 12 places (a stake, §20.1) in 10⁻¹².
+fn scaled_12(text: &str) -> Option<u128> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || frac.len() > 12
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let frac: u128 = format!("{frac:0<12}").parse().ok()?;
+    whole
+        .parse::<u128>()
+        .ok()?
+        .checked_mul(1_000_000_000_000)?
+        .checked_add(frac)
 }

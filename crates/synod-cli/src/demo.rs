@@ -442,6 +442,8 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
     }
     let (question, row) = ask(&client, &agents)?;
     decisions.push(row);
+    decisions.push(crate::demo_stake::play(&client, &agents)?);
+    decisions.push(crate::demo_hierarchy::play(&client, admin, &agents)?);
     println!("\nDecisions:");
     table::print(
         &["SCENARIO", "STATUS", "REASON", "E", "C", "CLOSED"],

@@ -6,6 +6,8 @@ mod client;
 mod cluster;
 mod commands;
 mod demo;
+mod demo_hierarchy;
+mod demo_stake;
 mod etcd;
 mod serve;
 mod table;
@@ -344,6 +346,13 @@ enum Command {
     Log {
         #[command(subcommand)]
         command: commands::LogCommand,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Stake-weighted lotteries: who may propose in the current round.
+    Lottery {
+        #[command(subcommand)]
+        command: commands::LotteryCommand,
         #[command(flatten)]
         conn: Conn,
     },
@@ -984,5 +993,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Log { command, conn } => commands::log(command, &conn),
         Command::Cluster { command } => cluster::run(command),
         Command::Admin { command, conn } => commands::admin(command, &conn),
+        Command::Lottery { command, conn } => commands::lottery(command, &conn),
     }
 }

@@ -60,7 +60,17 @@ fn resolve_reproduces_every_vector_from_stdin() {
     let file: ResolveFile<'_> = serde_json::from_str(&raw).unwrap();
     let belief_raw = std::fs::read_to_string(repo().join("vectors/belief.json")).unwrap();
     let belief: ResolveFile<'_> = serde_json::from_str(&belief_raw).unwrap();
-    for case in file.cases.iter().chain(&belief.cases) {
+    let stake_raw = std::fs::read_to_string(repo().join("vectors/stake.json")).unwrap();
+    let stake: ResolveFile<'_> = serde_json::from_str(&stake_raw).unwrap();
+    let hierarchy_raw = std::fs::read_to_string(repo().join("vectors/hierarchy.json")).unwrap();
+    let hierarchy: ResolveFile<'_> = serde_json::from_str(&hierarchy_raw).unwrap();
+    for case in file
+        .cases
+        .iter()
+        .chain(&belief.cases)
+        .chain(&stake.cases)
+        .chain(&hierarchy.cases)
+    {
         let out = run_with_stdin(&["resolve"], case.scenario.get());
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -225,6 +235,75 @@ fn audit_verify_re_derives_the_belief_sample() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("re-derived"), "{stderr}");
+}
+
+#[test]
+fn audit_verify_re_derives_the_stake_sample() {
+    // PROTOCOL.md §20 through §10.3: stakes, the two-thirds rule, a
+    // committee and round proposers are re-derived from the signed entries.
+    let sample = repo().join("vectors/log/stake.jsonl");
+    let out = synod()
+        .args(["audit", "verify", "--json"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["proposals"]["rejected"], 1);
+    // The exactly-two-thirds proposal recorded as approved no longer
+    // verifies: the rule says escalated.
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let mut tampered: Vec<String> = text.lines().map(String::from).collect();
+    let at = tampered
+        .iter()
+        .position(|l| l.contains("\"proposal_closed\"") && l.contains("\"endorse\":\"8\""))
+        .unwrap();
+    let forged = tampered[at].replace(
+        "\"status\":\"escalated\",\"reason\":\"no_quorum\"",
+        "\"status\":\"approved\",\"reason\":null",
+    );
+    assert_ne!(forged, tampered[at]);
+    tampered[at] = forged;
+    let out = run_with_stdin(&["audit", "verify", "-"], &tampered.join("\n"));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn audit_verify_re_derives_the_hierarchy_sample() {
+    // PROTOCOL.md §21 through §10.3: executive decisions, objections and
+    // windows closing through the log are re-derived from the entries.
+    let sample = repo().join("vectors/log/hierarchy.jsonl");
+    let out = synod()
+        .args(["audit", "verify", "--json"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["proposals"]["rejected_by_human"], 1);
+    // Claiming the overruled decision stood no longer verifies.
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let mut tampered: Vec<String> = text.lines().map(String::from).collect();
+    let at = tampered
+        .iter()
+        .position(|l| l.contains("\"cause\":\"objected\""))
+        .unwrap();
+    let forged = tampered[at].replace(
+        "\"status\":\"escalated\",\"reason\":\"objected\"",
+        "\"status\":\"approved\",\"reason\":null",
+    );
+    assert_ne!(forged, tampered[at]);
+    tampered[at] = forged;
+    let out = run_with_stdin(&["audit", "verify", "-"], &tampered.join("\n"));
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]

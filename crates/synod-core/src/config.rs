@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorKind, Rejection, reject};
 use crate::fixed::{Authority, Ratio, Trust};
 use crate::policy::StakesPolicies;
+use crate::stake::{MAX_COMMITTEE, StakeSource};
+use std::collections::BTreeMap;
+
+use crate::domain::Domain;
+use crate::hierarchy::Hierarchy;
 
 /// Longest deadline horizon a configuration may allow: one year.
 pub const MAX_DEADLINE_HORIZON_MS: u64 = 366 * 24 * 3600 * 1000;
@@ -62,6 +67,20 @@ pub struct SpaceConfig {
     /// stamp their proposals; 0 (the default) asks nobody.
     #[serde(default)]
     pub admission_trust_below: Trust,
+    /// Where members' stakes come from (§20.1).
+    #[serde(default)]
+    pub stake: StakeSource,
+    /// Smallest committee a low-stakes proposal may ask for (§20.3); 0 (the
+    /// default) allows no committees.
+    #[serde(default)]
+    pub min_committee: u32,
+    /// Length of a proposer round (§20.4); 0 (the default) lets every agent
+    /// propose at any time.
+    #[serde(default)]
+    pub proposer_round_ms: u64,
+    /// Hierarchies by domain (§21): workers, supervisors and an executive.
+    #[serde(default)]
+    pub hierarchies: BTreeMap<Domain, Hierarchy>,
 }
 
 /// The default [`SpaceConfig::admission_difficulty`]: 20 bits, about a
@@ -95,6 +114,10 @@ impl Default for SpaceConfig {
             max_open_per_agent: default_max_open_per_agent(),
             admission_difficulty: default_admission_difficulty(),
             admission_trust_below: Trust::ZERO,
+            stake: StakeSource::Influence,
+            min_committee: 0,
+            proposer_round_ms: 0,
+            hierarchies: BTreeMap::new(),
         }
     }
 }
@@ -117,6 +140,10 @@ impl SpaceConfig {
         out.max_open_per_agent = p.max_open_per_agent.unwrap_or(out.max_open_per_agent);
         out.admission_difficulty = p.admission_difficulty.unwrap_or(out.admission_difficulty);
         out.admission_trust_below = p.admission_trust_below.unwrap_or(out.admission_trust_below);
+        out.stake = p.stake.unwrap_or(out.stake);
+        out.min_committee = p.min_committee.unwrap_or(out.min_committee);
+        out.proposer_round_ms = p.proposer_round_ms.unwrap_or(out.proposer_round_ms);
+        out.hierarchies = p.hierarchies.unwrap_or(out.hierarchies);
         out.validate()?;
         Ok(out)
     }
@@ -147,6 +174,19 @@ impl SpaceConfig {
         if self.trust_learning_rate.micros() == 0 {
             return reject(ErrorKind::OutOfRange, "trust_learning_rate must be above 0");
         }
+        if self.min_committee > MAX_COMMITTEE {
+            return reject(
+                ErrorKind::OutOfRange,
+                format!("min_committee must be in 0..={MAX_COMMITTEE}"),
+            );
+        }
+        if self.proposer_round_ms > MAX_DEADLINE_HORIZON_MS {
+            return reject(
+                ErrorKind::OutOfRange,
+                format!("proposer_round_ms must be in 0..={MAX_DEADLINE_HORIZON_MS}"),
+            );
+        }
+        crate::hierarchy::validate(&self.hierarchies)?;
         let most = crate::stamp::MAX_ADMISSION_DIFFICULTY;
         if self.admission_difficulty > most {
             return reject(
@@ -189,6 +229,14 @@ pub struct ConfigPatch {
     pub admission_difficulty: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admission_trust_below: Option<Trust>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stake: Option<StakeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_committee: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposer_round_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchies: Option<BTreeMap<Domain, Hierarchy>>,
 }
 
 impl ConfigPatch {

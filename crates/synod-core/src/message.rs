@@ -48,6 +48,12 @@ pub enum Method {
     /// Belief consensus: each response is a probability distribution over
     /// the proposal's options; the pooled distribution picks one (§15).
     Belief,
+    /// Stake-weighted validation: approved by more than two thirds of the
+    /// whole electorate's stake (§20).
+    Stake,
+    /// A worker proposes, supervisors evaluate, the executive decides, and
+    /// workers may object (§21).
+    Hierarchy,
 }
 
 impl Method {
@@ -56,6 +62,8 @@ impl Method {
         match self {
             Method::Vote => "vote",
             Method::Belief => "belief",
+            Method::Stake => "stake",
+            Method::Hierarchy => "hierarchy",
         }
     }
 }
@@ -172,6 +180,10 @@ pub struct Proposal {
     /// stamp hash the space's admission difficulty in leading zero bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<u64>,
+    /// A low-stakes proposal's committee size (§20.3): the electorate is
+    /// this many members drawn by stake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committee: Option<u32>,
 }
 
 impl Proposal {
@@ -294,6 +306,10 @@ pub struct Grant {
     /// Roles.
     #[serde(default)]
     pub roles: BTreeSet<Role>,
+    /// Its stake in whole units (§20.1), counted where the space's `stake`
+    /// is `granted`; absent means 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stake: Option<u64>,
 }
 
 /// What a configuration message changes.
@@ -467,7 +483,10 @@ impl Body {
                 check_text("note", &d.note)
             }
             Body::Configuration(c) => match &c.change {
-                Change::Grant(g) => check_authority_count(g.authorities.len()),
+                Change::Grant(g) => {
+                    check_authority_count(g.authorities.len())?;
+                    crate::stake::check_granted(g.stake)
+                }
                 Change::Set(patch) => patch.check_shape(),
             },
         }
@@ -541,8 +560,9 @@ fn check_text(field: &str, text: &str) -> Result<(), Rejection> {
 /// distinct labels) and a distribution only on a belief proposal, which
 /// must have options; the distribution names exactly the options.
 fn check_method(p: &Proposal) -> Result<(), Rejection> {
+    crate::stake::check_committee(p)?;
     match (p.method(), &p.options) {
-        (Method::Vote, None) => {
+        (Method::Vote | Method::Stake | Method::Hierarchy, None) => {
             if p.distribution.is_some() {
                 return reject(
                     ErrorKind::Malformed,
@@ -551,7 +571,7 @@ fn check_method(p: &Proposal) -> Result<(), Rejection> {
             }
             Ok(())
         }
-        (Method::Vote, Some(_)) => reject(
+        (Method::Vote | Method::Stake | Method::Hierarchy, Some(_)) => reject(
             ErrorKind::Malformed,
             "only a belief proposal carries options",
         ),

@@ -13,6 +13,7 @@ use crate::logodds::{self, EVIDENCE_DECIMALS};
 use crate::message::{HumanVerdict, Method};
 use crate::policy::{Policy, Weighting};
 use crate::space::{CloseCause, Member, ProposalRecord, Space, Status};
+use crate::stake;
 use crate::tally::{Reason, Stance, TallyDecimal, sway, weight_decimals};
 use crate::wire::Digest;
 
@@ -132,6 +133,40 @@ pub struct DecisionPackage {
     /// A belief proposal's options and pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub belief: Option<BeliefPackage>,
+    /// A hierarchy proposal's executive decision and the workers'
+    /// objections (§21.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchy: Option<HierarchyPackage>,
+}
+
+/// What a reviewer needs of a hierarchy proposal beyond the supervisors'
+/// positions: the executive's decision and who objected to it, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HierarchyPackage {
+    /// The executive.
+    pub executive: AgentId,
+    /// Its decision, `null` if it did not decide.
+    pub decision: Option<HumanVerdict>,
+    /// Its note.
+    pub note: String,
+    /// When the objection window closes or closed; `null` without a
+    /// decision.
+    pub objections_until: Option<u64>,
+    /// How many workers the hierarchy had.
+    pub workers: u32,
+    /// The objections, in log order.
+    pub objections: Vec<ObjectionPackage>,
+}
+
+/// One worker's objection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectionPackage {
+    /// The worker.
+    pub worker: AgentId,
+    /// Its display name.
+    pub name: String,
+    /// Why it objected.
+    pub reasoning: String,
 }
 
 /// What a reviewer needs of a belief proposal beyond the positions.
@@ -180,6 +215,13 @@ impl DecisionPackage {
             (format_scaled(w, pool_decimals), Some(map), shown)
         };
         let weight = |member: &Member, stance, confidence| {
+            // A stake proposal weighs a side by the member's stake (§20.2).
+            if record.method == Method::Stake {
+                return match stance {
+                    Stance::Abstain => "0".to_string(),
+                    _ => format_scaled(member.stake, crate::fixed::Influence::DECIMALS),
+                };
+            }
             let sway = sway(
                 &record.policy,
                 stance,
@@ -213,7 +255,7 @@ impl DecisionPackage {
                 proposer: true,
             };
             match (record.method, &record.proposer_distribution) {
-                (Method::Vote, _) => positions.push(position(
+                (Method::Vote | Method::Stake | Method::Hierarchy, _) => positions.push(position(
                     Some(Stance::Endorse),
                     Some(record.confidence),
                     (
@@ -259,6 +301,21 @@ impl DecisionPackage {
         let quorum_needed = format_scaled(ratio(policy.quorum) * t.potential, 18);
         let margin = signed_decimal(t.endorse as i128 - t.challenge as i128, decimals);
         let thresholds = match (record.method, weighting) {
+            (Method::Stake, _) => {
+                let (approve, reject) = stake::thresholds(t.potential);
+                let stake_of = |side: u128| side / 1_000_000;
+                let d = crate::fixed::Influence::DECIMALS;
+                Thresholds {
+                    quorum_needed: "0".to_string(),
+                    confidence_needed: "0".to_string(),
+                    approve_needed: format_scaled(approve, d),
+                    reject_needed: format_scaled(reject, d),
+                    margin: signed_decimal(
+                        stake_of(t.endorse) as i128 - stake_of(t.challenge) as i128,
+                        d,
+                    ),
+                }
+            }
             (Method::Belief, _) => {
                 let p = pooled.as_ref().expect("a belief proposal's pool");
                 let lead = p.leader.map_or(0, |l| p.probabilities[l]);
@@ -270,14 +327,14 @@ impl DecisionPackage {
                     margin: format_scaled(u128::from(lead), 6),
                 }
             }
-            (Method::Vote, Weighting::Linear) => Thresholds {
+            (Method::Vote | Method::Hierarchy, Weighting::Linear) => Thresholds {
                 quorum_needed,
                 confidence_needed: format_scaled(ratio(policy.min_confidence) * t.voted, 18),
                 approve_needed: format_scaled(ratio(policy.approve_margin) * total, 24),
                 reject_needed: format_scaled(ratio(policy.reject_margin) * total, 24),
                 margin,
             },
-            (Method::Vote, Weighting::LogOdds) => {
+            (Method::Vote | Method::Hierarchy, Weighting::LogOdds) => {
                 let needed = |p| signed_decimal(logodds::threshold(p), EVIDENCE_DECIMALS);
                 Thresholds {
                     quorum_needed,
@@ -335,11 +392,32 @@ impl DecisionPackage {
             cause: record.closure.map(|c| c.cause),
             policy: record.policy,
             positions,
-            tally: t.to_decimal(weighting),
+            tally: record.tally_decimal(),
             thresholds,
             confidences,
             silent,
             decisions,
+            hierarchy: record.hierarchy.as_deref().map(|h| HierarchyPackage {
+                executive: h.executive.clone(),
+                decision: h.decision.as_ref().map(|d| d.decision),
+                note: h
+                    .decision
+                    .as_ref()
+                    .map_or(String::new(), |d| d.note.clone()),
+                objections_until: h.decision.as_ref().map(|d| d.objections_until),
+                workers: h.workers.len() as u32,
+                objections: h
+                    .objections
+                    .iter()
+                    .map(|o| ObjectionPackage {
+                        worker: o.worker.clone(),
+                        name: space
+                            .agent(&o.worker)
+                            .map_or(String::new(), |a| a.name.clone()),
+                        reasoning: o.reasoning.clone(),
+                    })
+                    .collect(),
+            }),
             belief: pooled.map(|p| {
                 let report = belief::PoolReport::new(&p, &record.options);
                 BeliefPackage {

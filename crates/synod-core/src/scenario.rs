@@ -12,11 +12,16 @@ use crate::error::{ErrorKind, Rejection, reject};
 use crate::fixed::{
     Authority, Confidence, Decimal, Influence, ONE, Probability, Ratio, Trust, Unit,
 };
+use crate::hierarchy;
+use crate::lottery;
+use crate::message::HumanVerdict;
 use crate::message::{MAX_OPTIONS, MIN_OPTIONS, Method, check_option_label};
 use crate::policy::{Policy, PolicyOverrides, Pool, Stakes, Weighting};
+use crate::stake::{self, MAX_COMMITTEE};
 use crate::tally::{
     Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, reach, resolve, weight_factor,
 };
+use crate::wire::Digest;
 
 /// Most electorate members or responses a scenario may list.
 pub const MAX_SCENARIO_AGENTS: usize = 1_000_000;
@@ -42,6 +47,16 @@ struct RawScenario<'a> {
     options: Option<Vec<String>>,
     #[serde(default, borrow)]
     proposer_distribution: Option<Pairs<'a>>,
+    #[serde(default)]
+    committee: Option<u32>,
+    #[serde(default)]
+    seed: Option<Digest>,
+    #[serde(default)]
+    workers: Option<Vec<String>>,
+    #[serde(default)]
+    executive_decision: Option<HumanVerdict>,
+    #[serde(default)]
+    objections: Option<Vec<String>>,
 }
 
 /// A JSON object read as its members in order, repeats included, so that
@@ -110,6 +125,8 @@ struct RawMember<'a> {
     authority: &'a RawValue,
     #[serde(borrow)]
     trust: &'a RawValue,
+    #[serde(default)]
+    stake: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +156,24 @@ pub struct ScenarioResult {
     /// A belief scenario's pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub belief: Option<BeliefResult>,
+    /// The committee drawn (§20.3), in listed order, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committee: Option<Vec<String>>,
+    /// A hierarchy scenario's executive decision and objections (§21).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchy: Option<HierarchyResult>,
+}
+
+/// What a hierarchy scenario adds to the result (§11.4, §21).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HierarchyResult {
+    /// The executive's decision, if any.
+    pub decision: Option<HumanVerdict>,
+    /// How many workers objected.
+    pub objections: u32,
+    /// How many workers there are.
+    pub workers: u32,
 }
 
 /// What a belief scenario adds to the result (§11.4, §15).
@@ -241,8 +276,8 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let weighting = policy.weighting;
     let method = raw.method.unwrap_or_default();
     let options = match (method, &raw.options) {
-        (Method::Vote, None) => Vec::new(),
-        (Method::Vote, Some(_)) => {
+        (Method::Vote | Method::Stake | Method::Hierarchy, None) => Vec::new(),
+        (Method::Vote | Method::Stake | Method::Hierarchy, Some(_)) => {
             return reject(
                 ErrorKind::Malformed,
                 "options: only a belief scenario has options",
@@ -288,14 +323,75 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         );
     }
 
-    // Members with authority above zero, with their authority and trust. An
-    // authority of 0 makes an observer: it may be listed but is not in the
-    // electorate.
+    let by_stake = method == Method::Stake;
+    match (raw.committee, &raw.seed) {
+        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => {
+            return reject(
+                ErrorKind::Malformed,
+                "committee: a committee and its seed come together",
+            );
+        }
+        (Some(_), Some(_)) if !matches!(method, Method::Vote | Method::Stake) => {
+            return reject(
+                ErrorKind::Malformed,
+                "committee: only a vote or a stake scenario has a committee",
+            );
+        }
+        (Some(k), Some(_)) if k == 0 || k > MAX_COMMITTEE => {
+            return reject(
+                ErrorKind::OutOfRange,
+                format!("committee: must be in 1..={MAX_COMMITTEE}"),
+            );
+        }
+        (Some(_), Some(_)) => {}
+    }
+
+    // A hierarchy (§21): its workers, and the executive's decision and the
+    // objections only in a hierarchy scenario.
+    let hier = method == Method::Hierarchy;
+    let workers: BTreeSet<&str> = match (&raw.workers, hier) {
+        (Some(w), true) => {
+            if w.is_empty() {
+                return reject(ErrorKind::Malformed, "workers: a hierarchy has workers");
+            }
+            let set: BTreeSet<&str> = w.iter().map(String::as_str).collect();
+            if set.len() != w.len() {
+                return reject(ErrorKind::Duplicate, "workers: a worker is listed twice");
+            }
+            set
+        }
+        (None, true) => {
+            return reject(
+                ErrorKind::Malformed,
+                "workers: a hierarchy scenario lists its workers",
+            );
+        }
+        (_, false) => {
+            if raw.workers.is_some() || raw.executive_decision.is_some() || raw.objections.is_some()
+            {
+                return reject(
+                    ErrorKind::Malformed,
+                    "workers, executive_decision and objections belong to a hierarchy scenario",
+                );
+            }
+            BTreeSet::new()
+        }
+    };
+
+    // Members with authority above zero, with their authority, trust and
+    // stake, in listed order. An authority of 0 makes an observer: it may be
+    // listed but is not in the electorate.
     let mut listed: BTreeSet<&str> = BTreeSet::new();
-    let mut members: BTreeMap<&str, (Authority, Trust)> = BTreeMap::new();
+    let mut in_order: Vec<(&str, Authority, Trust, u128)> = Vec::new();
     for (i, m) in raw.electorate.iter().enumerate() {
         let authority = Authority(unit(&format!("electorate[{i}].authority"), m.authority)?);
         let trust = Trust(unit(&format!("electorate[{i}].trust"), m.trust)?);
+        if let Some(given) = m.stake {
+            stake::check_granted(Some(given)).map_err(|r| {
+                Rejection::new(r.kind, format!("electorate[{i}].stake: {}", r.message))
+            })?;
+        }
         if !listed.insert(m.agent.as_str()) {
             return reject(
                 ErrorKind::Duplicate,
@@ -303,13 +399,46 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             );
         }
         if !authority.0.is_zero() {
-            members.insert(m.agent.as_str(), (authority, trust));
+            let source = match m.stake {
+                Some(_) => stake::StakeSource::Granted,
+                None => stake::StakeSource::Influence,
+            };
+            let s = stake::stake_of(source, authority, trust, m.stake.unwrap_or(0));
+            in_order.push((m.agent.as_str(), authority, trust, s));
         }
     }
-    let potential: u128 = members
-        .values()
-        .map(|&(a, t)| u128::from(Influence::of(a, t).0))
-        .sum();
+    // A committee: k members drawn by stake with the given seed (§20.3).
+    let committee = match (raw.committee, &raw.seed) {
+        (Some(k), Some(seed)) => {
+            let stakes: Vec<u128> = in_order.iter().map(|m| m.3).collect();
+            let mut drawn = lottery::draw(seed, &stakes, k as usize);
+            drawn.sort_unstable();
+            in_order = drawn.into_iter().map(|i| in_order[i]).collect();
+            Some(in_order.iter().map(|m| m.0.to_string()).collect())
+        }
+        _ => None,
+    };
+    if raw
+        .electorate
+        .iter()
+        .any(|m| workers.contains(m.agent.as_str()))
+    {
+        return reject(
+            ErrorKind::Malformed,
+            "electorate: in a hierarchy the electorate is the supervisors, never a worker",
+        );
+    }
+    let stakes: BTreeMap<&str, u128> = in_order.iter().map(|m| (m.0, m.3)).collect();
+    let members: BTreeMap<&str, (Authority, Trust)> =
+        in_order.iter().map(|m| (m.0, (m.1, m.2))).collect();
+    let potential: u128 = if by_stake {
+        stakes.values().sum()
+    } else {
+        members
+            .values()
+            .map(|&(a, t)| u128::from(Influence::of(a, t).0))
+            .sum()
+    };
     let mut tally = Tally::new(potential);
     let proposer_confidence = Confidence(unit("proposer_confidence", raw.proposer_confidence)?);
     if proposer_confidence.micros() == 0 {
@@ -331,6 +460,9 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         responded.insert(raw.proposer.as_str());
         if policy.proposer_counts {
             match &proposer_distribution {
+                _ if by_stake => {
+                    stake::add(&mut tally, Stance::Endorse, stakes[raw.proposer.as_str()])
+                }
                 _ if !belief => tally.add(&policy, Stance::Endorse, a, t, proposer_confidence),
                 Some(d) => {
                     pool.add(&policy, weight_factor(&policy, a, t), d);
@@ -390,6 +522,7 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             );
         }
         match position {
+            Ok((stance, _)) if by_stake => stake::add(&mut tally, stance, stakes[r.agent.as_str()]),
             Ok((stance, confidence)) => tally.add(&policy, stance, a, t, confidence),
             Err(d) => {
                 pool.add(&policy, weight_factor(&policy, a, t), &d);
@@ -401,6 +534,43 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let waiting = members
         .iter()
         .filter(|(agent, _)| !responded.contains(*agent));
+    // §21: the executive decides after every supervisor; objections come
+    // from workers, once each, after the decision.
+    let mut objected: BTreeSet<&str> = BTreeSet::new();
+    if hier {
+        if !workers.contains(raw.proposer.as_str()) {
+            return reject(
+                ErrorKind::NotEligible,
+                "proposer: only a worker proposes in a hierarchy",
+            );
+        }
+        if raw.executive_decision.is_some() && waiting.clone().count() > 0 {
+            return reject(
+                ErrorKind::InvalidState,
+                "executive_decision: not every supervisor has had its say",
+            );
+        }
+        for (i, w) in raw.objections.iter().flatten().enumerate() {
+            if raw.executive_decision.is_none() {
+                return reject(
+                    ErrorKind::InvalidState,
+                    "objections: there is no executive decision to object to",
+                );
+            }
+            if !workers.contains(w.as_str()) {
+                return reject(
+                    ErrorKind::NotEligible,
+                    format!("objections[{i}]: {w:?} is not a worker"),
+                );
+            }
+            if !objected.insert(w.as_str()) {
+                return reject(
+                    ErrorKind::Duplicate,
+                    format!("objections[{i}]: {w:?} has already objected"),
+                );
+            }
+        }
+    }
     let remaining: u128 = waiting
         .clone()
         .map(|(_, &(a, t))| reach(&policy, a, t))
@@ -409,6 +579,19 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
 
     let closing = raw.deadline_passed || everyone_answered;
     let (verdict, early) = match (belief, closing) {
+        _ if hier => {
+            let v = hierarchy::rule(
+                &policy,
+                raw.executive_decision,
+                objected.len(),
+                workers.len(),
+            );
+            // More than half of the workers close it at once (§21.3).
+            let overruled = raw.executive_decision.is_some() && 2 * objected.len() > workers.len();
+            ((raw.deadline_passed || overruled).then_some(v), false)
+        }
+        (false, true) if by_stake => (Some(stake::resolve(&policy, &tally)), false),
+        (false, false) if by_stake => (stake::early(&policy, &tally), true),
         (false, true) => (Some(resolve(&policy, &tally)), false),
         (false, false) => (early_verdict(&policy, &tally, remaining), true),
         // A belief proposal has no early finality (§15.3).
@@ -448,7 +631,17 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         status: status.to_string(),
         reason,
         early,
-        tally: tally.to_decimal(weighting),
+        tally: tally.to_decimal(if by_stake {
+            Weighting::Linear
+        } else {
+            weighting
+        }),
         belief: belief_result,
+        committee,
+        hierarchy: hier.then_some(HierarchyResult {
+            decision: raw.executive_decision,
+            objections: objected.len() as u32,
+            workers: workers.len() as u32,
+        }),
     })
 }

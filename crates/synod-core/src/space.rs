@@ -23,6 +23,7 @@ use crate::config::{Mode, SpaceConfig};
 use crate::domain::{Domain, DomainPattern, most_specific};
 use crate::error::{ErrorKind, Rejection, reject};
 use crate::fixed::{Authority, Confidence, Influence, Score, Trust, format_scaled};
+use crate::hierarchy::{self, ExecutiveDecision, HierarchyRecord, Objection};
 use crate::identity::AgentId;
 use crate::log::{Entry, GENESIS_PREV, LogIndex, Payload};
 use crate::message::{
@@ -30,6 +31,7 @@ use crate::message::{
     Registration, Response, Role, check_covers,
 };
 use crate::policy::{Policy, Stakes};
+use crate::stake::{self, StakeSource};
 use crate::tally::{self, Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
 use crate::trust;
 use crate::wire::{Digest, Verified};
@@ -78,6 +80,8 @@ pub struct Agent {
     pub outcomes: u64,
     /// Its proposals still open.
     pub open_proposals: u32,
+    /// The stake an admin granted it, in whole units (§20.1).
+    pub stake: u64,
 }
 
 /// Where a proposal is in its life.
@@ -136,6 +140,9 @@ pub enum CloseCause {
     AllResponded,
     /// No remaining response could change an approve or reject verdict.
     Early,
+    /// More than half of the workers objected to the executive's decision
+    /// (§21).
+    Objected,
 }
 
 /// One electorate member, frozen when the proposal entered the log.
@@ -147,6 +154,9 @@ pub struct Member {
     pub authority: Authority,
     /// Its trust in the proposal's domain at that moment.
     pub trust: Trust,
+    /// Its stake at that moment (10⁻¹², §20.1): what a stake proposal's
+    /// rule counts, and what a committee is drawn by.
+    pub stake: u128,
 }
 
 impl Member {
@@ -160,9 +170,21 @@ impl Member {
         tally::reach(policy, self.authority, self.trust)
     }
 
-    /// Counts this member's response in `tally`.
-    fn count(&self, policy: &Policy, tally: &mut Tally, stance: Stance, c: Confidence) {
-        tally.add(policy, stance, self.authority, self.trust, c);
+    /// Counts this member's response in `tally`: by the policy's weighting,
+    /// or by its stake on a stake proposal.
+    fn count(
+        &self,
+        method: Method,
+        policy: &Policy,
+        tally: &mut Tally,
+        stance: Stance,
+        c: Confidence,
+    ) {
+        if method == Method::Stake {
+            stake::add(tally, stance, self.stake);
+        } else {
+            tally.add(policy, stance, self.authority, self.trust, c);
+        }
     }
 
     /// This member's weight in a belief proposal's pool (§15.1).
@@ -303,6 +325,12 @@ pub struct ProposalRecord {
     pub belief: BeliefTally,
     /// The option a belief proposal adopted: by the rule, or by reviewers.
     pub choice: Option<u8>,
+    /// The committee size the proposal asked for; its electorate is then
+    /// the drawn committee (§20.3).
+    pub committee: Option<u32>,
+    /// A hierarchy proposal's frozen roles, the executive's decision and
+    /// the workers' objections (§21).
+    pub hierarchy: Option<Box<HierarchyRecord>>,
     /// Electorate slot of each member (not part of the state hash: derived).
     #[serde(skip)]
     slots: Index<AgentIdx, u32>,
@@ -340,6 +368,14 @@ impl ProposalRecord {
     pub fn verdict(&self) -> (Verdict, Option<Pooled>) {
         match self.method {
             Method::Vote => (resolve(&self.policy, &self.tally), None),
+            Method::Stake => (stake::resolve(&self.policy, &self.tally), None),
+            Method::Hierarchy => {
+                let h = self
+                    .hierarchy
+                    .as_deref()
+                    .expect("a hierarchy proposal's roles");
+                (hierarchy::verdict(&self.policy, h), None)
+            }
             Method::Belief => {
                 let (verdict, pooled) = belief::resolve(&self.policy, &self.tally, &self.belief);
                 (verdict, Some(pooled))
@@ -351,6 +387,16 @@ impl ProposalRecord {
     pub fn pool_report(&self) -> Option<PoolReport> {
         (self.method == Method::Belief)
             .then(|| PoolReport::new(&belief::pool(&self.policy, &self.belief), &self.options))
+    }
+
+    /// The tally as effects print it: a stake proposal's in stake units
+    /// (§20.2), like a linear tally.
+    pub fn tally_decimal(&self) -> TallyDecimal {
+        let weighting = match self.method {
+            Method::Stake => crate::policy::Weighting::Linear,
+            _ => self.policy.weighting,
+        };
+        self.tally.to_decimal(weighting)
     }
 
     /// The label of option `index`.
@@ -494,6 +540,29 @@ pub enum Effect {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         option: Option<String>,
     },
+    /// A hierarchy's executive decided; workers may object until
+    /// `objections_until` (§21).
+    ExecutiveDecided {
+        /// The proposal.
+        proposal: Digest,
+        /// The executive.
+        executive: AgentId,
+        /// `approve` or `reject`.
+        decision: HumanVerdict,
+        /// When the objection window closes (log time).
+        objections_until: u64,
+    },
+    /// A worker objected to the executive's decision (§21).
+    ObjectionRecorded {
+        /// The proposal.
+        proposal: Digest,
+        /// The worker.
+        worker: AgentId,
+        /// Objections so far.
+        objections: u32,
+        /// Workers of the hierarchy.
+        workers: u32,
+    },
     /// Enough reviewers agreed.
     HumanResolved {
         /// The proposal.
@@ -578,6 +647,10 @@ pub struct Space {
     proposals: BTreeMap<Digest, ProposalRecord>,
     deadlines: BTreeSet<(u64, Digest)>,
     head: Head,
+    /// The current proposer round (§20.4): its length, its number and its
+    /// anchor, the hash of the last entry before it.
+    /// Boxed: most spaces draw no proposers.
+    round: Option<Box<(u64, u64, Digest)>>,
 }
 
 impl Space {
@@ -736,6 +809,10 @@ impl Space {
     /// Moves the head to `entry` and closes every proposal whose deadline its
     /// log time has reached.
     fn enter(&mut self, entry: &Entry) -> Vec<Effect> {
+        let round_ms = self.config.proposer_round_ms;
+        if round_ms > 0 {
+            self.round = Some(Box::new(self.round_anchor(entry.time)));
+        }
         self.head = Head {
             next_index: entry.index + 1,
             last_hash: entry.hash(),
@@ -882,7 +959,7 @@ impl Space {
             status: record.status,
             reason: verdict.reason(),
             cause,
-            tally: record.tally.to_decimal(record.policy.weighting),
+            tally: record.tally_decimal(),
             choice: record.choice.map(|c| record.option_label(c)),
             pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
         }
@@ -1089,6 +1166,8 @@ impl Space {
             );
         }
         self.check_admission(message, &p, proposer)?;
+        self.check_round_proposer(proposer, &p.domain, time)?;
+        self.check_hierarchy_proposal(message.signer(), &p)?;
         if p.deadline <= time {
             return reject(
                 ErrorKind::BadDeadline,
@@ -1110,6 +1189,7 @@ impl Space {
             Some(overrides) => base.tightened(overrides)?,
             None => base,
         };
+        self.check_committee(&p)?;
         if let Some(old) = &p.supersedes {
             let old_record = self.record(old)?;
             if old_record.proposer != proposer {
@@ -1203,6 +1283,11 @@ impl Space {
     fn check_response(&self, signer: &AgentId, r: Response, time: u64) -> Result<Plan, Rejection> {
         let idx = self.signer_idx(signer)?;
         let record = self.record(&r.proposal)?;
+        if let Some(h) = record.hierarchy.as_deref()
+            && h.is_worker(signer)
+        {
+            return Self::check_objection(record, h, signer, r, time);
+        }
         let slot = record.slots.get(&idx).copied();
         // An agent that already answered is told so, even after the close:
         // a re-sent response is a duplicate, whatever happened since.
@@ -1224,15 +1309,30 @@ impl Space {
                 "the proposer does not respond to its own proposal",
             );
         }
+        if record
+            .hierarchy
+            .as_deref()
+            .is_some_and(|h| h.decision.is_some())
+        {
+            return reject(
+                ErrorKind::NotEligible,
+                "the executive has decided: only the domain's workers may object now",
+            );
+        }
         let Some(slot) = slot else {
             return reject(
                 ErrorKind::NotEligible,
-                format!("{signer} is not in the electorate frozen for this proposal"),
+                match record.committee {
+                    Some(k) => {
+                        format!("{signer} is not on the committee of {k} drawn for this proposal")
+                    }
+                    None => format!("{signer} is not in the electorate frozen for this proposal"),
+                },
             );
         };
         match (record.method, &r.distribution, r.stance) {
-            (Method::Vote, None, _) => {}
-            (Method::Vote, Some(_), _) => {
+            (Method::Vote | Method::Stake | Method::Hierarchy, None, _) => {}
+            (Method::Vote | Method::Stake | Method::Hierarchy, Some(_), _) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: respond with a stance and a confidence",
@@ -1252,6 +1352,13 @@ impl Space {
 
     fn check_decision(&self, signer: &AgentId, d: Decision, time: u64) -> Result<Plan, Rejection> {
         let idx = self.signer_idx(signer)?;
+        // An open hierarchy proposal is decided by its executive (§21).
+        if let Some(record) = self.proposals.get(&d.proposal)
+            && let Some(h) = record.hierarchy.as_deref()
+            && Self::status_at(record, time) == Status::Open
+        {
+            return Self::check_executive(record, h, signer, d);
+        }
         self.require_role(idx, &[Role::Reviewer])?;
         let record = self.record(&d.proposal)?;
         let status = Self::status_at(record, time);
@@ -1278,8 +1385,9 @@ impl Space {
             );
         }
         let option = match (record.method, d.decision, &d.option) {
-            (Method::Vote, _, None) | (Method::Belief, HumanVerdict::Reject, None) => None,
-            (Method::Vote, _, Some(_)) => {
+            (Method::Vote | Method::Stake | Method::Hierarchy, _, None)
+            | (Method::Belief, HumanVerdict::Reject, None) => None,
+            (Method::Vote | Method::Stake | Method::Hierarchy, _, Some(_)) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: a decision names no option",
@@ -1326,9 +1434,9 @@ impl Space {
             );
         }
         let option = match (record.method, &o.option) {
-            (Method::Vote, None) => None,
+            (Method::Vote | Method::Stake | Method::Hierarchy, None) => None,
             (Method::Belief, Some(label)) => Some(option_index(record, label)?),
-            (Method::Vote, Some(_)) => {
+            (Method::Vote | Method::Stake | Method::Hierarchy, Some(_)) => {
                 return reject(
                     ErrorKind::Malformed,
                     "this proposal is a vote: its outcome is a result or a score",
@@ -1379,6 +1487,7 @@ impl Space {
                 let agent = &mut self.agents[target as usize];
                 agent.granted = grant.authorities;
                 agent.granted_roles = grant.roles;
+                agent.stake = grant.stake.unwrap_or(0);
                 vec![Effect::Granted {
                     agent: agent.id.clone(),
                 }]
@@ -1403,6 +1512,8 @@ impl Space {
             Plan::Propose(plan) => self.open_proposal(*plan, message, index, time),
             Plan::Respond(idx, slot, r) => self.count_response(idx, slot, r, message, index, time),
             Plan::Decide(idx, d, option) => self.record_decision(idx, d, option, index),
+            Plan::ExecutiveDecide(d) => self.record_executive(d, index, time),
+            Plan::Object(r) => self.record_objection(r, message.signer(), index, time),
             Plan::Outcome(idx, o, option) => self.record_outcome(idx, o, option, index),
         }
     }
@@ -1424,6 +1535,7 @@ impl Space {
             responses: 0,
             outcomes: 0,
             open_proposals: 0,
+            stake: 0,
         });
         self.agent_index.insert(id.clone(), idx);
         idx
@@ -1433,21 +1545,25 @@ impl Space {
     /// role and authority above zero, with its authority and trust frozen.
     /// The electorate of a proposal in `domain` under `policy`, with
     /// newcomers held to `open_newcomer_cap` of it (§5.0, "Newcomers").
-    fn freeze_electorate(&self, domain: &Domain, policy: &Policy) -> Vec<Member> {
-        let mut members: Vec<Member> = self
-            .agents
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| self.roles(a).contains(&Role::Agent))
-            .filter_map(|(i, a)| {
-                let authority = self.authority(a, domain);
-                (!authority.0.is_zero()).then(|| Member {
-                    agent: i as AgentIdx,
-                    authority,
-                    trust: self.trust(a, domain),
-                })
-            })
-            .collect();
+    ///
+    /// With a committee of `k` (§20.3), `k` of them are first drawn by stake,
+    /// seeded from the hash of the proposal's own entry, and the cap applies
+    /// within the committee.
+    fn freeze_electorate(
+        &self,
+        domain: &Domain,
+        policy: &Policy,
+        committee: Option<u32>,
+    ) -> Vec<Member> {
+        let mut members = self.candidates(domain);
+        if let Some(k) = committee {
+            let stakes: Vec<u128> = members.iter().map(|m| m.stake).collect();
+            let seed = stake::committee_seed(&self.head.last_hash);
+            let mut drawn = crate::lottery::draw(&seed, &stakes, k as usize);
+            // The committee in admission order, like any electorate.
+            drawn.sort_unstable();
+            members = drawn.into_iter().map(|i| members[i]).collect();
+        }
         let newcomer: Vec<bool> = members
             .iter()
             .map(|m| self.is_newcomer(&self.agents[m.agent as usize], domain))
@@ -1462,8 +1578,307 @@ impl Space {
         );
         for (m, (authority, _)) in members.iter_mut().zip(weights) {
             m.authority = authority;
+            if self.config.stake == StakeSource::Influence {
+                m.stake = u128::from(m.influence().0);
+            }
         }
         members
+    }
+
+    /// Every agent with the `agent` role and authority above 0 in `domain`,
+    /// in admission order, with its authority, trust and stake as of now
+    /// (the newcomer cap not applied).
+    fn candidates(&self, domain: &Domain) -> Vec<Member> {
+        self.agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| self.roles(a).contains(&Role::Agent))
+            .filter_map(|(i, a)| {
+                let authority = self.authority(a, domain);
+                let trust = self.trust(a, domain);
+                (!authority.0.is_zero()).then(|| Member {
+                    agent: i as AgentIdx,
+                    authority,
+                    trust,
+                    stake: stake::stake_of(self.config.stake, authority, trust, a.stake),
+                })
+            })
+            .collect()
+    }
+
+    /// The anchor of the round log time `time` falls in (§20.4): the
+    /// recorded one if this state is already in that round, otherwise the
+    /// head's hash (the entry before the first entry of the round).
+    fn round_anchor(&self, time: u64) -> (u64, u64, Digest) {
+        let ms = self.config.proposer_round_ms;
+        let round = stake::round_of(time, ms);
+        match self.round.as_deref() {
+            Some(&(m, r, anchor)) if m == ms && r == round => (ms, round, anchor),
+            _ => (ms, round, self.head.last_hash),
+        }
+    }
+
+    /// Who may propose in `domain` at log time `time` when the space draws
+    /// round proposers (§20.4); `None` when it does not. The candidates are
+    /// the domain's electorate without newcomers, by stake.
+    pub fn round_proposer(&self, domain: &Domain, time: u64) -> Option<stake::RoundDraw> {
+        if self.config.proposer_round_ms == 0 {
+            return None;
+        }
+        let (_, round, anchor) = self.round_anchor(time.max(self.head.last_time));
+        let candidates: Vec<Member> = self
+            .candidates(domain)
+            .into_iter()
+            .filter(|m| !self.is_newcomer(&self.agents[m.agent as usize], domain))
+            .collect();
+        let seed = stake::proposer_seed(domain, round, &anchor);
+        let stakes: Vec<u128> = candidates.iter().map(|m| m.stake).collect();
+        let drawn = crate::lottery::draw(&seed, &stakes, 1);
+        Some(stake::RoundDraw {
+            round,
+            anchor,
+            seed,
+            proposer: drawn
+                .first()
+                .map(|&i| self.agents[candidates[i].agent as usize].id.clone()),
+            candidates: candidates
+                .iter()
+                .map(|m| (self.agents[m.agent as usize].id.clone(), m.stake))
+                .collect(),
+        })
+    }
+
+    /// §4.9: with proposer rounds on, only the round's drawn proposer in
+    /// the domain may propose → `not_eligible`.
+    fn check_round_proposer(
+        &self,
+        proposer: AgentIdx,
+        domain: &Domain,
+        time: u64,
+    ) -> Result<(), Rejection> {
+        let Some(draw) = self.round_proposer(domain, time) else {
+            return Ok(());
+        };
+        if draw.proposer.as_ref() == Some(&self.agents[proposer as usize].id) {
+            return Ok(());
+        }
+        reject(
+            ErrorKind::NotEligible,
+            match draw.proposer {
+                Some(who) => format!(
+                    "round {} in {} was drawn for {who}; only it may propose until the round ends",
+                    draw.round,
+                    domain.as_str()
+                ),
+                None => format!(
+                    "nobody holds stake in {}: no proposer can be drawn",
+                    domain.as_str()
+                ),
+            },
+        )
+    }
+
+    /// §4.9: a hierarchy proposal needs a hierarchy in its domain
+    /// (`invalid_state`) and comes from one of its workers (`not_eligible`).
+    fn check_hierarchy_proposal(&self, signer: &AgentId, p: &Proposal) -> Result<(), Rejection> {
+        if p.method() != Method::Hierarchy {
+            return Ok(());
+        }
+        let Some(h) = self.config.hierarchies.get(&p.domain) else {
+            return reject(
+                ErrorKind::InvalidState,
+                format!(
+                    "{} has no hierarchy: ask the admin for one",
+                    p.domain.as_str()
+                ),
+            );
+        };
+        if !h.workers.contains(signer) {
+            return reject(
+                ErrorKind::NotEligible,
+                format!(
+                    "only the workers of {} propose in its hierarchy",
+                    p.domain.as_str()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// A hierarchy proposal's electorate: the supervisors of its domain the
+    /// space knows, in admission order, with their authority and trust.
+    fn supervisors(&self, domain: &Domain) -> Vec<Member> {
+        let h = &self.config.hierarchies[domain];
+        self.agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| h.supervisors.contains(&a.id))
+            .map(|(i, a)| {
+                let (authority, trust) = (self.authority(a, domain), self.trust(a, domain));
+                Member {
+                    agent: i as AgentIdx,
+                    authority,
+                    trust,
+                    stake: u128::from(Influence::of(authority, trust).0),
+                }
+            })
+            .collect()
+    }
+
+    /// §4.9, §21.2: a worker's response to a hierarchy proposal is an
+    /// objection to the executive's decision: one per worker (`duplicate`),
+    /// only once the executive has decided (`invalid_state`), only while
+    /// the window is open (`proposal_closed`), and only a `challenge`
+    /// (`malformed`).
+    fn check_objection(
+        record: &ProposalRecord,
+        h: &HierarchyRecord,
+        signer: &AgentId,
+        r: Response,
+        time: u64,
+    ) -> Result<Plan, Rejection> {
+        if h.objections.iter().any(|o| &o.worker == signer) {
+            return reject(
+                ErrorKind::Duplicate,
+                format!("{signer} has already objected to this decision"),
+            );
+        }
+        if !Self::is_open_at(record, time) {
+            return reject(
+                ErrorKind::ProposalClosed,
+                format!(
+                    "proposal {} is closed: its objection window has ended",
+                    r.proposal
+                ),
+            );
+        }
+        if h.decision.is_none() {
+            return reject(
+                ErrorKind::InvalidState,
+                "the executive has not decided yet: workers object to a decision, once it is made",
+            );
+        }
+        if r.stance != Some(Stance::Challenge) || r.distribution.is_some() {
+            return reject(
+                ErrorKind::Malformed,
+                "an objection is a challenge of the executive's decision",
+            );
+        }
+        Ok(Plan::Object(r))
+    }
+
+    /// §4.9, §21.2: the executive decides an open hierarchy proposal once
+    /// every supervisor has had its say: only the executive (`not_eligible`),
+    /// once (`duplicate`), after the last supervisor (`invalid_state`), with
+    /// no option (`malformed`).
+    fn check_executive(
+        record: &ProposalRecord,
+        h: &HierarchyRecord,
+        signer: &AgentId,
+        d: Decision,
+    ) -> Result<Plan, Rejection> {
+        if signer != &h.executive {
+            return reject(
+                ErrorKind::NotEligible,
+                "only the domain's executive decides an open hierarchy proposal",
+            );
+        }
+        if h.decision.is_some() {
+            return reject(
+                ErrorKind::Duplicate,
+                "the executive has already decided this proposal",
+            );
+        }
+        if record.pending > 0 {
+            return reject(
+                ErrorKind::InvalidState,
+                format!(
+                    "{} of {} supervisors have not had their say yet",
+                    record.pending,
+                    record.electorate.len()
+                ),
+            );
+        }
+        if d.option.is_some() {
+            return reject(
+                ErrorKind::Malformed,
+                "a hierarchy proposal's decision names no option",
+            );
+        }
+        Ok(Plan::ExecutiveDecide(d))
+    }
+
+    /// Records the executive's decision and moves the proposal's deadline
+    /// to the end of the objection window (§21.2).
+    fn record_executive(&mut self, d: Decision, index: LogIndex, time: u64) -> Vec<Effect> {
+        let record = self.proposals.get_mut(&d.proposal).expect("checked");
+        let h = record.hierarchy.as_deref_mut().expect("checked");
+        let until = time.saturating_add(h.objection_window_ms);
+        h.decision = Some(ExecutiveDecision {
+            decision: d.decision,
+            note: d.note,
+            index,
+            objections_until: until,
+        });
+        let executive = h.executive.clone();
+        let removed = self.deadlines.remove(&(record.deadline, d.proposal));
+        assert!(removed, "an open proposal has a deadline");
+        record.deadline = until;
+        self.deadlines.insert((until, d.proposal));
+        vec![Effect::ExecutiveDecided {
+            proposal: d.proposal,
+            executive,
+            decision: d.decision,
+            objections_until: until,
+        }]
+    }
+
+    /// Records a worker's objection; more than half of the workers
+    /// escalate the proposal at once (§21.3).
+    fn record_objection(
+        &mut self,
+        r: Response,
+        worker: &AgentId,
+        index: LogIndex,
+        time: u64,
+    ) -> Vec<Effect> {
+        let record = self.proposals.get_mut(&r.proposal).expect("checked");
+        let h = record.hierarchy.as_deref_mut().expect("checked");
+        h.objections.push(Objection {
+            worker: worker.clone(),
+            reasoning: r.reasoning,
+            index,
+        });
+        let mut effects = vec![Effect::ObjectionRecorded {
+            proposal: r.proposal,
+            worker: worker.clone(),
+            objections: h.objections.len() as u32,
+            workers: h.workers.len() as u32,
+        }];
+        effects.extend(self.close_if_final(&r.proposal, index, time));
+        effects
+    }
+
+    /// §4.9: a committee is for low stakes only, in a space that allows
+    /// committees, of at least its `min_committee` → `policy_violation`.
+    fn check_committee(&self, p: &Proposal) -> Result<(), Rejection> {
+        let Some(k) = p.committee else {
+            return Ok(());
+        };
+        let least = self.config.min_committee;
+        let why = if p.stakes != Stakes::Low {
+            format!(
+                "only a low-stakes proposal may be decided by a committee, not a {} one",
+                p.stakes.as_str()
+            )
+        } else if least == 0 {
+            "this space allows no committees (min_committee is 0)".to_string()
+        } else if k < least {
+            format!("a committee of {k} is below the space's min_committee of {least}")
+        } else {
+            return Ok(());
+        };
+        reject(ErrorKind::PolicyViolation, why)
     }
 
     /// A newcomer in `domain`: an identity that registered itself in an
@@ -1488,14 +1903,23 @@ impl Space {
             policy,
             proposal: p,
         } = plan;
-        let electorate = self.freeze_electorate(&p.domain, &policy);
+        let hierarchy = (p.method() == Method::Hierarchy)
+            .then(|| Box::new(HierarchyRecord::freeze(&self.config.hierarchies[&p.domain])));
+        let electorate = match &hierarchy {
+            Some(_) => self.supervisors(&p.domain),
+            None => self.freeze_electorate(&p.domain, &policy, p.committee),
+        };
         let method = p.method();
         let options = p.options.clone().unwrap_or_default();
         let proposer_distribution = p
             .distribution
             .as_ref()
             .map(|d| in_option_order(d, &options));
-        let potential: u128 = electorate.iter().map(|m| u128::from(m.influence().0)).sum();
+        // A stake proposal's `P` is the electorate's whole stake (§20.2).
+        let potential: u128 = match method {
+            Method::Stake => electorate.iter().map(|m| m.stake).sum(),
+            _ => electorate.iter().map(|m| u128::from(m.influence().0)).sum(),
+        };
         let reach: u128 = electorate.iter().map(|m| m.reach(&policy)).sum();
         let mut record = ProposalRecord {
             id,
@@ -1524,6 +1948,8 @@ impl Space {
             options,
             proposer_distribution,
             choice: None,
+            committee: p.committee,
+            hierarchy,
             slots: Index::default(),
             responded: Vec::new(),
         };
@@ -1535,8 +1961,14 @@ impl Space {
             record.remaining -= member.reach(&policy);
             if policy.proposer_counts {
                 match (method, &record.proposer_distribution) {
-                    (Method::Vote, _) => {
-                        member.count(&policy, &mut record.tally, Stance::Endorse, p.confidence);
+                    (Method::Vote | Method::Stake | Method::Hierarchy, _) => {
+                        member.count(
+                            method,
+                            &policy,
+                            &mut record.tally,
+                            Stance::Endorse,
+                            p.confidence,
+                        );
                     }
                     (Method::Belief, Some(d)) => {
                         member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
@@ -1581,16 +2013,25 @@ impl Space {
 
     fn close_if_final(&mut self, id: &Digest, index: LogIndex, time: u64) -> Option<Effect> {
         let record = &self.proposals[id];
+        // A hierarchy proposal closes when its objection window does, or at
+        // once when more than half of the workers object (§21); the
+        // supervisors' answers only let the executive decide.
+        if let Some(h) = record.hierarchy.as_deref() {
+            return (h.decision.is_some() && h.overruled())
+                .then(|| self.close(id, CloseCause::Objected, index, time));
+        }
         if record.pending == 0 {
             return Some(self.close(id, CloseCause::AllResponded, index, time));
         }
         // A belief proposal closes at its deadline or when everyone has
         // answered; it has no early finality (§15.3).
-        if record.method == Method::Belief {
-            return None;
-        }
-        early_verdict(&record.policy, &record.tally, record.remaining)
-            .map(|_| self.close(id, CloseCause::Early, index, time))
+        let early = match record.method {
+            Method::Belief => return None,
+            Method::Hierarchy => unreachable!("handled above"),
+            Method::Stake => stake::early(&record.policy, &record.tally),
+            Method::Vote => early_verdict(&record.policy, &record.tally, record.remaining),
+        };
+        early.map(|_| self.close(id, CloseCause::Early, index, time))
     }
 
     fn count_response(
@@ -1616,7 +2057,9 @@ impl Space {
             (Some(d), _, _) => {
                 member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
             }
-            (None, Some(stance), Some(c)) => member.count(&policy, &mut record.tally, stance, c),
+            (None, Some(stance), Some(c)) => {
+                member.count(record.method, &policy, &mut record.tally, stance, c);
+            }
             (None, _, _) => unreachable!("checked: a stance and a confidence, or a distribution"),
         }
         record.responses.push(ResponseRecord {
@@ -1633,7 +2076,7 @@ impl Space {
             proposal: r.proposal,
             agent: message.signer().clone(),
             stance: r.stance,
-            tally: record.tally.to_decimal(policy.weighting),
+            tally: record.tally_decimal(),
             leaning,
             pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
         };
@@ -1794,7 +2237,7 @@ impl Space {
         }
         for r in self.proposals.values() {
             match r.method {
-                Method::Vote => assert!(
+                Method::Vote | Method::Stake | Method::Hierarchy => assert!(
                     r.options.is_empty() && r.belief.sums.is_empty() && r.choice.is_none(),
                     "a vote has no options, pool or choice"
                 ),
@@ -1834,6 +2277,8 @@ enum Plan {
     Respond(AgentIdx, u32, Response),
     Decide(AgentIdx, Decision, Option<u8>),
     Outcome(AgentIdx, Outcome, Option<u8>),
+    ExecutiveDecide(Decision),
+    Object(Response),
 }
 
 /// The position of `label` among a belief proposal's options.

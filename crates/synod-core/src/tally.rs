@@ -228,6 +228,9 @@ pub enum Reason {
     LowConfidence,
     /// Neither side cleared its margin.
     Contested,
+    /// More than half of the workers objected to the executive's decision
+    /// (§21).
+    Objected,
 }
 
 /// The result of the rule for a closed proposal.

@@ -815,3 +815,628 @@ fn lotteries() {
     .unwrap() + "\n";
     pinned("lottery.json", &generated);
 }
+
+/// One stake scenario (PROTOCOL.md §11, §20): `electorate` lists
+/// `(agent, authority, trust, granted stake)`; responses `(agent, stance)`
+/// at confidence 0.5 (the confidence does not weigh).
+fn stake_case(
+    name: &str,
+    why: &str,
+    electorate: &[(&str, &str, &str, Option<u64>)],
+    responses: &[(&str, &str)],
+    extra: Value,
+) -> Value {
+    let mut scenario = json!({
+        "stakes": "low",
+        "method": "stake",
+        "electorate": electorate.iter().map(|(agent, a, t, s)| {
+            let mut m = json!({"agent": agent, "authority": a, "trust": t});
+            if let Some(s) = s {
+                m["stake"] = json!(s);
+            }
+            m
+        }).collect::<Vec<_>>(),
+        "proposer": electorate[0].0,
+        "proposer_confidence": "0.9",
+        "responses": responses.iter().map(|(agent, stance)| {
+            json!({"agent": agent, "stance": stance, "confidence": "0.5"})
+        }).collect::<Vec<_>>(),
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        scenario[k] = v.clone();
+    }
+    let text = serde_json::to_string(&scenario).unwrap();
+    let mut case = json!({"name": name, "why": why, "scenario": scenario});
+    match scenario::run(&text) {
+        Ok(result) => case["expected"] = serde_json::to_value(result).unwrap(),
+        Err(e) => case["error"] = json!(e.kind.as_str()),
+    }
+    case
+}
+
+/// vectors/stake.json: the stake rule at and around its thresholds,
+/// committees drawn from a seed, and round-proposer seeds and draws
+/// (PROTOCOL.md §20). The scenarios are chosen by hand (each `why` says
+/// what it tests); their outputs come from the code and check.py
+/// recomputes every one independently.
+#[test]
+fn stake_vectors() {
+    use synod_core::domain::Domain;
+    use synod_core::lottery::draw;
+    use synod_core::stake::proposer_seed;
+    let g = |agent, s| (agent, "1", "0.5", Some(s));
+    let three = [g("p", 1), g("a", 1), g("b", 1)];
+    let ten: Vec<(&str, &str, &str, Option<u64>)> =
+        ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]
+            .into_iter()
+            .map(|n| g(n, 1))
+            .collect();
+    let seed = |s: &str| Digest::of(s.as_bytes()).to_hex();
+    let many: Vec<(String, u64)> = (1..=30).map(|i| (format!("v{i}"), i)).collect();
+    let many: Vec<(&str, &str, &str, Option<u64>)> = many
+        .iter()
+        .map(|(n, s)| (n.as_str(), "1", "0.5", Some(*s)))
+        .collect();
+    let cases = vec![
+        stake_case(
+            "exactly two thirds does not pass",
+            "S = 3; the proposer's 1 and a's 1 endorse: 2 is exactly two thirds, not more; b abstains, so everyone answered: escalated (no_quorum).",
+            &three,
+            &[("a", "endorse"), ("b", "abstain")],
+            json!({}),
+        ),
+        stake_case(
+            "exactly two thirds is not early",
+            "as above without b: not early-final, open.",
+            &three,
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "two thirds of the voters only",
+            "S = 10; six endorse (every voter), four silent: 6/10 < 2/3, escalated at the deadline.",
+            &ten,
+            &[
+                ("m1", "endorse"),
+                ("m2", "endorse"),
+                ("m3", "endorse"),
+                ("m4", "endorse"),
+                ("m5", "endorse"),
+            ],
+            json!({"deadline_passed": true}),
+        ),
+        stake_case(
+            "seven of ten approves early",
+            "S = 10; seven endorse: 21 > 20, approved early, three still silent.",
+            &ten,
+            &[
+                ("m1", "endorse"),
+                ("m2", "endorse"),
+                ("m3", "endorse"),
+                ("m4", "endorse"),
+                ("m5", "endorse"),
+                ("m6", "endorse"),
+            ],
+            json!({}),
+        ),
+        stake_case(
+            "one unit above two thirds",
+            "S = 300 (150, 51, 99): 201 > 200.",
+            &[g("p", 150), g("a", 51), g("b", 99)],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "one unit short of two thirds",
+            "S = 300 (150, 50, 100): 200 is not more than 200; open.",
+            &[g("p", 150), g("a", 50), g("b", 100)],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "a third challenging rejects early",
+            "S = 9; a challenges with 3 = S/3: approval is impossible, rejected early.",
+            &[g("p", 3), g("a", 3), g("b", 3)],
+            &[("a", "challenge")],
+            json!({}),
+        ),
+        stake_case(
+            "just under a third escalates",
+            "S = 10; a challenges with 3 < 10/3; at the deadline E = 4: escalated.",
+            &[g("p", 4), g("a", 3), g("b", 3)],
+            &[("a", "challenge")],
+            json!({"deadline_passed": true}),
+        ),
+        stake_case(
+            "abstention counts against approval",
+            "S = 4; the proposer's 2 and a's 1 endorse: 3 > 8/3 approves; with a abstaining instead, 2 does not, and b's challenge of 1 < 4/3 does not reject: escalated.",
+            &[g("p", 2), g("a", 1), g("b", 1)],
+            &[("a", "abstain"), ("b", "challenge")],
+            json!({}),
+        ),
+        stake_case(
+            "the confidence does not weigh",
+            "S = 3, a and b endorse at 0.5 with stake 1 each, the proposer at 0.9 with 1: everything endorses, approved.",
+            &three,
+            &[("a", "endorse"), ("b", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "proposer does not count",
+            "S = 3 with proposer_counts false: a and b endorse, 2 of 3: escalated.",
+            &three,
+            &[("a", "endorse"), ("b", "endorse")],
+            json!({"policy": {"proposer_counts": false}}),
+        ),
+        stake_case(
+            "human required",
+            "everything endorses, but the policy needs a human: escalated (stakes), never early.",
+            &three,
+            &[("a", "endorse"), ("b", "endorse")],
+            json!({"policy": {"human_required": true}}),
+        ),
+        stake_case(
+            "no stake decides nothing",
+            "every granted stake is 0: S = 0, escalated (no_quorum) even though all endorse.",
+            &[g("p", 0), g("a", 0)],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "influence as stake",
+            "no granted stakes: the stake is authority × trust, 0.5, 0.25, 0.25 (S = 1); the proposer and a hold 0.75 > 2/3.",
+            &[
+                ("p", "1", "0.5", None),
+                ("a", "0.5", "0.5", None),
+                ("b", "0.5", "0.5", None),
+            ],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "an observer holds no stake",
+            "o has authority 0: not a member, its granted stake does not count; S = 2, the proposer and a hold all of it.",
+            &[g("p", 1), g("a", 1), ("o", "0", "0.5", Some(100))],
+            &[("a", "endorse")],
+            json!({}),
+        ),
+        stake_case(
+            "committee of 5 by stake",
+            "five of v1…v30 (stakes 1…30) drawn by the lottery of §17 from the seed; S is the committee's stake; nobody answers yet.",
+            &many,
+            &[],
+            json!({"committee": 5, "seed": seed("committee-a")}),
+        ),
+        stake_case(
+            "committee of 5, another seed",
+            "the same electorate and another seed draw another committee.",
+            &many,
+            &[],
+            json!({"committee": 5, "seed": seed("committee-b")}),
+        ),
+        stake_case(
+            "committee larger than the stakeholders",
+            "a committee of 10 among three holders, one of stake 0: the two with stake sit.",
+            &[g("p", 2), g("a", 0), g("b", 5)],
+            &[],
+            json!({"committee": 10, "seed": seed("committee-c")}),
+        ),
+        stake_case(
+            "committee in a vote",
+            "a vote may be decided by a committee too; the weights are the vote's.",
+            &many,
+            &[],
+            json!({"method": "vote", "committee": 3, "seed": seed("committee-d")}),
+        ),
+        stake_case(
+            "committee without a seed",
+            "a committee and its seed come together.",
+            &three,
+            &[],
+            json!({"committee": 2}),
+        ),
+        stake_case(
+            "committee of 0",
+            "committee must be in 1…100.",
+            &three,
+            &[],
+            json!({"committee": 0, "seed": seed("x")}),
+        ),
+        stake_case(
+            "committee of 101",
+            "committee must be in 1…100.",
+            &three,
+            &[],
+            json!({"committee": 101, "seed": seed("x")}),
+        ),
+        stake_case(
+            "stake too large",
+            "a granted stake is at most 10^12 units.",
+            &[g("p", 1_000_000_000_001)],
+            &[],
+            json!({}),
+        ),
+        stake_case(
+            "stake proposal with options",
+            "options belong to belief scenarios.",
+            &three,
+            &[],
+            json!({"options": ["x", "y"]}),
+        ),
+        stake_case(
+            "response from outside",
+            "z is not listed: not_eligible.",
+            &three,
+            &[("z", "endorse")],
+            json!({}),
+        ),
+    ];
+    let domain = Domain::parse("ops.deploy").unwrap();
+    let mut proposers = Vec::new();
+    for (round, anchor, stakes) in [
+        (0u64, "anchor-0", vec![5u128, 3, 2, 0]),
+        (28_333_334, "anchor-1", vec![5, 3, 2, 0]),
+        (28_333_335, "anchor-2", vec![1_000_000_000_000, 1, 0]),
+        (u64::MAX, "anchor-3", vec![7; 9]),
+    ] {
+        let anchor = Digest::of(anchor.as_bytes());
+        let s = proposer_seed(&domain, round, &anchor);
+        proposers.push(json!({
+            "domain": domain.as_str(),
+            "round": round,
+            "anchor": anchor.to_hex(),
+            "seed": s.to_hex(),
+            "stakes": stakes.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            "drawn": draw(&s, &stakes, 1),
+        }));
+    }
+    let generated = serde_json::to_string_pretty(&json!({
+        "description": "Stake-weighted validation and selection (PROTOCOL.md §20): stake scenarios in the `synod resolve` format (§11: `method` stake, a member's granted `stake`, `committee` with its `seed`) with their output or error kind, chosen by hand around the thresholds; and round-proposer draws: `seed` is the lottery seed of the parts synod/proposer, the domain, the round (8 bytes big-endian) and the anchor, `drawn` the index one draw picks over `stakes`.",
+        "cases": cases,
+        "proposers": proposers,
+    }))
+    .unwrap()
+        + "\n";
+    pinned("stake.json", &generated);
+}
+
+/// A space deciding by stake: granted stakes, a proposal approved by more
+/// than two thirds, one rejected by a third, one at exactly two thirds
+/// escalated and decided by a reviewer, a committee of three, and a round
+/// of drawn proposers.
+fn stake_log() -> Vec<String> {
+    let mut h = Harness::with_config(json!({"stake": "granted", "min_committee": 3}));
+    for (name, stake) in [
+        ("atlas", 4u64),
+        ("boreas", 3),
+        ("ceto", 2),
+        ("doris", 1),
+        ("eos", 2),
+    ] {
+        let agent = h.id(name);
+        h.configure(
+            json!({"grant": {"agent": agent, "authorities": {"ops.*": "1"},
+                                     "roles": ["agent"], "stake": stake}}),
+        )
+        .unwrap();
+        h.register_declaring(name, &[]).unwrap();
+    }
+    h.person("reviewer", &["reviewer"]);
+    h.person("auditor", &["oracle"]);
+    let body = |h: &Harness, summary: &str| {
+        json!({
+            "domain": "ops.deploy",
+            "action": {"kind": "deploy", "summary": summary},
+            "confidence": "0.9",
+            "stakes": "low",
+            "deadline": h.time + 10 * MINUTE,
+            "method": "stake",
+        })
+    };
+    // S = 12. atlas 4 + boreas 3 + ceto 2 = 9 > 8: approved early.
+    let approved = h.propose_with("atlas", body(&h, "deploy 1.4")).unwrap();
+    h.respond("boreas", approved, "endorse", "0.8").unwrap();
+    h.respond("ceto", approved, "endorse", "0.7").unwrap();
+    assert_eq!(h.status(&approved), "approved");
+    // boreas 3 + doris 1 = 4 = S/3 challenge: rejected early.
+    let rejected = h.propose_with("eos", body(&h, "drop the cache")).unwrap();
+    h.respond("boreas", rejected, "challenge", "0.9").unwrap();
+    h.respond("doris", rejected, "challenge", "0.6").unwrap();
+    assert_eq!(h.status(&rejected), "rejected");
+    // atlas 4 + boreas 3 + doris 1 = 8 = exactly 2/3; ceto and eos abstain.
+    let exact = h.propose_with("atlas", body(&h, "rotate keys")).unwrap();
+    h.respond("boreas", exact, "endorse", "0.9").unwrap();
+    h.respond("doris", exact, "endorse", "0.9").unwrap();
+    h.respond("ceto", exact, "abstain", "0.5").unwrap();
+    h.respond("eos", exact, "abstain", "0.5").unwrap();
+    assert_eq!(h.status(&exact), "escalated");
+    h.decide("reviewer", exact, "approve").unwrap();
+    // A committee of three drawn by stake; its members answer.
+    let mut b = body(&h, "restart workers");
+    b["committee"] = json!(3);
+    let committee = h.propose_with("eos", b).unwrap();
+    let members: Vec<_> = h.space.proposal(&committee).unwrap().electorate.clone();
+    for m in members {
+        let who = h.space.agent_at(m.agent).id.clone();
+        let name = ["atlas", "boreas", "ceto", "doris"]
+            .into_iter()
+            .find(|n| h.id(n) == who);
+        if let Some(name) = name
+            && h.status(&committee) == "open"
+        {
+            h.respond(name, committee, "endorse", "0.8").unwrap();
+        }
+    }
+    for (p, result) in [
+        (approved, "success"),
+        (rejected, "failure"),
+        (exact, "success"),
+    ] {
+        h.outcome("auditor", p, result).unwrap();
+    }
+    // Proposer rounds of a minute: only the drawn member proposes.
+    h.configure(json!({"set": {"proposer_round_ms": MINUTE}}))
+        .unwrap();
+    let domain = synod_core::domain::Domain::parse("ops.deploy").unwrap();
+    for n in 0..3 {
+        h.time = (h.time / MINUTE + 1) * MINUTE;
+        let drawn = h.space.round_proposer(&domain, h.time).unwrap();
+        let who = drawn.proposer.unwrap();
+        let name = ["atlas", "boreas", "ceto", "doris", "eos"]
+            .into_iter()
+            .find(|n| h.id(n) == who)
+            .unwrap();
+        h.propose_with(name, body(&h, &format!("round {n}")))
+            .unwrap();
+    }
+    h.advance(11 * MINUTE);
+    h.lines
+}
+
+#[test]
+fn stake_log_export() {
+    let lines = stake_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/stake.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/stake.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.proposals.get("approved_by_human"), Some(&1));
+    assert_eq!(summary.proposals.get("rejected"), Some(&1));
+}
+
+/// One hierarchy scenario (PROTOCOL.md §11, §21): supervisors `s1`, `s2`
+/// (authority 1, trust 0.5) and `workers`, the first of them proposing.
+fn hierarchy_case(name: &str, why: &str, workers: &[&str], extra: Value) -> Value {
+    let mut scenario = json!({
+        "stakes": "medium",
+        "method": "hierarchy",
+        "workers": workers,
+        "electorate": [
+            {"agent": "s1", "authority": "1", "trust": "0.5"},
+            {"agent": "s2", "authority": "1", "trust": "0.5"},
+        ],
+        "proposer": workers.first().copied().unwrap_or("w1"),
+        "proposer_confidence": "0.8",
+        "responses": [
+            {"agent": "s1", "stance": "endorse", "confidence": "0.9"},
+            {"agent": "s2", "stance": "challenge", "confidence": "0.6"},
+        ],
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        scenario[k] = v.clone();
+    }
+    let text = serde_json::to_string(&scenario).unwrap();
+    let mut case = json!({"name": name, "why": why, "scenario": scenario});
+    match scenario::run(&text) {
+        Ok(result) => case["expected"] = serde_json::to_value(result).unwrap(),
+        Err(e) => case["error"] = json!(e.kind.as_str()),
+    }
+    case
+}
+
+/// vectors/hierarchy.json: the hierarchy rule (PROTOCOL.md §21) in the
+/// `synod resolve` format, chosen by hand around its edges; outputs come
+/// from the code and check.py recomputes every one.
+#[test]
+fn hierarchy_vectors() {
+    let five = ["w1", "w2", "w3", "w4", "w5"];
+    let four = ["w1", "w2", "w3", "w4"];
+    let cases = vec![
+        hierarchy_case(
+            "evaluated, not decided",
+            "both supervisors answered; the executive has not decided: open.",
+            &five,
+            json!({}),
+        ),
+        hierarchy_case(
+            "no decision by the deadline",
+            "the deadline passes without an executive decision: escalated (no_quorum).",
+            &five,
+            json!({"deadline_passed": true}),
+        ),
+        hierarchy_case(
+            "decided, window open",
+            "the executive approves; no objection yet and the window is open: still open, not final.",
+            &five,
+            json!({"executive_decision": "approve"}),
+        ),
+        hierarchy_case(
+            "decided, window closed",
+            "the executive approves and the window closes with one objection of five: approved.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["w2"], "deadline_passed": true}),
+        ),
+        hierarchy_case(
+            "rejected, window closed",
+            "the executive rejects; the window closes: rejected.",
+            &five,
+            json!({"executive_decision": "reject", "deadline_passed": true}),
+        ),
+        hierarchy_case(
+            "overruled by three of five",
+            "three of five workers object: more than half, escalated (objected) at once, window open.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["w2", "w3", "w1"]}),
+        ),
+        hierarchy_case(
+            "two of five stand",
+            "two of five object: not more than half; open until the window closes.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["w2", "w3"]}),
+        ),
+        hierarchy_case(
+            "exactly half stands",
+            "two of four object: exactly half is not more than half; the window closes: rejected as decided.",
+            &four,
+            json!({"executive_decision": "reject", "objections": ["w1", "w2"], "deadline_passed": true}),
+        ),
+        hierarchy_case(
+            "human required",
+            "critical-style policy: human_required escalates (stakes) when the window closes.",
+            &five,
+            json!({"executive_decision": "approve", "deadline_passed": true, "policy": {"human_required": true}}),
+        ),
+        hierarchy_case(
+            "executive before the supervisors",
+            "s2 has not answered: the executive may not decide yet.",
+            &five,
+            json!({"executive_decision": "approve", "responses": [{"agent": "s1", "stance": "endorse", "confidence": "0.9"}]}),
+        ),
+        hierarchy_case(
+            "abstention is a say",
+            "s2 abstains: every supervisor has had its say, the executive may decide.",
+            &five,
+            json!({"executive_decision": "reject", "deadline_passed": true, "responses": [{"agent": "s1", "stance": "endorse", "confidence": "0.9"}, {"agent": "s2", "stance": "abstain", "confidence": "0.5"}]}),
+        ),
+        hierarchy_case(
+            "objection without a decision",
+            "nothing to object to yet.",
+            &five,
+            json!({"objections": ["w2"]}),
+        ),
+        hierarchy_case(
+            "objection from a non-worker",
+            "s1 is a supervisor, not a worker.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["s1"]}),
+        ),
+        hierarchy_case(
+            "a worker objecting twice",
+            "w2 objects twice.",
+            &five,
+            json!({"executive_decision": "approve", "objections": ["w2", "w2"]}),
+        ),
+        hierarchy_case(
+            "proposer not a worker",
+            "s1 proposes: only workers propose.",
+            &five,
+            json!({"proposer": "s1"}),
+        ),
+        hierarchy_case(
+            "no workers",
+            "a hierarchy has workers.",
+            &[],
+            json!({"proposer": "w1"}),
+        ),
+        hierarchy_case(
+            "a worker supervising",
+            "w1 is listed among the supervisors.",
+            &five,
+            json!({"electorate": [{"agent": "w1", "authority": "1", "trust": "0.5"}]}),
+        ),
+        hierarchy_case(
+            "workers outside a hierarchy",
+            "a vote has no workers.",
+            &five,
+            json!({"method": "vote"}),
+        ),
+        hierarchy_case(
+            "a committee in a hierarchy",
+            "committees are for votes and stake proposals.",
+            &five,
+            json!({"committee": 2, "seed": Digest::of(b"x").to_hex()}),
+        ),
+    ];
+    let generated = serde_json::to_string_pretty(&json!({
+        "description": "Hierarchical decisions (PROTOCOL.md §21) in the `synod resolve` format (§11): `workers`, `executive_decision`, `objections`; the electorate lists the supervisors. Scenarios chosen by hand (`why`); outputs generated and pinned.",
+        "cases": cases,
+    }))
+    .unwrap()
+        + "\n";
+    pinned("hierarchy.json", &generated);
+}
+
+/// A space with a hierarchy in ops.deploy: one decision that stands after
+/// its window, one overruled by objections and decided by a reviewer, one
+/// that no executive decided in time.
+fn hierarchy_log() -> Vec<String> {
+    let mut h = Harness::closed();
+    let workers = ["ana", "ben", "cai", "dee", "eli"];
+    for name in workers.iter().chain(&["sam", "sue", "exa"]) {
+        h.agent(name, &[("ops.*", "1")]);
+    }
+    h.person("reviewer", &["reviewer"]);
+    h.person("auditor", &["oracle"]);
+    let ids = |names: &[&str]| names.iter().map(|n| h.id(n)).collect::<Vec<_>>();
+    let hierarchy = json!({"ops.deploy": {"workers": ids(&workers), "supervisors": ids(&["sam", "sue"]),
+                                          "executive": h.id("exa"), "objection_window_ms": 5 * MINUTE}});
+    h.configure(json!({"set": {"hierarchies": hierarchy}}))
+        .unwrap();
+    let body = |h: &Harness, summary: &str| {
+        json!({"domain": "ops.deploy", "action": {"kind": "deploy", "summary": summary},
+               "confidence": "0.8", "stakes": "medium", "deadline": h.time + 10 * MINUTE,
+               "method": "hierarchy"})
+    };
+    let decide = |h: &mut Harness, p: Digest, d: &str| {
+        h.send(
+            "exa",
+            MessageType::Decision,
+            json!({"proposal": p, "decision": d, "note": "as executive"}),
+        )
+        .unwrap();
+    };
+    let stands = h.propose_with("ana", body(&h, "ship 4.0")).unwrap();
+    h.respond("sam", stands, "endorse", "0.9").unwrap();
+    h.respond("sue", stands, "endorse", "0.7").unwrap();
+    decide(&mut h, stands, "approve");
+    h.respond("ben", stands, "challenge", "0.6").unwrap();
+    h.time += 1;
+    let overruled = h
+        .propose_with("cai", body(&h, "drop the audit table"))
+        .unwrap();
+    h.respond("sam", overruled, "challenge", "0.8").unwrap();
+    h.respond("sue", overruled, "abstain", "0.5").unwrap();
+    decide(&mut h, overruled, "approve");
+    for w in ["ana", "dee", "eli"] {
+        h.respond(w, overruled, "challenge", "0.9").unwrap();
+    }
+    assert_eq!(h.status(&overruled), "escalated");
+    h.send(
+        "reviewer",
+        MessageType::Decision,
+        json!({"proposal": overruled, "decision": "reject", "note": "the workers were right"}),
+    )
+    .unwrap();
+    h.time += 1;
+    let late = h.propose_with("eli", body(&h, "rotate logs")).unwrap();
+    h.respond("sam", late, "endorse", "0.6").unwrap();
+    h.advance(10 * MINUTE);
+    assert_eq!(h.status(&stands), "approved");
+    assert_eq!(h.status(&late), "escalated");
+    h.outcome("auditor", stands, "success").unwrap();
+    h.lines
+}
+
+#[test]
+fn hierarchy_log_export() {
+    let lines = hierarchy_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/hierarchy.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/hierarchy.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.proposals.get("rejected_by_human"), Some(&1));
+    assert_eq!(summary.proposals.get("approved"), Some(&1));
+    assert_eq!(summary.proposals.get("escalated"), Some(&1));
+}

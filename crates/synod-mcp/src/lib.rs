@@ -225,6 +225,38 @@ pub struct ProposeArgs {
     /// (e.g. {"acme": 0.7, "globex": 0.3}).
     #[serde(default)]
     pub distribution: Option<std::collections::BTreeMap<String, Decimal>>,
+    /// "stake" to decide by stake: approved only when members holding more
+    /// than two thirds of the whole electorate's stake endorse (silence
+    /// counts against), rejected once a third challenges; "hierarchy" for a
+    /// worker's proposal that supervisors evaluate and the executive
+    /// decides. Default "vote".
+    #[serde(default)]
+    pub method: Option<String>,
+    /// A low-stakes proposal decided by a committee of this many members
+    /// drawn by stake, where the space allows committees.
+    #[serde(default)]
+    pub committee: Option<u32>,
+}
+
+/// Parameters of `decide_as_executive`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutiveArgs {
+    /// The proposal id: 64 lowercase hex characters.
+    pub proposal_id: String,
+    /// "approve" or "reject".
+    pub decision: String,
+    /// Why; kept in the audit log and shown to reviewers if workers object.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Parameters of `who_may_propose`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainArgs {
+    /// The domain, e.g. "ops.deploy".
+    pub domain: String,
 }
 
 /// Parameters of `respond`.
@@ -562,7 +594,7 @@ impl Synod {
     }
 
     #[tool(
-        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. If the space asks proof of work of agents without a track record in the domain, the stamp is minted for you (a fraction of a second). Returns the proposal id."
+        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. With method \"stake\" it needs endorsements from more than two thirds of the whole electorate's stake; `committee` lets that many members drawn by stake decide a low-stakes proposal. With method \"hierarchy\" (a domain with a hierarchy; you are one of its workers) the supervisors evaluate it, the executive decides, and workers may object with a challenge response before the decision is final. If the space asks proof of work of agents without a track record in the domain, the stamp is minted for you (a fraction of a second). Returns the proposal id."
     )]
     async fn propose(
         &self,
@@ -596,6 +628,12 @@ impl Synod {
                 }
                 if let Some(d) = &args.distribution {
                     body["distribution"] = distribution_json(d);
+                }
+                if let Some(method) = &args.method {
+                    body["method"] = json!(method);
+                }
+                if let Some(k) = args.committee {
+                    body["committee"] = json!(k);
                 }
                 let path = "/v1/proposals".to_string();
                 self.send(
@@ -635,6 +673,46 @@ impl Synod {
                     }
                 };
                 self.send(key, path, MessageType::Response, body, None).await
+            }
+            .await,
+        )
+    }
+
+    #[tool(
+        description = "As the executive of a domain's hierarchy: approve or reject a worker's proposal (method \"hierarchy\") once every supervisor has responded. The decision becomes final only when the objection window closes; if more than half of the workers object (a challenge response) it goes to human reviewers."
+    )]
+    async fn decide_as_executive(
+        &self,
+        Parameters(args): Parameters<ExecutiveArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Self::answer(
+            async {
+                let key = self.key(&context)?;
+                check_id(&args.proposal_id)?;
+                let path = format!("/v1/escalations/{}/decisions", args.proposal_id);
+                let body = json!({"proposal": args.proposal_id, "decision": args.decision, "note": args.note});
+                self.send(key, path, MessageType::Decision, body, None).await
+            }
+            .await,
+        )
+    }
+
+    #[tool(
+        description = "Who may propose in the current round in a domain, where the space draws one proposer per round by stake (a verifiable lottery seeded from the log): the round, its anchor entry hash, the seed, the candidates with their stakes and the drawn agent. enabled is false when anyone may propose.",
+        annotations(read_only_hint = true)
+    )]
+    async fn who_may_propose(
+        &self,
+        Parameters(args): Parameters<DomainArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Self::answer(
+            async {
+                synod_core::domain::Domain::parse(&args.domain)
+                    .map_err(|e| failure("malformed", &e.0))?;
+                let domain = args.domain;
+                self.call(move |api| api.get(&format!("/v1/lottery/proposer?domain={domain}")))
+                    .await
             }
             .await,
         )
@@ -754,6 +832,8 @@ const RESPOND_DESCRIPTION: &str = concat!(
     "A question (a proposal with `options`) takes a `distribution` instead: your probability for each option, ",
     "summing to 1; it is scored against the option that turns out right, so give your real belief, and avoid 0 ",
     "unless you are sure (a 0 counts as 0.01 in the pool). ",
+    "As a worker of a domain's hierarchy, a challenge of a hierarchy proposal the executive has decided is an objection; ",
+    "more than half of the workers objecting sends the decision to humans. ",
     "You can answer each proposal once; the answer is final."
 );
 

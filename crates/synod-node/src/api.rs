@@ -160,6 +160,7 @@ pub fn router_with(node: Arc<Node>, extra: Router<Arc<Node>>) -> Router {
         .route("/v1/proposals/{id}/responses", post(respond))
         .route("/v1/proposals/{id}/outcome", post(outcome))
         .route("/v1/escalations", get(list_escalations))
+        .route("/v1/lottery/proposer", get(round_proposer))
         .route("/v1/escalations/{id}/decisions", post(decide))
         .route("/v1/events", get(crate::events::stream))
         .route("/v1/log", get(export_log))
@@ -310,6 +311,14 @@ fn status_after(receipt: &crate::Receipt, id: &Digest) -> (Option<Status>, Optio
                 status: s,
                 ..
             } if proposal == id => status = Some(*s),
+            // A hierarchy's executive decision and objections leave the
+            // proposal open until its window closes (PROTOCOL.md §21).
+            Effect::ExecutiveDecided { proposal, .. }
+            | Effect::ObjectionRecorded { proposal, .. }
+                if proposal == id =>
+            {
+                status = status.or(Some(Status::Open))
+            }
             _ => {}
         }
     }
@@ -378,6 +387,44 @@ async fn space_info(State(node): State<Arc<Node>>, Q(q): Q<SpaceQuery>) -> axum:
         }
         out
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposerQuery {
+    domain: String,
+}
+
+/// Who may propose in the current round in a domain (PROTOCOL.md §20.4):
+/// the round, its anchor, the seed, the candidates with their stakes and
+/// the drawn agent, so that anyone with the log can redo the draw.
+async fn round_proposer(
+    State(node): State<Arc<Node>>,
+    Q(q): Q<ProposerQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    let domain = synod_core::domain::Domain::parse(&q.domain)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", e.0))?;
+    Ok(axum::Json(node.read(|s| {
+        let round_ms = s.config().proposer_round_ms;
+        match s.round_proposer(&domain, now_ms()) {
+            None => json!({"domain": domain, "enabled": false, "round_ms": 0}),
+            Some(d) => json!({
+                "domain": domain,
+                "enabled": true,
+                "round_ms": round_ms,
+                "round": d.round,
+                "starts": d.round.saturating_mul(round_ms),
+                "ends": d.round.saturating_add(1).saturating_mul(round_ms),
+                "anchor": d.anchor,
+                "seed": d.seed,
+                "candidates": d.candidates.iter().map(|(agent, stake)| json!({
+                    "agent": agent,
+                    "stake": synod_core::fixed::format_scaled(*stake, 12),
+                })).collect::<Vec<_>>(),
+                "proposer": d.proposer,
+            }),
+        }
+    })))
 }
 
 async fn register(
@@ -638,10 +685,13 @@ pub(crate) fn proposal_summary(space: &Space, p: &ProposalRecord) -> Value {
         "summary": body.action.summary,
         "deadline": p.deadline,
         "entered_index": p.entered_index,
-        "tally": p.tally.to_decimal(p.policy.weighting),
+        "tally": p.tally_decimal(),
         "reason": p.closure.and_then(|c| c.verdict.reason()),
         "method": p.method,
     });
+    if let Some(k) = p.committee {
+        out["committee"] = json!(k);
+    }
     if p.method == synod_core::message::Method::Belief {
         out["options"] = json!(p.options);
         out["pool"] = json!(p.pool_report());
@@ -688,6 +738,21 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
     }));
     if let Some(d) = &p.proposer_distribution {
         out["distribution"] = distribution_json(p, d);
+    }
+    if let Some(h) = p.hierarchy.as_deref() {
+        // The executive's decision and the objections (PROTOCOL.md §21).
+        out["hierarchy"] = json!({
+            "workers": h.workers,
+            "executive": h.executive,
+            "objection_window_ms": h.objection_window_ms,
+            "decision": h.decision.as_ref().map(|d| json!({
+                "decision": d.decision, "note": d.note, "index": d.index,
+                "objections_until": d.objections_until,
+            })),
+            "objections": h.objections.iter().map(|o| json!({
+                "worker": o.worker, "reasoning": o.reasoning, "index": o.index,
+            })).collect::<Vec<_>>(),
+        });
     }
     if p.status == Status::Open {
         // What the rule would say if the proposal closed now: not a decision.
@@ -916,6 +981,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/proposals/{id}/outcome"),
     ("get", "/v1/escalations"),
     ("post", "/v1/escalations/{id}/decisions"),
+    ("get", "/v1/lottery/proposer"),
     ("get", "/v1/events"),
     ("get", "/v1/log"),
     ("get", "/v1/cluster"),

@@ -295,7 +295,7 @@ impl Node {
             _ => None,
         };
         let node = Arc::new(Node {
-            backend: Backend::Cluster(Cluster {
+            backend: Backend::Cluster(Box::new(Cluster {
                 id: cluster.node_id,
                 replica,
                 db,
@@ -307,7 +307,7 @@ impl Node {
                 closed: AtomicBool::new(false),
                 filling: AtomicBool::new(false),
                 gaps_filled: std::sync::atomic::AtomicU64::new(0),
-            }),
+            })),
             durable_next: std::sync::atomic::AtomicU64::new(head),
             queued: std::sync::atomic::AtomicUsize::new(0),
             events,

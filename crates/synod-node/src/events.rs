@@ -80,7 +80,11 @@ fn within(node: &Node, index: u64) -> Result<u64, String> {
 
 fn is_final(effect: &Effect) -> Option<bool> {
     match effect {
-        Effect::ResponseCounted { .. } => Some(false),
+        // An executive's decision is not final until its objection window
+        // closes (PROTOCOL.md §21).
+        Effect::ResponseCounted { .. }
+        | Effect::ExecutiveDecided { .. }
+        | Effect::ObjectionRecorded { .. } => Some(false),
         Effect::ProposalClosed { .. } | Effect::HumanResolved { .. } => Some(true),
         _ => None,
     }

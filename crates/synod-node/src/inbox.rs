@@ -250,12 +250,22 @@ async fn logout(headers: HeaderMap) -> Response {
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-fn reason_text(reason: Option<Reason>) -> &'static str {
+fn reason_text(reason: Option<Reason>, method: synod_core::message::Method) -> &'static str {
+    use synod_core::message::Method;
     match reason {
         Some(Reason::Stakes) => "The stakes require a human decision.",
+        Some(Reason::NoQuorum) if method == Method::Stake => {
+            "Neither more than two thirds of the whole stake endorsed, nor a third challenged (no quorum)."
+        }
+        Some(Reason::NoQuorum) if method == Method::Hierarchy => {
+            "The executive did not decide before the deadline (no quorum)."
+        }
         Some(Reason::NoQuorum) => "Too little of the electorate voted (no quorum).",
         Some(Reason::LowConfidence) => "The votes were not confident enough (low confidence).",
         Some(Reason::Contested) => "Neither side cleared its margin (contested).",
+        Some(Reason::Objected) => {
+            "More than half of the workers objected to the executive's decision (objected)."
+        }
         None => "",
     }
 }
@@ -314,7 +324,7 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
                     .join(", ")
             )
         },
-        reason = reason_text(pkg.reason),
+        reason = reason_text(pkg.reason, record.method),
     );
     if !body.action.payload.is_null() {
         let payload = serde_json::to_string_pretty(&body.action.payload).unwrap_or_default();
@@ -355,6 +365,41 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         );
     }
     out.push_str("</tbody></table>");
+    if let Some(hp) = &pkg.hierarchy {
+        // The executive's decision and the workers' objections (§21).
+        let decided = match (hp.decision, hp.objections_until) {
+            (Some(d), Some(until)) => format!(
+                "{} — {} (objections until {})",
+                if d == HumanVerdict::Approve {
+                    "approve"
+                } else {
+                    "reject"
+                },
+                esc(&hp.note),
+                when(until)
+            ),
+            _ => "did not decide".to_string(),
+        };
+        let executive = space
+            .agent(&hp.executive)
+            .map_or(String::new(), |a| a.name.clone());
+        let _ = write!(
+            out,
+            r#"<h4>Hierarchy</h4><dl class="facts hierarchy"><dt>Executive</dt><dd>{} : {decided}</dd><dt>Objections</dt><dd>{} of {} workers</dd></dl><ul class="objections">"#,
+            esc(&executive),
+            hp.objections.len(),
+            hp.workers,
+        );
+        for o in &hp.objections {
+            let _ = write!(
+                out,
+                "<li><strong>{}</strong> objects: {}</li>",
+                esc(&o.name),
+                esc(&o.reasoning)
+            );
+        }
+        out.push_str("</ul>");
+    }
     if !pkg.silent.is_empty() {
         let _ = write!(
             out,
@@ -369,57 +414,72 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         .margin
         .strip_prefix('-')
         .map_or_else(|| format!("-{}", th.margin), str::to_string);
-    let _ = write!(
-        out,
-        r#"<table class="tally"><thead><tr><th>Check</th><th>Value</th><th>Needed</th></tr></thead><tbody>
+    if record.method == synod_core::message::Method::Stake {
+        // The stake rule (PROTOCOL.md §20.2): shares of the whole stake.
+        let _ = write!(
+            out,
+            r#"<table class="tally"><thead><tr><th>Check</th><th>Value</th><th>Needed</th></tr></thead><tbody>
+<tr><td>Approve: endorsed stake</td><td>{e}</td><td>more than 2/3 of the whole stake {s}: ≥ {a}</td></tr>
+<tr><td>Reject: challenged stake</td><td>{c}</td><td>at least 1/3 of {s}: ≥ {r}</td></tr></tbody></table>"#,
+            e = t.endorse,
+            c = t.challenge,
+            s = t.potential,
+            a = th.approve_needed,
+            r = th.reject_needed,
+        );
+    } else {
+        let _ = write!(
+            out,
+            r#"<table class="tally"><thead><tr><th>Check</th><th>Value</th><th>Needed</th></tr></thead><tbody>
 <tr><td>Quorum: voted influence V</td><td>{v}</td><td>≥ {q} × P ({p}) = {qn}</td></tr>"#,
-        v = t.voted,
-        q = p.quorum,
-        p = t.potential,
-        qn = th.quorum_needed,
-    );
-    match (&pkg.belief, p.weighting) {
-        (Some(b), _) => {
-            let pooled = in_option_order(record, &b.pooled);
-            let _ = write!(
-                out,
-                r#"
+            v = t.voted,
+            q = p.quorum,
+            p = t.potential,
+            qn = th.quorum_needed,
+        );
+        match (&pkg.belief, p.weighting) {
+            (Some(b), _) => {
+                let pooled = in_option_order(record, &b.pooled);
+                let _ = write!(
+                    out,
+                    r#"
 <tr><td>Pooled distribution ({pool} pool)</td><td>{pooled}</td><td></td></tr>
 <tr><td>Leading option</td><td>{leader} at {lead}</td><td>≥ {threshold}</td></tr></tbody></table>"#,
-                pool = p.pool.as_str(),
-                leader = b.leader.as_deref().map_or("none (tie)".to_string(), esc),
-                lead = th.margin,
-                threshold = th.approve_needed,
-            );
-        }
-        (None, weighting) => {
-            // The second row, and what approve and reject each needed.
-            let (sums, approve, reject) = match weighting {
-                Weighting::Linear => (
-                    format!(
-                        "<td>Confidence: total weight T = E + C</td><td>E {} + C {}</td><td>≥ {} × V = {}</td>",
-                        t.endorse, t.challenge, p.min_confidence, th.confidence_needed
+                    pool = p.pool.as_str(),
+                    leader = b.leader.as_deref().map_or("none (tie)".to_string(), esc),
+                    lead = th.margin,
+                    threshold = th.approve_needed,
+                );
+            }
+            (None, weighting) => {
+                // The second row, and what approve and reject each needed.
+                let (sums, approve, reject) = match weighting {
+                    Weighting::Linear => (
+                        format!(
+                            "<td>Confidence: total weight T = E + C</td><td>E {} + C {}</td><td>≥ {} × V = {}</td>",
+                            t.endorse, t.challenge, p.min_confidence, th.confidence_needed
+                        ),
+                        format!("≥ {} × T = {}", p.approve_margin, th.approve_needed),
+                        format!("≥ {} × T = {}", p.reject_margin, th.reject_needed),
                     ),
-                    format!("≥ {} × T = {}", p.approve_margin, th.approve_needed),
-                    format!("≥ {} × T = {}", p.reject_margin, th.reject_needed),
-                ),
-                Weighting::LogOdds => (
-                    format!(
-                        "<td>Evidence for E, against C (log-odds)</td><td>E {}, C {}</td><td></td>",
-                        t.endorse, t.challenge
+                    Weighting::LogOdds => (
+                        format!(
+                            "<td>Evidence for E, against C (log-odds)</td><td>E {}, C {}</td><td></td>",
+                            t.endorse, t.challenge
+                        ),
+                        format!("≥ logit({}) = {}", p.approve_confidence, th.approve_needed),
+                        format!("≥ logit({}) = {}", p.reject_confidence, th.reject_needed),
                     ),
-                    format!("≥ logit({}) = {}", p.approve_confidence, th.approve_needed),
-                    format!("≥ logit({}) = {}", p.reject_confidence, th.reject_needed),
-                ),
-            };
-            let _ = write!(
-                out,
-                r#"
+                };
+                let _ = write!(
+                    out,
+                    r#"
 <tr>{sums}</tr>
 <tr><td>Approve: E − C</td><td>{margin}</td><td>{approve}</td></tr>
 <tr><td>Reject: C − E</td><td>{margin_neg}</td><td>{reject}</td></tr></tbody></table>"#,
-                margin = th.margin,
-            );
+                    margin = th.margin,
+                );
+            }
         }
     }
     // Confidences mean nothing for a belief proposal's distributions.
@@ -597,7 +657,7 @@ async fn proposal_page(
             reason = record
                 .closure
                 .and_then(|c| c.verdict.reason())
-                .map(|r| format!(" — {}", reason_text(Some(r))))
+                .map(|r| format!(" — {}", reason_text(Some(r), record.method)))
                 .unwrap_or_default(),
         );
         out.push_str(&package_html(s, record));
@@ -637,6 +697,7 @@ async fn proposal_page(
                 synod_core::space::CloseCause::Deadline => "at its deadline",
                 synod_core::space::CloseCause::AllResponded => "when everyone had answered",
                 synod_core::space::CloseCause::Early => "early: no remaining answer could change it",
+                synod_core::space::CloseCause::Objected => "when more than half of the workers objected",
             };
             let _ = write!(out, "<li>Entry {}: closed {cause} at {}</li>", c.index, when(c.time));
         }
@@ -885,6 +946,141 @@ mod tests {
         assert_eq!(two.matches("<circle").count(), 3);
         assert_eq!(two.matches("class=\"trust-line\"").count(), 2);
         assert!(two.contains(r#"d="M30.0,72.3 L470.0,62.0""#), "{two}");
+    }
+
+    /// A space built by signed messages, with the state machine alone.
+    fn send(
+        space: &mut Space,
+        key: &synod_core::Keypair,
+        kind: synod_core::MessageType,
+        mut body: serde_json::Value,
+        time: u64,
+    ) -> Digest {
+        body["space"] = serde_json::json!("t");
+        body["created_at"] = serde_json::json!(time);
+        let message = synod_core::Verified::sign(kind, body, key);
+        let id = message.id();
+        space.append(message, time).expect("accepted");
+        id
+    }
+
+    #[test]
+    fn packages_show_the_stake_rule_and_a_hierarchys_objections() {
+        use serde_json::json;
+        use synod_core::MessageType as M;
+        let key = |n: &str| synod_core::Keypair::from_seed(&Digest::of(n.as_bytes()).0);
+        let t = 1_700_000_000_000u64;
+        let mut space = Space::new();
+        let admin = key("admin");
+        send(
+            &mut space,
+            &admin,
+            M::Configuration,
+            json!({"seq": 0, "change": {"set": {"stake": "granted"}}}),
+            t,
+        );
+        let mut seq = 0;
+        let mut grant = |space: &mut Space, who: &str, roles: serde_json::Value, stake: u64| {
+            seq += 1;
+            send(
+                space,
+                &admin,
+                M::Configuration,
+                json!({"seq": seq, "change": {"grant": {
+                "agent": key(who).id(), "authorities": {"ops.*": "1"}, "roles": roles, "stake": stake}}}),
+                t,
+            );
+        };
+        for (who, stake) in [("w1", 1), ("w2", 1), ("w3", 1), ("sup", 1), ("boss", 1)] {
+            grant(&mut space, who, json!(["agent"]), stake);
+        }
+        let ids = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| key(n).id().clone())
+                .collect::<Vec<_>>()
+        };
+        seq += 1;
+        send(
+            &mut space,
+            &admin,
+            M::Configuration,
+            json!({"seq": seq, "change": {"set": {"hierarchies": {"ops.deploy": {
+            "workers": ids(&["w1", "w2", "w3"]), "supervisors": ids(&["sup"]), "executive": key("boss").id(),
+            "objection_window_ms": 60_000}}}}}),
+            t,
+        );
+        let proposal = |method: &str, summary: &str| {
+            json!({"domain": "ops.deploy",
+            "action": {"kind": "k", "summary": summary}, "confidence": "0.9", "stakes": "medium",
+            "deadline": t + 600_000, "method": method})
+        };
+        let p = send(
+            &mut space,
+            &key("w1"),
+            M::Proposal,
+            proposal("hierarchy", "ship"),
+            t,
+        );
+        let respond = |space: &mut Space, who: &str, stance: &str, why: &str| {
+            send(
+                space,
+                &key(who),
+                M::Response,
+                json!({"proposal": p, "stance": stance, "confidence": "0.9", "reasoning": why}),
+                t,
+            );
+        };
+        respond(&mut space, "sup", "endorse", "fine by me");
+        send(
+            &mut space,
+            &key("boss"),
+            M::Decision,
+            json!({"proposal": p, "decision": "approve", "note": "go ahead"}),
+            t,
+        );
+        respond(&mut space, "w2", "challenge", "not on a friday");
+        respond(&mut space, "w3", "challenge", "the rollback is untested");
+        let html = package_html(&space, space.proposal(&p).unwrap());
+        assert!(html.contains("Hierarchy"), "{html}");
+        assert!(html.contains("2 of 3 workers"), "{html}");
+        assert!(html.contains("the rollback is untested"), "{html}");
+        assert!(html.contains("go ahead"), "{html}");
+        assert!(
+            html.contains("More than half of the workers objected"),
+            "{html}"
+        );
+        // A stake proposal at exactly two thirds: the thresholds it missed.
+        let s = send(
+            &mut space,
+            &key("w1"),
+            M::Proposal,
+            proposal("stake", "rotate"),
+            t,
+        );
+        for (who, stance) in [
+            ("w2", "endorse"),
+            ("w3", "endorse"),
+            ("sup", "abstain"),
+            ("boss", "abstain"),
+        ] {
+            send(
+                &mut space,
+                &key(who),
+                M::Response,
+                json!({"proposal": s, "stance": stance, "confidence": "0.9"}),
+                t,
+            );
+        }
+        let html = package_html(&space, space.proposal(&s).unwrap());
+        // S = 5 (one unit each), E = 3 (w1's proposal, w2, w3): 3 × 3 = 9 is
+        // not above 2 × 5 = 10; the least that approves is ⌊10/3⌋ + 1 units
+        // of 10⁻¹² above nothing: 3.333333333334.
+        assert!(html.contains("Approve: endorsed stake</td><td>3</td><td>more than 2/3 of the whole stake 5: ≥ 3.333333333334"), "{html}");
+        assert!(
+            html.contains("more than two thirds of the whole stake endorsed"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -163,8 +163,10 @@ pub struct TrustPoint {
 /// a replica of a cluster.
 #[derive(Debug)]
 enum Backend {
-    Local(Local),
-    Cluster(cluster::Cluster),
+    /// Both boxed: the two differ in size by more than the state a
+    /// configuration holds.
+    Local(Box<Local>),
+    Cluster(Box<cluster::Cluster>),
 }
 
 /// The space and store of a node that sequences alone.
@@ -267,10 +269,10 @@ impl Node {
         let node = Arc::new(Node {
             durable_next: AtomicU64::new(space.head().next_index),
             queued: std::sync::atomic::AtomicUsize::new(0),
-            backend: Backend::Local(Local {
+            backend: Backend::Local(Box::new(Local {
                 space: RwLock::new(space),
                 store,
-            }),
+            })),
             events,
             queue,
             metrics: Metrics::default(),
@@ -381,7 +383,7 @@ impl Node {
     /// The local sequencer's space and store; `None` in a cluster.
     pub(crate) fn local(&self) -> Option<&Local> {
         match &self.backend {
-            Backend::Local(local) => Some(local),
+            Backend::Local(local) => Some(local.as_ref()),
             Backend::Cluster(_) => None,
         }
     }
@@ -390,7 +392,7 @@ impl Node {
     pub fn cluster(&self) -> Option<&cluster::Cluster> {
         match &self.backend {
             Backend::Local(_) => None,
-            Backend::Cluster(cluster) => Some(cluster),
+            Backend::Cluster(cluster) => Some(cluster.as_ref()),
         }
     }
 

@@ -179,6 +179,12 @@ class AsyncClient(ClientBase):
         path = f"/v1/proposals/{segment(proposal_id)}"
         return cast(ProposalDetail, await self.request("GET", path, query=query))
 
+    async def round_proposer(self, domain: str) -> dict[str, Any]:
+        """``GET /v1/lottery/proposer``: who may propose in the current round
+        in ``domain`` (PROTOCOL §20.4), with the round, its anchor, the seed
+        and the candidates' stakes, so that the draw can be redone."""
+        return cast(dict[str, Any], await self.request("GET", "/v1/lottery/proposer", query={"domain": domain}))
+
     async def escalations(self) -> EscalationList:
         """``GET /v1/escalations``: proposals waiting for reviewers."""
         return cast(EscalationList, await self.request("GET", "/v1/escalations"))
@@ -322,12 +328,16 @@ class AsyncClient(ClientBase):
         payload: Any = UNSET,
         policy: Mapping[str, Any] | None = None,
         supersedes: str | None = None,
+        method: str | None = None,
+        committee: int | None = None,
         key: Keypair | None = None,
     ) -> ProposalReceipt:
         """Proposes an action. ``confidence`` is the proposer's probability
         that the action succeeds, in (0, 1]. The vote closes ``deadline_ms``
-        from now, or at log time ``deadline``. The receipt's ``id`` is the
-        proposal id."""
+        from now, or at log time ``deadline``. ``method="stake"`` asks for
+        more than two thirds of the whole electorate's stake; ``committee``
+        lets that many members drawn by stake decide a low-stakes proposal
+        (PROTOCOL §20). The receipt's ``id`` is the proposal id."""
         when = deadline if deadline is not None else await self.now() + deadline_ms
         body = proposal_body(
             domain=domain,
@@ -339,6 +349,8 @@ class AsyncClient(ClientBase):
             payload=payload,
             policy=policy,
             supersedes=supersedes,
+            method=method,
+            committee=committee,
         )
         return cast(ProposalReceipt, await self._send_proposal(body, key))
 
@@ -474,11 +486,12 @@ class AsyncClient(ClientBase):
         *,
         authorities: Mapping[str, DecimalLike] | None = None,
         roles: Sequence[str] = (),
+        stake: int | None = None,
         key: Keypair | None = None,
     ) -> Receipt:
-        """Grants (replacing earlier grants) authorities and roles; admits an
-        agent to a closed space."""
-        return await self.configure(grant_change(agent, authorities=authorities, roles=roles), key=key)
+        """Grants (replacing earlier grants) authorities, roles and a stake
+        in whole units (PROTOCOL §20.1); admits an agent to a closed space."""
+        return await self.configure(grant_change(agent, authorities=authorities, roles=roles, stake=stake), key=key)
 
     async def add_reviewer(self, name: str, *, key: Keypair | None = None) -> tuple[str, str]:
         """As ``synod reviewer add``: a new reviewer token, the reviewer role

@@ -177,6 +177,12 @@ class Client(ClientBase):
         path = f"/v1/proposals/{segment(proposal_id)}"
         return cast(ProposalDetail, self.request("GET", path, query=query))
 
+    def round_proposer(self, domain: str) -> dict[str, Any]:
+        """``GET /v1/lottery/proposer``: who may propose in the current round
+        in ``domain`` (PROTOCOL §20.4), with the round, its anchor, the seed
+        and the candidates' stakes, so that the draw can be redone."""
+        return cast(dict[str, Any], self.request("GET", "/v1/lottery/proposer", query={"domain": domain}))
+
     def escalations(self) -> EscalationList:
         """``GET /v1/escalations``: proposals waiting for reviewers."""
         return cast(EscalationList, self.request("GET", "/v1/escalations"))
@@ -317,12 +323,16 @@ class Client(ClientBase):
         payload: Any = UNSET,
         policy: Mapping[str, Any] | None = None,
         supersedes: str | None = None,
+        method: str | None = None,
+        committee: int | None = None,
         key: Keypair | None = None,
     ) -> ProposalReceipt:
         """Proposes an action. ``confidence`` is the proposer's probability
         that the action succeeds, in (0, 1]. The vote closes ``deadline_ms``
-        from now, or at log time ``deadline``. The receipt's ``id`` is the
-        proposal id."""
+        from now, or at log time ``deadline``. ``method="stake"`` asks for
+        more than two thirds of the whole electorate's stake; ``committee``
+        lets that many members drawn by stake decide a low-stakes proposal
+        (PROTOCOL §20). The receipt's ``id`` is the proposal id."""
         when = deadline if deadline is not None else self.now() + deadline_ms
         body = proposal_body(
             domain=domain,
@@ -334,6 +344,8 @@ class Client(ClientBase):
             payload=payload,
             policy=policy,
             supersedes=supersedes,
+            method=method,
+            committee=committee,
         )
         return cast(ProposalReceipt, self._send_proposal(body, key))
 
@@ -469,11 +481,12 @@ class Client(ClientBase):
         *,
         authorities: Mapping[str, DecimalLike] | None = None,
         roles: Sequence[str] = (),
+        stake: int | None = None,
         key: Keypair | None = None,
     ) -> Receipt:
-        """Grants (replacing earlier grants) authorities and roles; admits an
-        agent to a closed space."""
-        return self.configure(grant_change(agent, authorities=authorities, roles=roles), key=key)
+        """Grants (replacing earlier grants) authorities, roles and a stake
+        in whole units (PROTOCOL §20.1); admits an agent to a closed space."""
+        return self.configure(grant_change(agent, authorities=authorities, roles=roles, stake=stake), key=key)
 
     def add_reviewer(self, name: str, *, key: Keypair | None = None) -> tuple[str, str]:
         """As ``synod reviewer add``: a new reviewer token, the reviewer role

@@ -133,12 +133,16 @@ def proposal_body(
     supersedes: str | None = None,
     options: Sequence[str] | None = None,
     own_distribution: Mapping[str, DecimalLike] | None = None,
+    method: str | None = None,
+    committee: int | None = None,
 ) -> dict[str, Any]:
     """§4.4. ``deadline`` is absolute log time in ms; ``confidence`` is the
     proposer's probability that the action succeeds, in (0, 1]. With
     ``options`` the proposal asks a question instead (belief consensus, §15):
     responses are distributions over the options, and ``own_distribution``
-    is the proposer's own."""
+    is the proposer's own. ``method="stake"`` decides it by stake, and
+    ``committee`` by a committee of that many members drawn by stake
+    (§20)."""
     action: dict[str, Any] = {"kind": kind, "summary": summary}
     if payload is not UNSET:
         action["payload"] = payload
@@ -158,6 +162,10 @@ def proposal_body(
         body["options"] = list(options)
     if own_distribution is not None:
         body["distribution"] = distribution(own_distribution)
+    if method is not None:
+        body["method"] = method
+    if committee is not None:
+        body["committee"] = committee
     return body
 
 
@@ -228,11 +236,19 @@ def set_change(**patch: Any) -> dict[str, Any]:
 
 
 def grant_change(
-    agent: str, *, authorities: Mapping[str, DecimalLike] | None = None, roles: Sequence[str] = ()
+    agent: str,
+    *,
+    authorities: Mapping[str, DecimalLike] | None = None,
+    roles: Sequence[str] = (),
+    stake: int | None = None,
 ) -> dict[str, Any]:
     """A configuration ``grant`` (§4.8): replaces the agent's granted
-    authorities and roles; admits an agent the space does not know."""
-    return {"grant": {"agent": agent, "authorities": _authorities(authorities), "roles": list(roles)}}
+    authorities, roles and stake (whole units, §20.1); admits an agent the
+    space does not know."""
+    grant: dict[str, Any] = {"agent": agent, "authorities": _authorities(authorities), "roles": list(roles)}
+    if stake is not None:
+        grant["stake"] = stake
+    return {"grant": grant}
 
 
 def configuration_body(*, seq: int, change: Mapping[str, Any]) -> dict[str, Any]:

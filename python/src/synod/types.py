@@ -113,6 +113,15 @@ class SpaceConfig(TypedDict):
     #: ``admission_difficulty`` bits (the clients do it for you).
     admission_difficulty: int
     admission_trust_below: str
+    #: Stake (PROTOCOL §20): ``influence`` or ``granted``; committees from
+    #: ``min_committee`` (0: none); proposer rounds of ``proposer_round_ms``
+    #: (0: off).
+    stake: Literal["influence", "granted"]
+    min_committee: int
+    proposer_round_ms: int
+    #: Hierarchies by domain (PROTOCOL §21): ``workers``, ``supervisors``,
+    #: ``executive``, ``objection_window_ms``.
+    hierarchies: dict[str, dict[str, Any]]
 
 
 class Head(TypedDict):
@@ -193,7 +202,7 @@ class ResponseRecord(TypedDict):
 
 class Closure(TypedDict):
     verdict: Verdict
-    cause: Literal["deadline", "all_responded", "early"]
+    cause: Literal["deadline", "all_responded", "early", "objected"]
     index: int
     time: int
 
@@ -292,6 +301,9 @@ class DecisionPackage(TypedDict):
     decisions: list[ReviewerDecision]
     #: Belief proposals only.
     belief: NotRequired[BeliefPackage]
+    #: Hierarchy proposals only (PROTOCOL §21): the executive's decision and
+    #: the workers' objections.
+    hierarchy: NotRequired[dict[str, Any]]
 
 
 class ProposalSummary(TypedDict):
@@ -306,7 +318,9 @@ class ProposalSummary(TypedDict):
     entered_index: int
     tally: Tally
     reason: str | None
-    method: Literal["vote", "belief"]
+    method: Literal["vote", "belief", "stake", "hierarchy"]
+    #: A proposal decided by a committee drawn by stake: its size (§20.3).
+    committee: NotRequired[int]
     #: Belief proposals only: the options, the pool, the adopted option.
     options: NotRequired[list[str]]
     pool: NotRequired[Pool]
@@ -348,6 +362,9 @@ class ProposalDetail(ProposalSummary):
     package: NotRequired[DecisionPackage]
     #: Only when asked with ``agent=``.
     member: NotRequired[Membership]
+    #: Hierarchy proposals only (PROTOCOL §21): the frozen roles, the
+    #: executive's decision and the objections.
+    hierarchy: NotRequired[dict[str, Any]]
 
 
 class ProposalList(TypedDict):
