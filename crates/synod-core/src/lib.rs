@@ -26,6 +26,7 @@ pub mod message;
 pub mod package;
 pub mod policy;
 pub mod scenario;
+pub mod sealed;
 mod signature;
 pub mod space;
 pub mod stamp;

@@ -172,6 +172,9 @@ pub struct Proposal {
     /// stamp hash the space's admission difficulty in leading zero bits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<u64>,
+    /// Sealed (commit–reveal) responses (§18): when the commit phase ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<crate::sealed::SealedTerms>,
 }
 
 impl Proposal {
@@ -205,6 +208,13 @@ pub struct Response {
     /// Why; kept in the audit log.
     #[serde(default)]
     pub reasoning: String,
+    /// A sealed proposal's commitment (§18): alone, in the commit phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment: Option<Digest>,
+    /// A sealed proposal's reveal: the salt, in lowercase hex, that opens
+    /// the member's commitment to this answer (§18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
 }
 
 /// Success or failure of a decided action.
@@ -435,6 +445,9 @@ impl Body {
                 check_method(p)
             }
             Body::Response(r) => {
+                if crate::sealed::check_shape(r)? {
+                    return Ok(());
+                }
                 match (r.stance, r.confidence, &r.distribution) {
                     (Some(_), Some(_), None) => {}
                     (None, None, Some(d)) => check_distribution("distribution", d)?,

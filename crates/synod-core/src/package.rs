@@ -132,6 +132,23 @@ pub struct DecisionPackage {
     /// A belief proposal's options and pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub belief: Option<BeliefPackage>,
+    /// A sealed proposal's commitments (§18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedPackage>,
+}
+
+/// Who committed to a sealed proposal and who has revealed (§18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedPackage {
+    /// End of the commit phase (log time, ms).
+    pub commit_deadline: u64,
+    /// `commit` or `reveal`.
+    pub phase: String,
+    /// The members that committed, in log order.
+    pub committed: Vec<AgentId>,
+    /// Those of them whose answer has not been revealed: abstentions if
+    /// the proposal closes before they reveal.
+    pub unrevealed: Vec<AgentId>,
 }
 
 /// What a reviewer needs of a belief proposal beyond the positions.
@@ -347,6 +364,19 @@ impl DecisionPackage {
                     leader: report.leader,
                     pooled: report.pooled,
                     choice: record.choice.map(|c| record.option_label(c)),
+                }
+            }),
+            sealed: record.sealed.as_ref().map(|s| {
+                let commits = s.in_log_order();
+                SealedPackage {
+                    commit_deadline: s.commit_deadline,
+                    phase: s.phase().to_string(),
+                    committed: commits.iter().map(|c| agent(c.agent).id.clone()).collect(),
+                    unrevealed: commits
+                        .iter()
+                        .filter(|c| !c.revealed)
+                        .map(|c| agent(c.agent).id.clone())
+                        .collect(),
                 }
             }),
         }

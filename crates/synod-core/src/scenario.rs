@@ -42,6 +42,18 @@ struct RawScenario<'a> {
     options: Option<Vec<String>>,
     #[serde(default, borrow)]
     proposer_distribution: Option<Pairs<'a>>,
+    #[serde(default)]
+    sealed: Option<RawSealed>,
+}
+
+/// A sealed proposal (§18): who committed, and whether the commit phase is
+/// over. The responses are then the reveals.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSealed {
+    committed: Vec<String>,
+    #[serde(default)]
+    commit_phase_over: bool,
 }
 
 /// A JSON object read as its members in order, repeats included, so that
@@ -201,6 +213,49 @@ fn unit(field: &str, raw: &RawValue) -> Result<Unit, Rejection> {
     decimal.unit(&literal).map_err(|e| prefix(e.into()))
 }
 
+/// A sealed scenario's committed members: each a member other than the
+/// proposer, listed once; in the commit phase there are no reveals yet and
+/// the deadline has not passed.
+fn sealed_members<'a>(
+    raw: &'a RawScenario<'_>,
+    sealed: &'a RawSealed,
+    members: &BTreeMap<&str, (Authority, Trust)>,
+) -> Result<BTreeSet<&'a str>, Rejection> {
+    if sealed.committed.len() > MAX_SCENARIO_AGENTS {
+        return reject(ErrorKind::TooLarge, "sealed.committed: too many agents");
+    }
+    let mut committed = BTreeSet::new();
+    for (i, agent) in sealed.committed.iter().enumerate() {
+        if *agent == raw.proposer || !members.contains_key(agent.as_str()) {
+            return reject(
+                ErrorKind::NotEligible,
+                format!("sealed.committed[{i}]: {agent:?} is not a member other than the proposer"),
+            );
+        }
+        if !committed.insert(agent.as_str()) {
+            return reject(
+                ErrorKind::Duplicate,
+                format!("sealed.committed[{i}]: {agent:?} committed twice"),
+            );
+        }
+    }
+    if !sealed.commit_phase_over {
+        if raw.deadline_passed {
+            return reject(
+                ErrorKind::Malformed,
+                "sealed: the deadline comes after the commit phase",
+            );
+        }
+        if !raw.responses.is_empty() {
+            return reject(
+                ErrorKind::WrongPhase,
+                "responses: nothing is revealed before the commit phase is over",
+            );
+        }
+    }
+    Ok(committed)
+}
+
 /// Resolves a scenario given as JSON text.
 pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let raw: RawScenario<'_> = serde_json::from_str(input)
@@ -323,6 +378,10 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         .as_ref()
         .map(|d| distribution("proposer_distribution", d, &options))
         .transpose()?;
+    let committed = match &raw.sealed {
+        None => None,
+        Some(sealed) => Some(sealed_members(&raw, sealed, &members)?),
+    };
     let mut pool = BeliefTally::new(options.len());
     // The distributions counted, by agent, for the divergences.
     let mut counted: Vec<(&str, Vec<u32>)> = Vec::new();
@@ -383,6 +442,15 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                 format!("responses[{i}]: {:?} is not in the electorate", r.agent),
             );
         };
+        if committed
+            .as_ref()
+            .is_some_and(|c| !c.contains(r.agent.as_str()))
+        {
+            return reject(
+                ErrorKind::NotEligible,
+                format!("responses[{i}]: {:?} did not commit", r.agent),
+            );
+        }
         if !responded.insert(r.agent.as_str()) {
             return reject(
                 ErrorKind::Duplicate,
@@ -398,9 +466,13 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             }
         }
     }
-    let waiting = members
-        .iter()
-        .filter(|(agent, _)| !responded.contains(*agent));
+    // Once a sealed proposal's commit phase is over, only the members that
+    // committed may still answer (§18).
+    let committing = raw.sealed.as_ref().is_some_and(|s| !s.commit_phase_over);
+    let waiting = members.iter().filter(|(agent, _)| {
+        !responded.contains(*agent)
+            && (committing || committed.as_ref().is_none_or(|c| c.contains(**agent)))
+    });
     let remaining: u128 = waiting
         .clone()
         .map(|(_, &(a, t))| reach(&policy, a, t))
@@ -410,6 +482,8 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let closing = raw.deadline_passed || everyone_answered;
     let (verdict, early) = match (belief, closing) {
         (false, true) => (Some(resolve(&policy, &tally)), false),
+        // No early finality in a sealed proposal's commit phase (§18).
+        (false, false) if committing => (None, false),
         (false, false) => (early_verdict(&policy, &tally, remaining), true),
         // A belief proposal has no early finality (§15.3).
         (true, true) => (Some(belief::resolve(&policy, &tally, &pool).0), false),

@@ -30,6 +30,7 @@ use crate::message::{
     Registration, Response, Role, check_covers,
 };
 use crate::policy::{Policy, Stakes};
+use crate::sealed::{CommitRecord, SealedState};
 use crate::tally::{self, Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
 use crate::trust;
 use crate::wire::{Digest, Verified};
@@ -303,6 +304,8 @@ pub struct ProposalRecord {
     pub belief: BeliefTally,
     /// The option a belief proposal adopted: by the rule, or by reviewers.
     pub choice: Option<u8>,
+    /// A sealed proposal's commitments and phase (§18).
+    pub sealed: Option<SealedState>,
     /// Electorate slot of each member (not part of the state hash: derived).
     #[serde(skip)]
     slots: Index<AgentIdx, u32>,
@@ -364,6 +367,52 @@ impl ProposalRecord {
             Ok(Body::Proposal(p)) => *p,
             _ => unreachable!("a recorded proposal decodes"),
         }
+    }
+
+    /// Whether `agent` committed to this sealed proposal (§18).
+    pub fn committed(&self, agent: AgentIdx) -> bool {
+        self.sealed.as_ref().is_some_and(|s| {
+            self.slots
+                .get(&agent)
+                .is_some_and(|slot| s.commitments.contains_key(slot))
+        })
+    }
+
+    /// What ending the commit phase leaves to wait for: the number of
+    /// committed members and their summed reach. Only the members that
+    /// committed may still answer (§18).
+    fn after_commit_phase(&self, sealed: &SealedState) -> (u32, u128) {
+        let reach = sealed
+            .commitments
+            .keys()
+            .map(|&slot| self.electorate[slot as usize].reach(&self.policy))
+            .sum();
+        (sealed.commitments.len() as u32, reach)
+    }
+
+    /// Whether ending this proposal's commit phase (if it is still in it)
+    /// closes it: nobody committed, or the remaining reveals cannot change
+    /// an approve or reject verdict (§18, §6.2–§6.3).
+    fn commit_end_closes(&self) -> bool {
+        let Some(sealed) = self.sealed.as_ref().filter(|s| !s.revealing) else {
+            return false;
+        };
+        let (pending, remaining) = self.after_commit_phase(sealed);
+        pending == 0
+            || (self.method == Method::Vote
+                && early_verdict(&self.policy, &self.tally, remaining).is_some())
+    }
+
+    /// Whether the entry at log time `time` closes this open proposal: its
+    /// deadline, or the end of its commit phase.
+    fn closes_by(&self, time: u64) -> bool {
+        self.status == Status::Open
+            && (self.deadline <= time
+                || self
+                    .sealed
+                    .as_ref()
+                    .is_some_and(|s| !s.revealing && s.commit_deadline <= time)
+                    && self.commit_end_closes())
     }
 
     fn rebuild_indexes(&mut self) {
@@ -475,6 +524,22 @@ pub enum Effect {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pool: Option<PoolReport>,
     },
+    /// A member committed to a sealed proposal (§18); its answer stays
+    /// hidden until it reveals.
+    Committed {
+        /// The proposal.
+        proposal: Digest,
+        /// The member.
+        agent: AgentId,
+    },
+    /// A sealed proposal's commit phase ended: reveals are taken from the
+    /// members that committed (§18).
+    RevealOpened {
+        /// The proposal.
+        proposal: Digest,
+        /// How many members committed.
+        committed: u32,
+    },
     /// A newer proposal replaced an open one.
     ProposalSuperseded {
         /// The replaced proposal.
@@ -577,6 +642,8 @@ pub struct Space {
     agent_index: BTreeMap<AgentId, AgentIdx>,
     proposals: BTreeMap<Digest, ProposalRecord>,
     deadlines: BTreeSet<(u64, Digest)>,
+    /// Sealed proposals still in their commit phase, by commit deadline.
+    commit_deadlines: BTreeSet<(u64, Digest)>,
     head: Head,
 }
 
@@ -634,7 +701,9 @@ impl Space {
     /// The earliest deadline of an open proposal: when a sequencer should
     /// append a tick.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let deadline = self.deadlines.first().map(|(t, _)| *t);
+        let commit = self.commit_deadlines.first().map(|(t, _)| *t);
+        deadline.into_iter().chain(commit).min()
     }
 
     /// The effective roles of an agent.
@@ -741,7 +810,36 @@ impl Space {
             last_hash: entry.hash(),
             last_time: entry.time,
         };
-        self.close_expired(entry.index, entry.time)
+        let mut effects = self.end_commit_phases(entry.index, entry.time);
+        effects.extend(self.close_expired(entry.index, entry.time));
+        effects
+    }
+
+    /// Ends the commit phase of every sealed proposal whose commit deadline
+    /// `time` has reached, in ascending order of `(commit_deadline, id)`:
+    /// members that did not commit are no longer waited for, and the
+    /// proposal may close at once (§18).
+    fn end_commit_phases(&mut self, index: LogIndex, time: u64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        while let Some(&(commit_deadline, id)) = self.commit_deadlines.first() {
+            if commit_deadline > time {
+                break;
+            }
+            self.commit_deadlines.remove(&(commit_deadline, id));
+            let record = self.proposals.get_mut(&id).expect("a known proposal");
+            let mut sealed = record.sealed.take().expect("a sealed proposal");
+            let (pending, remaining) = record.after_commit_phase(&sealed);
+            sealed.revealing = true;
+            record.sealed = Some(sealed);
+            record.pending = pending;
+            record.remaining = remaining;
+            effects.push(Effect::RevealOpened {
+                proposal: id,
+                committed: pending,
+            });
+            effects.extend(self.close_if_final(&id, index, time));
+        }
+        effects
     }
 
     /// The local sequencer's path: checks `message` at log time `time` and,
@@ -872,6 +970,9 @@ impl Space {
         }
         let removed = self.deadlines.remove(&(record.deadline, *id));
         assert!(removed, "an open proposal has a deadline");
+        if let Some(s) = &record.sealed {
+            self.commit_deadlines.remove(&(s.commit_deadline, *id));
+        }
         let proposer = &mut self.agents[record.proposer as usize];
         proposer.open_proposals = proposer
             .open_proposals
@@ -890,14 +991,14 @@ impl Space {
 
     /// Whether `record` is open at log time `time` (its deadline not passed).
     fn is_open_at(record: &ProposalRecord, time: u64) -> bool {
-        record.status == Status::Open && record.deadline > time
+        record.status == Status::Open && !record.closes_by(time)
     }
 
     /// The status `record` has once every deadline up to `time` has closed:
     /// lets [`Space::append`] check a message before the entry that closes
     /// expired proposals is applied, and agree with [`Space::apply`].
     fn status_at(record: &ProposalRecord, time: u64) -> Status {
-        if record.status == Status::Open && record.deadline <= time {
+        if record.closes_by(time) {
             match record.verdict().0 {
                 Verdict::Approved => Status::Approved,
                 Verdict::Rejected => Status::Rejected,
@@ -969,7 +1070,7 @@ impl Space {
             Body::Registration(r) => self.check_registration(signer, r),
             Body::Configuration(c) => self.check_configuration(signer, c),
             Body::Proposal(p) => self.check_proposal(message, *p, time),
-            Body::Response(r) => self.check_response(signer, r, time),
+            Body::Response(r) => self.check_response(message, r, time),
             Body::Decision(d) => self.check_decision(signer, d, time),
             Body::Outcome(o) => self.check_outcome(signer, o, time),
         }
@@ -1105,6 +1206,17 @@ impl Space {
                 ),
             );
         }
+        if let Some(terms) = &p.sealed
+            && (terms.commit_deadline <= time || terms.commit_deadline >= p.deadline)
+        {
+            return reject(
+                ErrorKind::BadDeadline,
+                format!(
+                    "commit_deadline {} must be after log time {time} and before the deadline {}",
+                    terms.commit_deadline, p.deadline
+                ),
+            );
+        }
         let base = self.config.policies.get(p.stakes);
         let policy = match &p.policy {
             Some(overrides) => base.tightened(overrides)?,
@@ -1125,15 +1237,16 @@ impl Space {
                 );
             }
         }
-        // Proposals past their deadline at `time` are closed by this entry
-        // before the proposal opens, so they do not count.
-        let expired = self.deadlines.range(..=(time, Digest([0xff; 32]))).count();
+        // Proposals past their deadline at `time`, or closed by the end of
+        // their commit phase (§18), are closed by this entry before the
+        // proposal opens, so they do not count.
+        let closing = self.closing_at(time);
+        let expired = closing.len();
         // The same for the proposer's own quota: what this entry's time
         // closes does not count.
-        let own_expired = self
-            .deadlines
-            .range(..=(time, Digest([0xff; 32])))
-            .filter(|(_, id)| self.proposals[id].proposer == proposer)
+        let own_expired = closing
+            .iter()
+            .filter(|id| self.proposals[*id].proposer == proposer)
             .count() as u32;
         // A proposal this one supersedes closes with it: it does not count.
         let replaced = p
@@ -1164,6 +1277,21 @@ impl Space {
             policy,
             proposal: p,
         })))
+    }
+
+    /// The open proposals the entry at log time `time` closes before its
+    /// message is looked at: deadlines, and commit phases whose end closes
+    /// the proposal (§18).
+    fn closing_at(&self, time: u64) -> BTreeSet<Digest> {
+        let last = (time, Digest([0xff; 32]));
+        let mut ids: BTreeSet<Digest> = self.deadlines.range(..=last).map(|(_, id)| *id).collect();
+        ids.extend(
+            self.commit_deadlines
+                .range(..=last)
+                .map(|(_, id)| *id)
+                .filter(|id| self.proposals[id].commit_end_closes()),
+        );
+        ids
     }
 
     /// Proof-of-work admission (§16): below `admission_trust_below` in the
@@ -1200,7 +1328,13 @@ impl Space {
         Ok(())
     }
 
-    fn check_response(&self, signer: &AgentId, r: Response, time: u64) -> Result<Plan, Rejection> {
+    fn check_response(
+        &self,
+        message: &Verified,
+        r: Response,
+        time: u64,
+    ) -> Result<Plan, Rejection> {
+        let signer = message.signer();
         let idx = self.signer_idx(signer)?;
         let record = self.record(&r.proposal)?;
         let slot = record.slots.get(&idx).copied();
@@ -1230,6 +1364,9 @@ impl Space {
                 format!("{signer} is not in the electorate frozen for this proposal"),
             );
         };
+        if r.commitment.is_some() {
+            return self.check_commitment(record, idx, slot, r, time);
+        }
         match (record.method, &r.distribution, r.stance) {
             (Method::Vote, None, _) => {}
             (Method::Vote, Some(_), _) => {
@@ -1247,7 +1384,93 @@ impl Space {
                 );
             }
         }
+        Self::check_reveal(record, message, slot, &r, time)?;
         Ok(Plan::Respond(idx, slot, r))
+    }
+
+    /// A commitment to a sealed proposal (§18): the proposal is sealed, its
+    /// commit phase has not ended, and the member has not committed.
+    fn check_commitment(
+        &self,
+        record: &ProposalRecord,
+        idx: AgentIdx,
+        slot: u32,
+        r: Response,
+        time: u64,
+    ) -> Result<Plan, Rejection> {
+        let Some(sealed) = &record.sealed else {
+            return reject(
+                ErrorKind::Malformed,
+                "this proposal is not sealed: respond with your answer, not a commitment",
+            );
+        };
+        if sealed.commitments.contains_key(&slot) {
+            return reject(
+                ErrorKind::Duplicate,
+                "this member has already committed to this proposal",
+            );
+        }
+        if sealed.revealing || time >= sealed.commit_deadline {
+            return reject(
+                ErrorKind::WrongPhase,
+                format!(
+                    "the commit phase ended at {}: commitments are no longer taken",
+                    sealed.commit_deadline
+                ),
+            );
+        }
+        Ok(Plan::Commit(idx, slot, r))
+    }
+
+    /// The answer of a response to a sealed proposal is a reveal: after the
+    /// commit deadline, from a member that committed, hashing to its
+    /// commitment. An unsealed proposal takes no salt (§18).
+    fn check_reveal(
+        record: &ProposalRecord,
+        message: &Verified,
+        slot: u32,
+        r: &Response,
+        time: u64,
+    ) -> Result<(), Rejection> {
+        let Some(sealed) = &record.sealed else {
+            if r.salt.is_some() {
+                return reject(
+                    ErrorKind::Malformed,
+                    "this proposal is not sealed: a response carries no salt",
+                );
+            }
+            return Ok(());
+        };
+        if r.salt.is_none() {
+            return reject(
+                ErrorKind::Malformed,
+                "this proposal is sealed: commit first, then reveal your answer with its salt",
+            );
+        }
+        if !sealed.revealing && time < sealed.commit_deadline {
+            return reject(
+                ErrorKind::WrongPhase,
+                format!(
+                    "the commit phase lasts until {}: reveal after it",
+                    sealed.commit_deadline
+                ),
+            );
+        }
+        let Some(commit) = sealed.commitments.get(&slot) else {
+            return reject(
+                ErrorKind::NotEligible,
+                "only a member that committed during the commit phase may reveal",
+            );
+        };
+        let opened =
+            crate::sealed::commitment_of_reveal(&record.id, message.signer(), message.body());
+        if opened != Some(commit.commitment) {
+            return reject(
+                ErrorKind::BadReveal,
+                "this answer and salt do not hash to your commitment",
+            );
+        }
+        Ok(())
     }
 
     fn check_decision(&self, signer: &AgentId, d: Decision, time: u64) -> Result<Plan, Rejection> {
@@ -1319,7 +1542,10 @@ impl Space {
         }
         // The outcome sets the trust of everyone who took a position; none of
         // them may be the one who reports it.
-        if record.proposer == idx || record.responses.iter().any(|r| r.agent == idx) {
+        if record.proposer == idx
+            || record.responses.iter().any(|r| r.agent == idx)
+            || record.committed(idx)
+        {
             return reject(
                 ErrorKind::NotEligible,
                 "an agent that proposed or responded may not report the outcome",
@@ -1402,6 +1628,7 @@ impl Space {
             }
             Plan::Propose(plan) => self.open_proposal(*plan, message, index, time),
             Plan::Respond(idx, slot, r) => self.count_response(idx, slot, r, message, index, time),
+            Plan::Commit(idx, slot, r) => self.record_commitment(idx, slot, r, message, index),
             Plan::Decide(idx, d, option) => self.record_decision(idx, d, option, index),
             Plan::Outcome(idx, o, option) => self.record_outcome(idx, o, option, index),
         }
@@ -1524,6 +1751,7 @@ impl Space {
             options,
             proposer_distribution,
             choice: None,
+            sealed: p.sealed.map(SealedState::new),
             slots: Index::default(),
             responded: Vec::new(),
         };
@@ -1553,6 +1781,9 @@ impl Space {
                 old_record.status = Status::Superseded;
                 let removed = self.deadlines.remove(&(old_record.deadline, old));
                 assert!(removed);
+                if let Some(s) = &old_record.sealed {
+                    self.commit_deadlines.remove(&(s.commit_deadline, old));
+                }
                 let proposer = &mut self.agents[old_record.proposer as usize];
                 proposer.open_proposals = proposer
                     .open_proposals
@@ -1571,6 +1802,9 @@ impl Space {
             deadline: p.deadline,
         });
         self.deadlines.insert((record.deadline, id));
+        if let Some(s) = &record.sealed {
+            self.commit_deadlines.insert((s.commit_deadline, id));
+        }
         self.agents[proposer as usize].open_proposals += 1;
         self.proposals.insert(id, record);
         if let Some(closed) = self.close_if_final(&id, index, time) {
@@ -1583,6 +1817,11 @@ impl Space {
         let record = &self.proposals[id];
         if record.pending == 0 {
             return Some(self.close(id, CloseCause::AllResponded, index, time));
+        }
+        // A sealed proposal never closes early in its commit phase: no
+        // stance is known yet, and a close would tell (§18).
+        if record.sealed.as_ref().is_some_and(|s| !s.revealing) {
+            return None;
         }
         // A belief proposal closes at its deadline or when everyone has
         // answered; it has no early finality (§15.3).
@@ -1604,6 +1843,13 @@ impl Space {
     ) -> Vec<Effect> {
         let record = self.proposals.get_mut(&r.proposal).expect("checked");
         let member = record.electorate[slot as usize];
+        if let Some(commit) = record
+            .sealed
+            .as_mut()
+            .and_then(|s| s.commitments.get_mut(&slot))
+        {
+            commit.revealed = true;
+        }
         record.responded[slot as usize] = true;
         record.pending -= 1;
         let policy = record.policy;
@@ -1641,6 +1887,32 @@ impl Space {
         let mut effects = vec![effect];
         effects.extend(self.close_if_final(&r.proposal, index, time));
         effects
+    }
+
+    fn record_commitment(
+        &mut self,
+        idx: AgentIdx,
+        slot: u32,
+        r: Response,
+        message: &Verified,
+        index: LogIndex,
+    ) -> Vec<Effect> {
+        let record = self.proposals.get_mut(&r.proposal).expect("checked");
+        let sealed = record.sealed.as_mut().expect("checked: sealed");
+        sealed.commitments.insert(
+            slot,
+            CommitRecord {
+                agent: idx,
+                commitment: r.commitment.expect("checked: a commitment"),
+                index,
+                message: message.id(),
+                revealed: false,
+            },
+        );
+        vec![Effect::Committed {
+            proposal: r.proposal,
+            agent: message.signer().clone(),
+        }]
     }
 
     fn record_decision(
@@ -1786,7 +2058,40 @@ impl Space {
                 "open proposals counted per agent"
             );
         }
-        for (deadline, _) in &self.deadlines {
+        let committing: BTreeSet<(u64, Digest)> = self
+            .proposals
+            .values()
+            .filter(|r| r.status == Status::Open)
+            .filter_map(|r| {
+                let s = r.sealed.as_ref()?;
+                (!s.revealing).then_some((s.commit_deadline, r.id))
+            })
+            .collect();
+        assert_eq!(
+            committing, self.commit_deadlines,
+            "commit deadlines index the open proposals still in their commit phase"
+        );
+        for r in self.proposals.values() {
+            if let Some(s) = &r.sealed {
+                assert!(s.commit_deadline < r.deadline, "commit before the deadline");
+                if !s.revealing {
+                    assert!(r.responses.is_empty(), "no answer before the reveal phase");
+                }
+                for (slot, c) in &s.commitments {
+                    assert_eq!(r.electorate[*slot as usize].agent, c.agent);
+                    assert_eq!(
+                        c.revealed,
+                        r.responses.iter().any(|x| x.agent == c.agent),
+                        "a commitment is revealed exactly when its answer counted"
+                    );
+                }
+                assert!(
+                    r.responses.iter().all(|x| r.committed(x.agent)),
+                    "every answer to a sealed proposal was committed"
+                );
+            }
+        }
+        for (deadline, _) in self.deadlines.iter().chain(&self.commit_deadlines) {
             assert!(
                 *deadline > self.head.last_time,
                 "an open proposal is past its deadline"
@@ -1832,6 +2137,7 @@ enum Plan {
     Register(Registration),
     Propose(Box<ProposePlan>),
     Respond(AgentIdx, u32, Response),
+    Commit(AgentIdx, u32, Response),
     Decide(AgentIdx, Decision, Option<u8>),
     Outcome(AgentIdx, Outcome, Option<u8>),
 }

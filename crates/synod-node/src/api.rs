@@ -77,13 +77,15 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         ErrorKind::UnknownProposal => StatusCode::NOT_FOUND,
-        ErrorKind::Duplicate | ErrorKind::ProposalClosed | ErrorKind::InvalidState => {
-            StatusCode::CONFLICT
-        }
+        ErrorKind::Duplicate
+        | ErrorKind::ProposalClosed
+        | ErrorKind::InvalidState
+        | ErrorKind::WrongPhase => StatusCode::CONFLICT,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::OutOfRange
         | ErrorKind::PolicyViolation
         | ErrorKind::InsufficientWork
+        | ErrorKind::BadReveal
         | ErrorKind::BadDeadline
         | ErrorKind::ClockSkew => StatusCode::UNPROCESSABLE_ENTITY,
     }
@@ -647,7 +649,24 @@ pub(crate) fn proposal_summary(space: &Space, p: &ProposalRecord) -> Value {
         out["pool"] = json!(p.pool_report());
         out["choice"] = json!(p.choice.map(|c| p.option_label(c)));
     }
+    if let Some(s) = &p.sealed {
+        out["sealed"] = sealed_json(space, s);
+    }
     out
+}
+
+/// A sealed proposal's phase and who committed (§18): never a stance.
+fn sealed_json(space: &Space, s: &synod_core::sealed::SealedState) -> Value {
+    let commits = s.in_log_order();
+    let ids = |unrevealed: bool| -> Vec<&AgentId> {
+        commits
+            .iter()
+            .filter(|c| !unrevealed || !c.revealed)
+            .map(|c| &space.agent_at(c.agent).id)
+            .collect()
+    };
+    json!({"commit_deadline": s.commit_deadline, "phase": s.phase(),
+           "committed": ids(false), "unrevealed": ids(true)})
 }
 
 /// A proposal with everything about it.
