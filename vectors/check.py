@@ -8,7 +8,8 @@ cofactored equation) on the edge cases of signatures.json, computes the
 exact log-odds of logodds.json, resolves every scenario of resolve.json with the
 exact integer rule of docs/PROTOCOL.md §5-§6, replays every trust update of
 trust.json (§8), and recomputes belief.json: the integer logarithm and
-exponential of §14.1-§14.2, and belief scenarios pooled by §15. (The sample log, log/sample.jsonl, is checked by
+exponential of §14.1-§14.2, and belief scenarios pooled by §15, and
+sealed.json: commitments of §18 and sealed scenarios. (The sample log, log/sample.jsonl, is checked by
 `synod audit verify`, not here.) Nothing here is shared with the Rust code: agreement is the
 evidence that another language gets the bit-identical answer.
 
@@ -333,7 +334,13 @@ def shape(s) -> None:
             decimal(v)
 
     fields(s, ("stakes", "electorate", "proposer", "proposer_confidence", "responses"),
-           ("policy", "deadline_passed", "method", "options", "proposer_distribution"))
+           ("policy", "deadline_passed", "method", "options", "proposer_distribution", "sealed"))
+    if s.get("sealed") is not None:
+        fields(s["sealed"], ("committed",), ("commit_phase_over",))
+        need(isinstance(s["sealed"]["committed"], list))
+        for a in s["sealed"]["committed"]:
+            need(isinstance(a, str) and not isinstance(a, Num))
+        need(isinstance(s["sealed"].get("commit_phase_over", False), bool))
     need(s.get("method", "vote") in ("vote", "belief") and not isinstance(s.get("method"), Num))
     if s.get("options") is not None:
         need(isinstance(s["options"], list))
@@ -428,6 +435,23 @@ def run_scenario(raw: str) -> dict:
         raise Refused("out_of_range")
     own = s.get("proposer_distribution")
     own = None if own is None else in_order("proposer_distribution", own, options)
+    # PROTOCOL.md §18: who committed; in the commit phase nothing is
+    # revealed and nothing closes early.
+    sealed = s.get("sealed")
+    committed = None
+    committing = sealed is not None and not sealed.get("commit_phase_over", False)
+    if sealed is not None:
+        committed = set()
+        for agent in sealed["committed"]:
+            if agent == s["proposer"] or agent not in members:
+                raise Refused("not_eligible")
+            if agent in committed:
+                raise Refused("duplicate")
+            committed.add(agent)
+        if committing and s.get("deadline_passed", False):
+            raise Refused("malformed")
+        if committing and s["responses"]:
+            raise Refused("wrong_phase")
     e = c = v = 0
     pool = [0] * len(options or [])
     weight = 0
@@ -474,6 +498,8 @@ def run_scenario(raw: str) -> dict:
             raise Refused("malformed")
         if r["agent"] == s["proposer"] or r["agent"] not in members:
             raise Refused("not_eligible")
+        if committed is not None and r["agent"] not in committed:
+            raise Refused("not_eligible")
         if r["agent"] in responded:
             raise Refused("duplicate")
         responded.add(r["agent"])
@@ -481,8 +507,11 @@ def run_scenario(raw: str) -> dict:
             believe(r["agent"], d)
         else:
             count(r["agent"], stance, conf)
-    remaining = sum(reach(policy, *m) for agent, m in members.items() if agent not in responded)
-    everyone = all(a in responded for a in members)
+    # After the commit phase, only members that committed are waited for.
+    waited = [a for a in members if a not in responded
+              and (committing or committed is None or a in committed)]
+    remaining = sum(reach(policy, *members[a]) for a in waited)
+    everyone = not waited
     closing = s.get("deadline_passed", False) or everyone
     if belief:
         leader, probs, clears = pooled(policy, pool, weight)
@@ -499,6 +528,8 @@ def run_scenario(raw: str) -> dict:
         was_early = False
     elif closing:
         status, reason, was_early = *resolve(policy, e, c, v, pot), False
+    elif committing:
+        status, reason, was_early = "open", None, False
     else:
         verdict = early(policy, e, c, v, pot, remaining)
         status, reason, was_early = (verdict, None, True) if verdict else ("open", None, False)
@@ -749,6 +780,40 @@ def check_stamps() -> int:
     return len(cases)
 
 
+def seal(proposal: bytes, signer: str, salt: bytes, answer: dict) -> bytes:
+    """PROTOCOL.md §18: the commitment to an answer."""
+    who = signer.encode()
+    return hashlib.sha256(b"synod/seal/v1" + proposal + len(who).to_bytes(8, "big") + who
+                          + len(salt).to_bytes(8, "big") + salt + rfc8785.dumps(answer)).digest()
+
+
+def check_sealed() -> int:
+    text = (HERE / "sealed.json").read_text()
+    data = json.loads(text)
+    for case in data["commitments"]:
+        _, public = key_of(case["signer_seed"])
+        assert did_of(public) == case["signer"], case["why"]
+        reveal = case["reveal"]
+        answer = {k: v for k, v in reveal.items() if k not in ("created_at", "proposal", "salt", "space")}
+        assert rfc8785.dumps(answer).decode() == case["answer_jcs"], case["why"]
+        salt = reveal["salt"]
+        assert re.fullmatch(r"([0-9a-f]{2}){16,64}", salt), case["why"]
+        digest = seal(bytes.fromhex(reveal["proposal"]), case["signer"], bytes.fromhex(salt), answer)
+        assert (digest.hex() == case["commitment"]) == case["opens"], case["why"]
+    cases = data["cases"]
+    raws = list(scenario_texts(text))
+    assert len(raws) == len(cases)
+    for case, raw in zip(cases, raws):
+        try:
+            got = run_scenario(raw)
+        except Refused as refused:
+            assert case.get("error") == refused.kind, (case["name"], refused.kind)
+            continue
+        assert "error" not in case, (case["name"], got)
+        assert got == case["expected"], (case["name"], got, case["expected"])
+    return len(data["commitments"]) + len(cases)
+
+
 def check_log_odds() -> int:
     cases = json.loads((HERE / "logodds.json").read_text())["cases"]
     for case in cases:
@@ -815,6 +880,7 @@ def main() -> int:
         "lottery draws": check_lotteries(),
         "belief values and scenarios": check_belief(),
         "admission stamps": check_stamps(),
+        "sealed commitments and scenarios": check_sealed(),
     }
     for name, n in counts.items():
         print(f"python agrees on {n} {name}")

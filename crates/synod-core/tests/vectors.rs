@@ -815,3 +815,345 @@ fn lotteries() {
     .unwrap() + "\n";
     pinned("lottery.json", &generated);
 }
+
+/// vectors/sealed.json: sealed responses (PROTOCOL.md §18). Commitments
+/// computed from their parts, with the same reveal carried to another
+/// proposal, another signer, another salt and another spelling of its
+/// confidence (none opens); and sealed scenarios in the `synod resolve`
+/// format whose expected results are worked out by hand in `why`.
+#[test]
+fn sealed_vectors() {
+    use synod_core::sealed::{answer_of, commitment, commitment_of_reveal, decode_salt};
+    let proposal = Digest::of(b"a sealed proposal");
+    let other_proposal = Digest::of(b"another sealed proposal");
+    let signer = keypair_from_hex(&seed_hex("seal-signer"));
+    let copier = keypair_from_hex(&seed_hex("seal-copier"));
+    let salt = "000102030405060708090a0b0c0d0e0f";
+    let long_salt = "ff".repeat(64);
+    let reveal = |answer: Value, salt: &str, p: &Digest| {
+        let mut body = answer;
+        body["space"] = json!("vectors");
+        body["created_at"] = json!(1700000300000u64);
+        body["proposal"] = json!(p);
+        body["salt"] = json!(salt);
+        body
+    };
+    let vote =
+        json!({"stance": "endorse", "confidence": "0.85", "reasoning": "the canary is green"});
+    let belief = json!({"distribution": {"acme": "0.7", "globex": "0.3"}});
+    let mut commitments = Vec::new();
+    let mut case = |why: &str,
+                    key: &Keypair,
+                    seed: &str,
+                    body: Value,
+                    committed: Option<Digest>| {
+        let p = Digest::from_hex(body["proposal"].as_str().unwrap()).unwrap();
+        let opened = commitment_of_reveal(&p, key.id(), &body).unwrap();
+        let salt_bytes = decode_salt(body["salt"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            opened,
+            commitment(&p, key.id(), &salt_bytes, &answer_of(&body))
+        );
+        let committed = committed.unwrap_or(opened);
+        commitments.push(json!({
+            "why": why, "signer_seed": seed_hex(seed), "signer": key.id(), "reveal": body,
+            "answer_jcs": String::from_utf8(synod_core::wire::canonicalize(&answer_of(&body))).unwrap(),
+            "commitment": committed, "opens": opened == committed,
+        }));
+        committed
+    };
+    let c = case(
+        "a vote's answer with reasoning",
+        &signer,
+        "seal-signer",
+        reveal(vote.clone(), salt, &proposal),
+        None,
+    );
+    case(
+        "a belief answer and a 64-byte salt",
+        &signer,
+        "seal-signer",
+        reveal(belief, &long_salt, &proposal),
+        None,
+    );
+    case(
+        "no reasoning member: another answer",
+        &signer,
+        "seal-signer",
+        reveal(
+            json!({"stance": "abstain", "confidence": "0"}),
+            salt,
+            &proposal,
+        ),
+        None,
+    );
+    case(
+        "the same reveal for another proposal",
+        &signer,
+        "seal-signer",
+        reveal(vote.clone(), salt, &other_proposal),
+        Some(c),
+    );
+    case(
+        "the same reveal from another signer",
+        &copier,
+        "seal-copier",
+        reveal(vote.clone(), salt, &proposal),
+        Some(c),
+    );
+    case(
+        "the same answer with another salt",
+        &signer,
+        "seal-signer",
+        reveal(vote.clone(), "100102030405060708090a0b0c0d0e0f", &proposal),
+        Some(c),
+    );
+    let mut respelled = vote.clone();
+    respelled["confidence"] = json!("0.850");
+    case(
+        "the confidence spelled 0.850: other bytes",
+        &signer,
+        "seal-signer",
+        reveal(respelled, salt, &proposal),
+        Some(c),
+    );
+
+    // Scenarios: a linear medium-stakes vote (quorum 0.5, margins 0.2,
+    // min_confidence 0.3); p proposes at 0.8; p, x, y, z have authority 1
+    // and trust 0.5 (influence 0.5 each, P = 2).
+    let members = json!([
+        {"agent": "p", "authority": "1", "trust": "0.5"},
+        {"agent": "x", "authority": "1", "trust": "0.5"},
+        {"agent": "y", "authority": "1", "trust": "0.5"},
+        {"agent": "z", "authority": "1", "trust": "0.5"},
+    ]);
+    let scenario = |sealed: Value, responses: Value, extra: Value| {
+        let mut s = json!({"stakes": "medium", "policy": {"weighting": "linear"},
+            "electorate": members, "proposer": "p", "proposer_confidence": "0.8",
+            "responses": responses});
+        if !sealed.is_null() {
+            s["sealed"] = sealed;
+        }
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    };
+    let tally = |e: &str, c: &str, v: &str| json!({"endorse": e, "challenge": c, "voted": v, "potential": "2"});
+    let result = |status: &str, reason: Value, early: bool, t: Value| json!({"status": status, "reason": reason, "early": early, "tally": t});
+    let endorse_x = json!([{"agent": "x", "stance": "endorse", "confidence": "1"}]);
+    let cases: Vec<(&str, &str, Value, Result<Value, &str>)> = vec![
+        (
+            "commit_phase_stays_open",
+            "every member committed, but nothing is revealed in the commit phase: open, never early; E = 0.5 x 0.8 = 0.4 (the proposer), V = 0.5",
+            scenario(json!({"committed": ["x", "y", "z"]}), json!([]), json!({})),
+            Ok(result("open", Value::Null, false, tally("0.4", "0", "0.5"))),
+        ),
+        (
+            "nobody_committed_closes_at_the_commit_deadline",
+            "no member committed, so nobody is waited for: it closes; V = 0.5 < 0.5 x 2",
+            scenario(
+                json!({"committed": [], "commit_phase_over": true}),
+                json!([]),
+                json!({}),
+            ),
+            Ok(result(
+                "escalated",
+                json!("no_quorum"),
+                false,
+                tally("0.4", "0", "0.5"),
+            )),
+        ),
+        (
+            "early_once_only_committed_members_remain",
+            "x reveals endorse 1: E = 0.9, V = 1; only y is waited for (z did not commit), R = 0.5: V = 1 >= 0.5 x 2; E + C = 0.9 >= 0.3 x 1.5; E = 0.9 > R and 0.9 - 0.5 = 0.4 >= 0.2 x 1.4 = 0.28: approved early",
+            scenario(
+                json!({"committed": ["x", "y"], "commit_phase_over": true}),
+                endorse_x.clone(),
+                json!({}),
+            ),
+            Ok(result(
+                "approved",
+                Value::Null,
+                true,
+                tally("0.9", "0", "1"),
+            )),
+        ),
+        (
+            "the_same_answer_unsealed_is_open",
+            "the same tally with y and z both waited for (R = 1): 0.9 > 1 fails, so it stays open",
+            scenario(Value::Null, endorse_x.clone(), json!({})),
+            Ok(result("open", Value::Null, false, tally("0.9", "0", "1"))),
+        ),
+        (
+            "an_unrevealed_commitment_is_an_abstention",
+            "the deadline passed with z's commitment unrevealed: E = 0.4 + 0.45 = 0.85, C = 0.5 x 0.2 = 0.1, V = 1.5; T = 0.95 >= 0.3 x 1.5; E - C = 0.75 >= 0.2 x 0.95: approved",
+            scenario(
+                json!({"committed": ["x", "y", "z"], "commit_phase_over": true}),
+                json!([{"agent": "x", "stance": "endorse", "confidence": "0.9"}, {"agent": "y", "stance": "challenge", "confidence": "0.2"}]),
+                json!({"deadline_passed": true}),
+            ),
+            Ok(result(
+                "approved",
+                Value::Null,
+                false,
+                tally("0.85", "0.1", "1.5"),
+            )),
+        ),
+        (
+            "a_sealed_belief_question",
+            "linear pool: x (0.9, 0.1) and y (0.7, 0.3) weigh alike, the pool is (0.8, 0.2); z did not commit, so everyone left has answered; V = 1 >= 0.5 x 2; 0.8 >= 0.7: a is adopted; each divergence is (0.1 + 0.1) / 2",
+            scenario(
+                json!({"committed": ["x", "y"], "commit_phase_over": true}),
+                json!([{"agent": "x", "distribution": {"a": "0.9", "b": "0.1"}}, {"agent": "y", "distribution": {"a": "0.7", "b": "0.3"}}]),
+                json!({"method": "belief", "options": ["a", "b"], "policy": {"weighting": "linear", "pool": "linear"}}),
+            ),
+            Ok(
+                json!({"status": "approved", "reason": null, "early": false, "tally": tally("0", "0", "1"),
+                   "belief": {"choice": "a", "leader": "a", "pooled": {"a": "0.8", "b": "0.2"}, "divergence": {"x": "0.1", "y": "0.1"}}}),
+            ),
+        ),
+        (
+            "a_reveal_without_a_commitment",
+            "y did not commit, so it may not reveal",
+            scenario(
+                json!({"committed": ["x"], "commit_phase_over": true}),
+                json!([{"agent": "y", "stance": "endorse", "confidence": "1"}]),
+                json!({}),
+            ),
+            Err("not_eligible"),
+        ),
+        (
+            "a_reveal_in_the_commit_phase",
+            "nothing is revealed before the commit phase is over",
+            scenario(json!({"committed": ["x"]}), endorse_x.clone(), json!({})),
+            Err("wrong_phase"),
+        ),
+        (
+            "the_proposer_commits",
+            "the proposer does not respond, so it does not commit",
+            scenario(json!({"committed": ["p"]}), json!([]), json!({})),
+            Err("not_eligible"),
+        ),
+        (
+            "a_member_commits_twice",
+            "one commitment per member",
+            scenario(json!({"committed": ["x", "x"]}), json!([]), json!({})),
+            Err("duplicate"),
+        ),
+        (
+            "the_deadline_passed_in_the_commit_phase",
+            "the deadline comes after the commit phase",
+            scenario(
+                json!({"committed": ["x"]}),
+                json!([]),
+                json!({"deadline_passed": true}),
+            ),
+            Err("malformed"),
+        ),
+        (
+            "an_unknown_sealed_member",
+            "sealed has committed and commit_phase_over only",
+            scenario(
+                json!({"committed": [], "reveal_deadline": 1}),
+                json!([]),
+                json!({}),
+            ),
+            Err("malformed"),
+        ),
+    ];
+    let mut out_cases = Vec::new();
+    for (name, why, s, expected) in cases {
+        let got = scenario::run(&s.to_string());
+        match (&got, &expected) {
+            (Ok(r), Ok(e)) => assert_eq!(serde_json::to_value(r).unwrap(), *e, "{name}"),
+            (Err(r), Err(k)) => assert_eq!(r.kind.as_str(), *k, "{name}: {}", r.message),
+            _ => panic!("{name}: {got:?}"),
+        }
+        let mut case = json!({"name": name, "why": why, "scenario": s});
+        match expected {
+            Ok(e) => case["expected"] = e,
+            Err(k) => case["error"] = json!(k),
+        }
+        out_cases.push(case);
+    }
+    let doc = json!({
+        "description": "Sealed responses (docs/PROTOCOL.md §18). commitments: commitment = SHA-256(\"synod/seal/v1\" || proposal (32 bytes) || be64(len(signer)) || signer || be64(len(salt)) || salt || JCS(answer)), answer = the reveal's body without created_at, proposal, salt and space; opens says whether the reveal hashes to the commitment. cases: sealed scenarios in the synod resolve format (§11), worked out by hand in why. Generated by crates/synod-core/tests/vectors.rs.",
+        "commitments": commitments,
+        "cases": out_cases,
+    });
+    pinned(
+        "sealed.json",
+        &(serde_json::to_string_pretty(&doc).unwrap() + "\n"),
+    );
+}
+
+/// A small space deciding a sealed vote: commitments, the commit deadline,
+/// reveals (one never comes), the close, an outcome.
+fn sealed_log() -> Vec<String> {
+    use synod_core::sealed::commitment;
+    let mut h = Harness::closed();
+    for name in ["planner", "scout", "ledger-bot", "critic"] {
+        h.agent(name, &[("ops.*", "1")]);
+    }
+    h.person("auditor", &["oracle"]);
+    let body = json!({
+        "domain": "ops.deploy",
+        "action": {"kind": "deploy", "summary": "Deploy build 42 to production"},
+        "confidence": "0.9", "stakes": "medium",
+        "deadline": h.time + 10 * MINUTE,
+        "sealed": {"commit_deadline": h.time + 5 * MINUTE},
+    });
+    let p = h.propose_with("planner", body).unwrap();
+    let answers = [
+        (
+            "scout",
+            json!({"stance": "endorse", "confidence": "0.9", "reasoning": "canary green"}),
+        ),
+        (
+            "ledger-bot",
+            json!({"stance": "endorse", "confidence": "0.7", "reasoning": "costs fine"}),
+        ),
+        (
+            "critic",
+            json!({"stance": "challenge", "confidence": "0.6", "reasoning": "flaky test"}),
+        ),
+    ];
+    let salt_of = |who: &str| Digest::of(who.as_bytes()).0[..16].to_vec();
+    for (who, answer) in &answers {
+        let c = commitment(&p, &h.id(who), &salt_of(who), answer);
+        h.send(
+            who,
+            MessageType::Response,
+            json!({"proposal": p, "commitment": c}),
+        )
+        .unwrap();
+    }
+    h.advance(5 * MINUTE);
+    // critic never reveals: its commitment counts as an abstention.
+    for (who, answer) in &answers[..2] {
+        let mut body = answer.clone();
+        body["proposal"] = json!(p);
+        body["salt"] = json!(hex_encode(&salt_of(who)));
+        h.send(who, MessageType::Response, body).unwrap();
+    }
+    h.advance(5 * MINUTE);
+    h.send(
+        "auditor",
+        MessageType::Outcome,
+        json!({"proposal": p, "result": "success"}),
+    )
+    .unwrap();
+    h.lines
+}
+
+#[test]
+fn sealed_log_export() {
+    let lines = sealed_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/sealed.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/sealed.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.trust_updates, 3);
+}
