@@ -331,12 +331,24 @@ describe("the web inbox in a browser", { timeout: 180_000 }, () => {
     await first.getByRole("heading", { name: "Recent decisions" }).waitFor();
     const listed = (await rows(first.locator("table.recent"))).map((r) => [r[1], r[3]]);
     assert.deepEqual(listed, [
+      ["Refund 480 EUR for disputed order #7731", "approved"],
       ["Which repayment plan should account #5127 be offered?", "approved"],
       [SUMMARY, "approved_by_human"],
       ["Block card payment #88120 of 3,200 EUR abroad", "rejected"],
       ["Approve a 25,000 EUR personal loan for applicant #4411", "approved"],
     ]);
     await first.screenshot({ path: path.join(shots, "decisions.png"), fullPage: true });
+
+    // The sealed vote (PROTOCOL.md §18): who committed, then the reveals.
+    await Promise.all([
+      first.waitForURL(/\/proposals\//),
+      first.locator("table.recent").getByRole("link", { name: "Refund 480 EUR for disputed order #7731" }).click(),
+    ]);
+    assert.match(await first.locator("p.sealed").innerText(), /reveal phase, commitments until .*; 2 committed, 0 not revealed/);
+    const sealedHistory = await first.locator("ol.history").innerText();
+    assert.match(sealedHistory, /Compliance commits to a sealed answer[\s\S]*Customer Care commits to a sealed answer[\s\S]*Compliance endorses at confidence 0\.8/);
+    await first.goBack();
+    await first.getByRole("heading", { name: "Recent decisions" }).waitFor();
 
     // The belief-consensus question: its pool and each distribution, with
     // the distance of each from the pool (PROTOCOL.md §15).

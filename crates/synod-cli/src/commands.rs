@@ -89,6 +89,10 @@ pub struct ProposeArgs {
     /// separated (`acme=0.7,globex=0.3`); the probabilities sum to 1.
     #[arg(long, value_delimiter = ',', value_name = "OPTION=P")]
     distribution: Vec<String>,
+    /// Sealed responses (commit, then reveal): how long the commit phase
+    /// lasts, e.g. 5m; it must end before the deadline.
+    #[arg(long, value_name = "DURATION")]
+    sealed: Option<String>,
 }
 
 #[derive(Args)]
@@ -108,6 +112,14 @@ pub struct RespondArgs {
     /// Why; kept in the audit log.
     #[arg(long, default_value = "")]
     reasoning: String,
+    /// A sealed proposal's commit phase: send only a commitment to this
+    /// answer and print the salt that reveals it later.
+    #[arg(long)]
+    commit: bool,
+    /// A sealed proposal's reveal: the salt printed by --commit (with the
+    /// same answer and reasoning); with --commit, the salt to commit with.
+    #[arg(long, value_name = "HEX")]
+    salt: Option<String>,
 }
 
 /// `OPTION=PROBABILITY` items as a distribution object; the node checks
@@ -398,6 +410,12 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
     if let Some(s) = args.supersedes {
         body["supersedes"] = json!(s);
     }
+    if let Some(window) = &args.sealed {
+        let commit_deadline = now
+            .checked_add(duration_ms(window)?)
+            .context("the commit deadline is too far away")?;
+        body["sealed"] = json!({"commit_deadline": commit_deadline});
+    }
     if !args.policy.is_empty() {
         let mut policy = serde_json::Map::new();
         for (field, value) in pairs(&args.policy, "policy")? {
@@ -431,11 +449,17 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
 pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
     let client = conn.client();
     let key = conn.keypair()?;
-    let body = if args.distribution.is_empty() {
+    let mut body = if args.distribution.is_empty() {
         json!({"proposal": args.id, "stance": args.stance, "confidence": args.confidence, "reasoning": args.reasoning})
     } else {
         json!({"proposal": args.id, "distribution": distribution(&args.distribution)?, "reasoning": args.reasoning})
     };
+    if args.commit {
+        return commit(&args, body, conn);
+    }
+    if let Some(salt) = &args.salt {
+        body["salt"] = json!(salt);
+    }
     let answer = client.send(
         &format!("/v1/proposals/{}/responses", args.id),
         MessageType::Response,
@@ -464,6 +488,48 @@ pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
         t["challenge"].as_str().unwrap_or(""),
         t["voted"].as_str().unwrap_or(""),
         t["potential"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The commit phase of a sealed proposal (PROTOCOL.md §18): commits to
+/// `answer` (the body the reveal will send, without its salt) with a fresh
+/// 16-byte salt, or the one given, and prints how to reveal.
+fn commit(args: &RespondArgs, answer: Value, conn: &Conn) -> Result<ExitCode> {
+    let key = conn.keypair()?;
+    let proposal = synod_core::Digest::from_hex(&args.id)
+        .ok_or_else(|| anyhow!("a proposal id is 64 lowercase hex characters"))?;
+    let salt = match &args.salt {
+        Some(hex) => hex.clone(),
+        None => {
+            let mut bytes = [0u8; synod_core::sealed::MIN_SALT_BYTES];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow!("no randomness available: {e}"))?;
+            synod_core::wire::hex_encode(&bytes)
+        }
+    };
+    let salt_bytes =
+        synod_core::sealed::decode_salt(&salt).map_err(|r| anyhow!("--salt: {}", r.message))?;
+    let commitment = synod_core::sealed::commitment(
+        &proposal,
+        key.id(),
+        &salt_bytes,
+        &synod_core::sealed::answer_of(&answer),
+    );
+    let sent = conn.client().send(
+        &format!("/v1/proposals/{}/responses", args.id),
+        MessageType::Response,
+        json!({"proposal": args.id, "commitment": commitment}),
+        &key,
+    )?;
+    if conn.json {
+        return print_json(
+            &json!({"index": sent["index"], "commitment": commitment, "salt": salt}),
+        );
+    }
+    println!("{salt}");
+    eprintln!(
+        "committed at log index {}; keep the salt, and after the commit deadline reveal with the same answer and --salt {salt}",
+        sent["index"]
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -507,6 +573,17 @@ pub fn describe_proposal(p: &Value) -> String {
         status.push_str(&format!(", leaning {leaning} (tentative)"));
     }
     out.push_str(&format!("  status    {status}\n"));
+    if p["sealed"].is_object() {
+        let sealed = &p["sealed"];
+        let count = |k: &str| sealed[k].as_array().map_or(0, Vec::len);
+        out.push_str(&format!(
+            "  sealed    {} phase (commit deadline {}); {} committed, {} not revealed\n",
+            s(&sealed["phase"]),
+            sealed["commit_deadline"],
+            count("committed"),
+            count("unrevealed")
+        ));
+    }
     let t = &p["tally"];
     // A distribution as `a 0.7 · b 0.3`, in the order of the options.
     let shares = |d: &Value| -> String {

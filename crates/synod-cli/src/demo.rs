@@ -279,6 +279,106 @@ fn ask(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<(String, Vec
     Ok((id, row))
 }
 
+/// The sealed vote (PROTOCOL.md §18): the payments agents commit to their
+/// answers before anyone sees one, then reveal them once the two-second
+/// commit phase is over.
+fn sealed_vote(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<Vec<String>> {
+    const TITLE: &str = "A sealed vote: nobody sees a stance before committing";
+    const SUMMARY: &str = "Refund 480 EUR for disputed order #7731";
+    let answers: [(&str, &str, &str, &str); 2] = [
+        (
+            "Compliance",
+            "endorse",
+            "0.8",
+            "The merchant never shipped; the dispute is within 60 days.",
+        ),
+        (
+            "Customer Care",
+            "endorse",
+            "0.9",
+            "Tracking shows no delivery; the customer has no prior disputes.",
+        ),
+    ];
+    println!("\n▶ {TITLE}");
+    let (_, now) = client.space()?;
+    let commit_deadline = now + 2_000;
+    let proposal = client.send(
+        "/v1/proposals",
+        MessageType::Proposal,
+        json!({"domain": "payments.disputes", "action": {"kind": "refund", "summary": SUMMARY},
+               "confidence": "0.75", "stakes": "medium", "deadline": now + 10 * 60_000,
+               "sealed": {"commit_deadline": commit_deadline}}),
+        &agents["Fraud Sentinel"],
+    )?;
+    let id = proposal["id"].as_str().context("proposal id")?.to_string();
+    let digest = synod_core::Digest::from_hex(&id).context("proposal id")?;
+    println!(
+        "  Fraud Sentinel proposes: {SUMMARY} (confidence 0.75, medium stakes, sealed for 2 s)"
+    );
+    let mut sealed = Vec::new();
+    for (who, stance, confidence, why) in answers {
+        let answer = json!({"stance": stance, "confidence": confidence, "reasoning": why});
+        let mut salt = [0u8; synod_core::sealed::MIN_SALT_BYTES];
+        getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let key = &agents[who];
+        let commitment = synod_core::sealed::commitment(&digest, key.id(), &salt, &answer);
+        client.send(
+            &format!("/v1/proposals/{id}/responses"),
+            MessageType::Response,
+            json!({"proposal": id, "commitment": commitment}),
+            key,
+        )?;
+        println!(
+            "  {who} commits {}… (its answer stays hidden)",
+            &commitment.to_hex()[..12]
+        );
+        sealed.push((who, answer, synod_core::wire::hex_encode(&salt)));
+    }
+    // The node ticks at the commit deadline; wait for the reveal phase.
+    let mut phase = String::new();
+    for _ in 0..100 {
+        let p = client.get(&format!("/v1/proposals/{id}"))?;
+        phase = p["sealed"]["phase"].as_str().unwrap_or("").to_string();
+        if phase == "reveal" || p["status"] != "open" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    println!("  the commit phase is over ({phase} phase): the answers are revealed");
+    for (who, answer, salt) in sealed {
+        let mut body = answer.clone();
+        body["proposal"] = json!(id);
+        body["salt"] = json!(salt);
+        client.send(
+            &format!("/v1/proposals/{id}/responses"),
+            MessageType::Response,
+            body,
+            &agents[who],
+        )?;
+        println!(
+            "  {who} reveals: {}s at {}: {}",
+            answer["stance"].as_str().unwrap_or(""),
+            answer["confidence"].as_str().unwrap_or(""),
+            answer["reasoning"].as_str().unwrap_or("")
+        );
+    }
+    let p = client.get(&format!("/v1/proposals/{id}"))?;
+    let status = p["status"].as_str().unwrap_or("?").to_string();
+    let how = p["closure"]["cause"]
+        .as_str()
+        .unwrap_or("")
+        .replace('_', " ");
+    println!("  → {status} ({how})");
+    Ok(vec![
+        TITLE.to_string(),
+        status,
+        p["reason"].as_str().unwrap_or("").to_string(),
+        p["tally"]["endorse"].as_str().unwrap_or("").to_string(),
+        p["tally"]["challenge"].as_str().unwrap_or("").to_string(),
+        how,
+    ])
+}
+
 fn demo_dir() -> Result<PathBuf> {
     let mut suffix = [0u8; 4];
     getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -442,6 +542,7 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
     }
     let (question, row) = ask(&client, &agents)?;
     decisions.push(row);
+    decisions.push(sealed_vote(&client, &agents)?);
     println!("\nDecisions:");
     table::print(
         &["SCENARIO", "STATUS", "REASON", "E", "C", "CLOSED"],

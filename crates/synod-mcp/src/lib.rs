@@ -147,6 +147,9 @@ enum Identity {
 pub struct Synod {
     api: Arc<dyn Api>,
     identity: Identity,
+    /// Salts of the sealed answers this server committed, by (agent,
+    /// proposal), so that a reveal needs no salt from the agent (§18).
+    salts: Arc<std::sync::Mutex<std::collections::BTreeMap<(String, String), String>>>,
 }
 
 impl std::fmt::Debug for Synod {
@@ -225,6 +228,11 @@ pub struct ProposeArgs {
     /// (e.g. {"acme": 0.7, "globex": 0.3}).
     #[serde(default)]
     pub distribution: Option<std::collections::BTreeMap<String, Decimal>>,
+    /// Seal the answers (commit, then reveal): seconds of the commit phase,
+    /// during which agents send only a commitment, so nobody sees a stance
+    /// before fixing their own. Must be less than the deadline.
+    #[serde(default)]
+    pub commit_seconds: Option<u32>,
 }
 
 /// Parameters of `respond`.
@@ -247,6 +255,10 @@ pub struct RespondArgs {
     /// Why: the evidence you relied on. Kept in the audit log and shown to
     /// the humans who review escalations.
     pub reasoning: String,
+    /// A sealed proposal's reveal: the salt `respond` returned when you
+    /// committed (not needed if this server committed for you).
+    #[serde(default)]
+    pub salt: Option<String>,
 }
 
 /// A distribution as the protocol wants it: each probability as text.
@@ -335,11 +347,54 @@ fn check_id(id: &str) -> Result<(), Failure> {
 }
 
 impl Synod {
+    /// Commits to `answer` on a sealed proposal in its commit phase
+    /// (PROTOCOL.md §18): a fresh 16-byte salt (or the one given), the
+    /// commitment sent, the salt remembered and returned for the reveal.
+    async fn commit(
+        &self,
+        key: Arc<Keypair>,
+        path: String,
+        answer: Value,
+        salt: Option<String>,
+        slot: (String, String),
+    ) -> Result<Value, Failure> {
+        let salt = match salt {
+            Some(salt) => salt,
+            None => {
+                let mut bytes = [0u8; synod_core::sealed::MIN_SALT_BYTES];
+                getrandom::fill(&mut bytes)
+                    .map_err(|e| failure("internal", format!("no randomness: {e}")))?;
+                synod_core::wire::hex_encode(&bytes)
+            }
+        };
+        let raw = synod_core::sealed::decode_salt(&salt)
+            .map_err(|r| failure(r.kind.as_str(), r.message))?;
+        let proposal = synod_core::Digest::from_hex(&slot.1)
+            .ok_or_else(|| failure("malformed", "a proposal id is 64 lowercase hex characters"))?;
+        let commitment = synod_core::sealed::commitment(
+            &proposal,
+            key.id(),
+            &raw,
+            &synod_core::sealed::answer_of(&answer),
+        );
+        let body = json!({"proposal": slot.1, "commitment": commitment});
+        let mut sent = self
+            .send(key, path, MessageType::Response, body, None)
+            .await?;
+        self.salts.lock().expect("salts").insert(slot, salt.clone());
+        sent["salt"] = json!(salt);
+        sent["sealed"] = json!(
+            "committed: your answer stays hidden until the commit deadline; then call respond again with the same answer (and this salt) to reveal it"
+        );
+        Ok(sent)
+    }
+
     /// A server that signs everything with `key` (stdio).
     pub fn with_key(api: Arc<dyn Api>, key: Keypair) -> Synod {
         Synod {
             api,
             identity: Identity::Key(Arc::new(key)),
+            salts: Arc::default(),
         }
     }
 
@@ -349,6 +404,7 @@ impl Synod {
         Synod {
             api,
             identity: Identity::BearerToken,
+            salts: Arc::default(),
         }
     }
 
@@ -400,6 +456,10 @@ impl Synod {
             if let Some(ms) = deadline_ms {
                 let now = space["time"].as_u64().unwrap_or(0);
                 body["deadline"] = json!(now.saturating_add(ms));
+                // A sealed proposal's commit phase, given in ms from now.
+                if let Some(commit_ms) = body["sealed"]["commit_in_ms"].as_u64() {
+                    body["sealed"] = json!({"commit_deadline": now.saturating_add(commit_ms)});
+                }
             }
             if kind == MessageType::Proposal {
                 stamp_if_required(api, &space, &mut body, key.id())?;
@@ -597,6 +657,9 @@ impl Synod {
                 if let Some(d) = &args.distribution {
                     body["distribution"] = distribution_json(d);
                 }
+                if let Some(s) = args.commit_seconds {
+                    body["sealed"] = json!({"commit_in_ms": u64::from(s) * 1_000});
+                }
                 let path = "/v1/proposals".to_string();
                 self.send(
                     key,
@@ -622,7 +685,7 @@ impl Synod {
                 let key = self.key(&context)?;
                 check_id(&args.proposal_id)?;
                 let path = format!("/v1/proposals/{}/responses", args.proposal_id);
-                let body = match (&args.stance, &args.confidence, &args.distribution) {
+                let mut body = match (&args.stance, &args.confidence, &args.distribution) {
                     (Some(stance), Some(c), None) => json!({"proposal": args.proposal_id, "stance": stance,
                                   "confidence": c.text(), "reasoning": args.reasoning}),
                     (None, None, Some(d)) => json!({"proposal": args.proposal_id,
@@ -634,7 +697,34 @@ impl Synod {
                         ));
                     }
                 };
-                self.send(key, path, MessageType::Response, body, None).await
+                let id = args.proposal_id.clone();
+                let phase = self
+                    .call(move |api| {
+                        let p = api.get(&format!("/v1/proposals/{id}"))?;
+                        Ok(p["sealed"]["phase"].as_str().map(str::to_string))
+                    })
+                    .await?;
+                let slot = (key.id().to_string(), args.proposal_id.clone());
+                match phase.as_deref() {
+                    Some("commit") => self.commit(key, path, body, args.salt, slot).await,
+                    Some(_) => {
+                        let remembered = self.salts.lock().expect("salts").get(&slot).cloned();
+                        let salt = args.salt.or(remembered).ok_or_else(|| {
+                            failure(
+                                "malformed",
+                                "this sealed proposal is in its reveal phase: give the `salt` you committed with, and the same answer",
+                            )
+                        })?;
+                        body["salt"] = json!(salt);
+                        self.send(key, path, MessageType::Response, body, None).await
+                    }
+                    None => {
+                        if let Some(salt) = args.salt {
+                            body["salt"] = json!(salt);
+                        }
+                        self.send(key, path, MessageType::Response, body, None).await
+                    }
+                }
             }
             .await,
         )
@@ -657,6 +747,9 @@ impl Synod {
                     let mut out = json!({"id": p["id"], "status": p["status"], "reason": p["reason"], "tally": p["tally"],
                               "leaning": p["leaning"], "responses": p["responses"].as_array().map_or(0, Vec::len),
                               "outcome": p["outcome"]});
+                    if p["sealed"].is_object() {
+                        out["sealed"] = p["sealed"].clone();
+                    }
                     if p["method"] == "belief" {
                         out["options"] = p["options"].clone();
                         out["pool"] = p["pool"].clone();
@@ -754,6 +847,9 @@ const RESPOND_DESCRIPTION: &str = concat!(
     "A question (a proposal with `options`) takes a `distribution` instead: your probability for each option, ",
     "summing to 1; it is scored against the option that turns out right, so give your real belief, and avoid 0 ",
     "unless you are sure (a 0 counts as 0.01 in the pool). ",
+    "A sealed proposal (`sealed` in read_proposal) is answered twice with the same answer: during its commit phase ",
+    "respond sends only a commitment and returns a salt; after the commit deadline, respond again with the same ",
+    "answer and reasoning (and the salt) to reveal it. An answer never revealed counts as an abstention. ",
     "You can answer each proposal once; the answer is final."
 );
 

@@ -600,6 +600,19 @@ async fn proposal_page(
                 .map(|r| format!(" — {}", reason_text(Some(r))))
                 .unwrap_or_default(),
         );
+        if let Some(sealed) = &record.sealed {
+            // Only who committed, never what: the answers stay sealed
+            // until the commit deadline (PROTOCOL.md §18).
+            let commits = sealed.in_log_order();
+            let _ = write!(
+                out,
+                r#"<p class="sealed">Sealed responses: {} phase, commitments until {}; {} committed, {} not revealed</p>"#,
+                sealed.phase(),
+                when(sealed.commit_deadline),
+                commits.len(),
+                commits.iter().filter(|c| !c.revealed).count()
+            );
+        }
         out.push_str(&package_html(s, record));
         out.push_str("<h3>History</h3><ol class=\"history\">");
         let _ = write!(
@@ -610,6 +623,14 @@ async fn proposal_page(
             when(record.entered_time),
             when(record.deadline)
         );
+        for c in record.sealed.iter().flat_map(|s| s.in_log_order()) {
+            let _ = write!(
+                out,
+                "<li>Entry {}: {} commits to a sealed answer</li>",
+                c.index,
+                esc(&s.agent_at(c.agent).name),
+            );
+        }
         for r in &record.responses {
             let what = match (&r.distribution, r.stance, r.confidence) {
                 (Some(d), _, _) => format!(

@@ -25,6 +25,7 @@ from .messages import (
     belief_response_body,
     set_change,
 )
+from .sealed import SealedAnswer, answer_of, commitment, new_salt
 from .types import (
     AgentDetail,
     AgentList,
@@ -322,13 +323,17 @@ class AsyncClient(ClientBase):
         payload: Any = UNSET,
         policy: Mapping[str, Any] | None = None,
         supersedes: str | None = None,
+        commit_ms: int | None = None,
         key: Keypair | None = None,
     ) -> ProposalReceipt:
         """Proposes an action. ``confidence`` is the proposer's probability
         that the action succeeds, in (0, 1]. The vote closes ``deadline_ms``
         from now, or at log time ``deadline``. The receipt's ``id`` is the
-        proposal id."""
-        when = deadline if deadline is not None else await self.now() + deadline_ms
+        proposal id. With ``commit_ms`` the answers are sealed
+        (PROTOCOL §18): commitments for that long, then reveals (see
+        :meth:`commit`)."""
+        now = await self.now() if deadline is None or commit_ms is not None else 0
+        when = deadline if deadline is not None else now + deadline_ms
         body = proposal_body(
             domain=domain,
             kind=kind,
@@ -340,7 +345,46 @@ class AsyncClient(ClientBase):
             policy=policy,
             supersedes=supersedes,
         )
+        if commit_ms is not None:
+            body["sealed"] = {"commit_deadline": now + commit_ms}
         return cast(ProposalReceipt, await self._send_proposal(body, key))
+
+    async def commit(
+        self,
+        proposal_id: str,
+        stance: str | None = None,
+        confidence: DecimalLike | None = None,
+        reasoning: str = "",
+        *,
+        distribution: Mapping[str, DecimalLike] | None = None,
+        salt: bytes | None = None,
+        key: Keypair | None = None,
+    ) -> SealedAnswer:
+        """Commits to an answer on a sealed proposal during its commit phase
+        (PROTOCOL §18): ``stance`` and ``confidence``, or a ``distribution``,
+        with its ``reasoning``. Only the commitment is sent; keep the returned
+        :class:`SealedAnswer` and pass it to :meth:`reveal` after the commit
+        deadline."""
+        signer = self._signer(key)
+        if distribution is not None:
+            body = belief_response_body(proposal=proposal_id, probabilities=distribution, reasoning=reasoning)
+        elif stance is not None and confidence is not None:
+            body = response_body(proposal=proposal_id, stance=stance, confidence=confidence, reasoning=reasoning)
+        else:
+            raise ValueError("give stance and confidence, or a distribution")
+        raw = salt if salt is not None else new_salt()
+        sealed = SealedAnswer(
+            proposal=proposal_id,
+            body=body,
+            salt=raw.hex(),
+            commitment=commitment(proposal_id, signer.did, raw, answer_of(body)),
+        )
+        sealed.receipt = await self._send("response", {"proposal": proposal_id, "commitment": sealed.commitment}, signer)
+        return sealed
+
+    async def reveal(self, sealed: SealedAnswer, *, key: Keypair | None = None) -> ResponseReceipt:
+        """Reveals a committed answer after the commit deadline."""
+        return cast(ResponseReceipt, await self._send("response", sealed.reveal_body(), key))
 
     async def respond(
         self,

@@ -133,12 +133,15 @@ def proposal_body(
     supersedes: str | None = None,
     options: Sequence[str] | None = None,
     own_distribution: Mapping[str, DecimalLike] | None = None,
+    commit_deadline: int | None = None,
 ) -> dict[str, Any]:
     """§4.4. ``deadline`` is absolute log time in ms; ``confidence`` is the
     proposer's probability that the action succeeds, in (0, 1]. With
     ``options`` the proposal asks a question instead (belief consensus, §15):
     responses are distributions over the options, and ``own_distribution``
-    is the proposer's own."""
+    is the proposer's own. With ``commit_deadline`` (log time in ms, before
+    ``deadline``) the responses are sealed (§18): commitments until then,
+    reveals after."""
     action: dict[str, Any] = {"kind": kind, "summary": summary}
     if payload is not UNSET:
         action["payload"] = payload
@@ -158,6 +161,8 @@ def proposal_body(
         body["options"] = list(options)
     if own_distribution is not None:
         body["distribution"] = distribution(own_distribution)
+    if commit_deadline is not None:
+        body["sealed"] = {"commit_deadline": commit_deadline}
     return body
 
 
