@@ -639,6 +639,13 @@ fn nobody_committing_closes_at_the_commit_deadline() {
             "human_resolved"
         ]
     );
+    // A replica applying the same entries agrees: the decision was checked
+    // against the state the entry's time produces.
+    let mut replica = Space::new();
+    for entry in &h.entries {
+        assert_eq!(replica.apply(entry).unwrap().rejected, None);
+    }
+    assert_eq!(replica.state_hash(), h.space.state_hash());
     // The tick a sequencer appends comes at the commit deadline.
     let mut g = team();
     let q = propose(&mut g);
