@@ -23,6 +23,7 @@ pub mod log;
 pub mod logodds;
 pub mod lottery;
 pub mod message;
+pub mod open;
 pub mod package;
 pub mod policy;
 pub mod scenario;

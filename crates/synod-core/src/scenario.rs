@@ -44,6 +44,8 @@ struct RawScenario<'a> {
     proposer_distribution: Option<Pairs<'a>>,
     #[serde(default)]
     sealed: Option<RawSealed>,
+    #[serde(default)]
+    open: Option<crate::open::OpenTerms>,
 }
 
 /// A sealed proposal (§18): who committed, and whether the commit phase is
@@ -134,6 +136,8 @@ struct RawResponse<'a> {
     confidence: Option<&'a RawValue>,
     #[serde(default, borrow)]
     distribution: Option<Pairs<'a>>,
+    #[serde(default)]
+    answer: Option<String>,
 }
 
 /// What `synod resolve` prints.
@@ -151,6 +155,19 @@ pub struct ScenarioResult {
     /// A belief scenario's pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub belief: Option<BeliefResult>,
+    /// An open question's clusters (§19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenResult>,
+}
+
+/// What an open question adds to the result (§11.4, §19).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenResult {
+    /// The answer adopted: the leader, when the status is `approved`.
+    pub choice: Option<String>,
+    /// The clusters, the leader and its agreement.
+    pub clusters: crate::open::Clustered,
 }
 
 /// What a belief scenario adds to the result (§11.4, §15).
@@ -295,8 +312,24 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         .map_err(|r| Rejection::new(r.kind, format!("policy: {}", r.message)))?;
     let weighting = policy.weighting;
     let method = raw.method.unwrap_or_default();
+    let open_terms = match (method, &raw.open) {
+        (Method::Open, terms) => Some(terms.clone().unwrap_or_default()),
+        (_, Some(_)) => {
+            return reject(
+                ErrorKind::Malformed,
+                "open: only an open question has open terms",
+            );
+        }
+        (_, None) => None,
+    };
     let options = match (method, &raw.options) {
-        (Method::Vote, None) => Vec::new(),
+        (Method::Vote | Method::Open, None) => Vec::new(),
+        (Method::Open, Some(_)) => {
+            return reject(
+                ErrorKind::Malformed,
+                "options: an open question has no options",
+            );
+        }
         (Method::Vote, Some(_)) => {
             return reject(
                 ErrorKind::Malformed,
@@ -382,6 +415,14 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         None => None,
         Some(sealed) => Some(sealed_members(&raw, sealed, &members)?),
     };
+    let mut open = match &open_terms {
+        Some(terms) => Some(crate::open::OpenTally::new(
+            terms
+                .tolerance_micros()
+                .map_err(|r| Rejection::new(r.kind, format!("open: {}", r.message)))?,
+        )),
+        None => None,
+    };
     let mut pool = BeliefTally::new(options.len());
     // The distributions counted, by agent, for the divergences.
     let mut counted: Vec<(&str, Vec<u32>)> = Vec::new();
@@ -390,6 +431,7 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         responded.insert(raw.proposer.as_str());
         if policy.proposer_counts {
             match &proposer_distribution {
+                _ if open.is_some() => {}
                 _ if !belief => tally.add(&policy, Stance::Endorse, a, t, proposer_confidence),
                 Some(d) => {
                     pool.add(&policy, weight_factor(&policy, a, t), d);
@@ -402,7 +444,31 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     }
     for (i, r) in raw.responses.iter().enumerate() {
         let field = format!("responses[{i}]");
+        let mut answer = None;
         let position = match (r.stance, r.confidence, &r.distribution) {
+            _ if r.answer.is_some() || open.is_some() => {
+                match (r.stance, r.confidence, &r.distribution, &r.answer) {
+                    (None, Some(c), None, Some(a)) if open.is_some() => {
+                        let c = Confidence(unit(&format!("{field}.confidence"), c)?);
+                        answer = Some(crate::open::normalize(a).map_err(|e| {
+                            Rejection::new(e.kind, format!("{field}.answer: {}", e.message))
+                        })?);
+                        Ok((Stance::Endorse, c))
+                    }
+                    (Some(Stance::Abstain), Some(c), None, None) => Ok((
+                        Stance::Abstain,
+                        Confidence(unit(&format!("{field}.confidence"), c)?),
+                    )),
+                    _ => {
+                        return reject(
+                            ErrorKind::Malformed,
+                            format!(
+                                "{field}: an open question's response is an answer with a confidence, or an abstention"
+                            ),
+                        );
+                    }
+                }
+            }
             (Some(stance), Some(c), None) => {
                 if belief && stance != Stance::Abstain {
                     return reject(
@@ -458,6 +524,19 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             );
         }
         match position {
+            Ok(_) if answer.is_some() => {
+                let open = open.as_mut().expect("an open question");
+                let text = answer.take().expect("an answer");
+                if open.full_for(&text) {
+                    return reject(
+                        ErrorKind::TooLarge,
+                        format!("{field}: too many distinct answers"),
+                    );
+                }
+                open.add(text, weight_factor(&policy, a, t));
+                tally.voted += u128::from(Influence::of(a, t).0);
+            }
+            Ok(_) if open.is_some() => {}
             Ok((stance, confidence)) => tally.add(&policy, stance, a, t, confidence),
             Err(d) => {
                 pool.add(&policy, weight_factor(&policy, a, t), &d);
@@ -480,7 +559,17 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let everyone_answered = waiting.count() == 0;
 
     let closing = raw.deadline_passed || everyone_answered;
+    let decimals = match weighting {
+        Weighting::Linear => 12,
+        Weighting::LogOdds => 18,
+    };
+    let open_result = open.as_ref().map(|o| {
+        let (verdict, clusters) = crate::open::resolve(&policy, &tally, o, decimals);
+        (closing.then_some(verdict), clusters)
+    });
     let (verdict, early) = match (belief, closing) {
+        // An open question has no early finality (§19.3).
+        _ if open_result.is_some() => (open_result.as_ref().and_then(|(v, _)| *v), false),
         (false, true) => (Some(resolve(&policy, &tally)), false),
         // No early finality in a sealed proposal's commit phase (§18).
         (false, false) if committing => (None, false),
@@ -524,5 +613,11 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         early,
         tally: tally.to_decimal(weighting),
         belief: belief_result,
+        open: open_result.map(|(v, clusters)| OpenResult {
+            choice: (v == Some(Verdict::Approved))
+                .then(|| clusters.leader.clone())
+                .flatten(),
+            clusters,
+        }),
     })
 }

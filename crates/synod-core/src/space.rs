@@ -29,6 +29,7 @@ use crate::message::{
     Body, Change, Configuration, Decision, Distribution, HumanVerdict, Method, Outcome, Proposal,
     Registration, Response, Role, check_covers,
 };
+use crate::open::{Clustered, OpenTally};
 use crate::policy::{Policy, Stakes};
 use crate::sealed::{CommitRecord, SealedState};
 use crate::tally::{self, Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
@@ -196,6 +197,8 @@ pub struct ResponseRecord {
     pub confidence: Option<Confidence>,
     /// A belief proposal's distribution, in millionths, in option order.
     pub distribution: Option<Vec<u32>>,
+    /// An open question's answer, normalised (§19).
+    pub answer: Option<String>,
     /// Its reasoning.
     pub reasoning: String,
     /// Log index of the response.
@@ -213,6 +216,8 @@ pub struct DecisionRecord {
     pub decision: HumanVerdict,
     /// The option a belief proposal's approval adopts (its position).
     pub option: Option<u8>,
+    /// The answer an open question's approval adopts, normalised.
+    pub answer: Option<String>,
     /// The reviewer's note.
     pub note: String,
     /// Log index.
@@ -228,6 +233,8 @@ pub struct OutcomeRecord {
     pub score: Option<Score>,
     /// The option that turned out right (a belief proposal).
     pub option: Option<u8>,
+    /// The answer that turned out right (an open question), normalised.
+    pub answer: Option<String>,
     /// Log index.
     pub index: LogIndex,
 }
@@ -306,6 +313,8 @@ pub struct ProposalRecord {
     pub choice: Option<u8>,
     /// A sealed proposal's commitments and phase (§18).
     pub sealed: Option<SealedState>,
+    /// An open question's answers and adopted answer (§19).
+    pub open: Option<OpenTally>,
     /// Electorate slot of each member (not part of the state hash: derived).
     #[serde(skip)]
     slots: Index<AgentIdx, u32>,
@@ -347,6 +356,28 @@ impl ProposalRecord {
                 let (verdict, pooled) = belief::resolve(&self.policy, &self.tally, &self.belief);
                 (verdict, Some(pooled))
             }
+            Method::Open => (self.open_verdict().0, None),
+        }
+    }
+
+    /// An open question's verdict and clusters (§19).
+    fn open_verdict(&self) -> (Verdict, Clustered) {
+        let open = self.open.as_ref().expect("an open question has answers");
+        crate::open::resolve(&self.policy, &self.tally, open, self.pool_decimals())
+    }
+
+    /// The clusters as effects and packages show them; `None` unless an
+    /// open question.
+    pub fn clusters(&self) -> Option<Clustered> {
+        self.open.as_ref().map(|_| self.open_verdict().1)
+    }
+
+    /// Places of a pool weight (§15.1): 12 under linear weighting, 18 under
+    /// log-odds.
+    fn pool_decimals(&self) -> u32 {
+        match self.policy.weighting {
+            crate::policy::Weighting::Linear => 12,
+            crate::policy::Weighting::LogOdds => 18,
         }
     }
 
@@ -504,6 +535,9 @@ pub enum Effect {
         /// A belief proposal's pool after it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pool: Option<PoolReport>,
+        /// An open question's clusters after it (§19).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clusters: Option<Clustered>,
     },
     /// A proposal closed and the rule gave its verdict.
     ProposalClosed {
@@ -523,6 +557,9 @@ pub enum Effect {
         /// A belief proposal's final pool.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pool: Option<PoolReport>,
+        /// An open question's final clusters (§19).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clusters: Option<Clustered>,
     },
     /// A member committed to a sealed proposal (§18); its answer stays
     /// hidden until it reveals.
@@ -968,6 +1005,13 @@ impl Space {
             let leader = p.leader.expect("an approved pool has a leader");
             record.choice = Some(leader as u8);
         }
+        let clusters = record.clusters();
+        if verdict == Verdict::Approved
+            && let Some(c) = &clusters
+        {
+            let leader = c.leader.clone().expect("an approved question has a leader");
+            record.open.as_mut().expect("open").choice = Some(leader);
+        }
         let removed = self.deadlines.remove(&(record.deadline, *id));
         assert!(removed, "an open proposal has a deadline");
         if let Some(s) = &record.sealed {
@@ -984,8 +1028,12 @@ impl Space {
             reason: verdict.reason(),
             cause,
             tally: record.tally.to_decimal(record.policy.weighting),
-            choice: record.choice.map(|c| record.option_label(c)),
+            choice: record
+                .choice
+                .map(|c| record.option_label(c))
+                .or_else(|| record.open.as_ref().and_then(|o| o.choice.clone())),
             pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
+            clusters,
         }
     }
 
@@ -1383,9 +1431,47 @@ impl Space {
                     "this is a belief proposal: respond with a distribution over its options, or abstain",
                 );
             }
+            (Method::Open, None, _) => Self::check_answer(record, &r)?,
+            (Method::Open, Some(_), _) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "this is an open question: respond with an answer and a confidence, or abstain",
+                );
+            }
+        }
+        if record.method != Method::Open && r.answer.is_some() {
+            return reject(
+                ErrorKind::Malformed,
+                "only an open question takes an answer",
+            );
         }
         Self::check_reveal(record, message, slot, &r, time)?;
         Ok(Plan::Respond(idx, slot, r))
+    }
+
+    /// An open question's response is an answer (or an abstention), and a
+    /// new distinct answer fits (§19).
+    fn check_answer(record: &ProposalRecord, r: &Response) -> Result<(), Rejection> {
+        match &r.answer {
+            None if r.stance == Some(Stance::Abstain) => Ok(()),
+            None => reject(
+                ErrorKind::Malformed,
+                "this is an open question: respond with an answer and a confidence, or abstain",
+            ),
+            Some(a) => {
+                let text = crate::open::normalize(a)?;
+                if record.open.as_ref().is_some_and(|o| o.full_for(&text)) {
+                    return reject(
+                        ErrorKind::TooLarge,
+                        format!(
+                            "this question already has {} distinct answers",
+                            crate::open::MAX_DISTINCT_ANSWERS
+                        ),
+                    );
+                }
+                Ok(())
+            }
+        }
     }
 
     /// A commitment to a sealed proposal (§18): the proposal is sealed, its
@@ -1500,7 +1586,29 @@ impl Space {
                 "this reviewer has already decided this proposal",
             );
         }
+        match (record.method, d.decision, &d.answer) {
+            (Method::Open, HumanVerdict::Approve, None) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "approving an open question names the answer adopted",
+                );
+            }
+            (Method::Vote | Method::Belief, _, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "only an open question's approval names an answer",
+                );
+            }
+            _ => {}
+        }
         let option = match (record.method, d.decision, &d.option) {
+            (Method::Open, _, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "an open question has no options: an approval names an answer",
+                );
+            }
+            (Method::Open, _, None) => None,
             (Method::Vote, _, None) | (Method::Belief, HumanVerdict::Reject, None) => None,
             (Method::Vote, _, Some(_)) => {
                 return reject(
@@ -1551,7 +1659,24 @@ impl Space {
                 "an agent that proposed or responded may not report the outcome",
             );
         }
+        match (record.method, &o.answer) {
+            (Method::Open, None) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "the outcome of an open question names the answer that turned out right",
+                );
+            }
+            (Method::Vote | Method::Belief, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "only an open question's outcome is an answer",
+                );
+            }
+            (Method::Open, Some(_)) => return Ok(Plan::Outcome(idx, o, None)),
+            _ => {}
+        }
         let option = match (record.method, &o.option) {
+            (Method::Open, _) => unreachable!("handled above"),
             (Method::Vote, None) => None,
             (Method::Belief, Some(label)) => Some(option_index(record, label)?),
             (Method::Vote, Some(_)) => {
@@ -1752,6 +1877,10 @@ impl Space {
             proposer_distribution,
             choice: None,
             sealed: p.sealed.map(SealedState::new),
+            open: (method == Method::Open).then(|| {
+                let tolerance = p.open.as_ref().map_or(Ok(0), |t| t.tolerance_micros());
+                OpenTally::new(tolerance.expect("checked by the shape"))
+            }),
             slots: Index::default(),
             responded: Vec::new(),
         };
@@ -1769,7 +1898,7 @@ impl Space {
                     (Method::Belief, Some(d)) => {
                         member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
                     }
-                    (Method::Belief, None) => {}
+                    (Method::Belief, None) | (Method::Open, _) => {}
                 }
             }
         }
@@ -1823,9 +1952,10 @@ impl Space {
         if record.sealed.as_ref().is_some_and(|s| !s.revealing) {
             return None;
         }
-        // A belief proposal closes at its deadline or when everyone has
-        // answered; it has no early finality (§15.3).
-        if record.method == Method::Belief {
+        // A belief proposal or an open question closes at its deadline or
+        // when everyone has answered; neither has early finality (§15.3,
+        // §19.3).
+        if matches!(record.method, Method::Belief | Method::Open) {
             return None;
         }
         early_verdict(&record.policy, &record.tally, record.remaining)
@@ -1858,7 +1988,17 @@ impl Space {
             .distribution
             .as_ref()
             .map(|d| in_option_order(d, &record.options));
+        let answer = r
+            .answer
+            .as_deref()
+            .map(|a| crate::open::normalize(a).expect("checked"));
         match (&distribution, r.stance, r.confidence) {
+            _ if answer.is_some() => {
+                let text = answer.clone().expect("an answer");
+                let open = record.open.as_mut().expect("checked: an open question");
+                open.add(text, member.pool_weight(&policy));
+                record.tally.voted += u128::from(member.influence().0);
+            }
             (Some(d), _, _) => {
                 member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
             }
@@ -1870,6 +2010,7 @@ impl Space {
             stance: r.stance,
             confidence: r.confidence,
             distribution,
+            answer,
             reasoning: r.reasoning,
             index,
             message: message.id(),
@@ -1882,6 +2023,7 @@ impl Space {
             tally: record.tally.to_decimal(policy.weighting),
             leaning,
             pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
+            clusters: record.clusters(),
         };
         self.agents[idx as usize].responses += 1;
         let mut effects = vec![effect];
@@ -1924,14 +2066,21 @@ impl Space {
     ) -> Vec<Effect> {
         let reviewer = self.agents[idx as usize].id.clone();
         let record = self.proposals.get_mut(&d.proposal).expect("checked");
+        let answer = d
+            .answer
+            .as_deref()
+            .map(|a| crate::open::normalize(a).expect("checked"));
         record.decisions.push(DecisionRecord {
             reviewer: idx,
             decision: d.decision,
             option,
+            answer: answer.clone(),
             note: d.note,
             index,
         });
-        let label = option.map(|o| record.option_label(o));
+        let label = option
+            .map(|o| record.option_label(o))
+            .or_else(|| answer.clone());
         let mut effects = vec![Effect::HumanDecided {
             proposal: d.proposal,
             reviewer,
@@ -1943,7 +2092,7 @@ impl Space {
         let agreeing = record
             .decisions
             .iter()
-            .filter(|x| x.decision == d.decision && x.option == option)
+            .filter(|x| x.decision == d.decision && x.option == option && x.answer == answer)
             .count() as u32;
         if agreeing >= record.policy.reviewers_required {
             record.status = match d.decision {
@@ -1951,6 +2100,9 @@ impl Space {
                 HumanVerdict::Reject => Status::RejectedByHuman,
             };
             record.choice = option;
+            if let Some(open) = record.open.as_mut() {
+                open.choice = answer;
+            }
             effects.push(Effect::HumanResolved {
                 proposal: d.proposal,
                 status: record.status,
@@ -1970,10 +2122,15 @@ impl Space {
         let score = o.value();
         let rate = self.config.trust_learning_rate;
         let record = self.proposals.get_mut(&o.proposal).expect("checked");
+        let right = o
+            .answer
+            .as_deref()
+            .map(|a| crate::open::normalize(a).expect("checked"));
         record.outcome = Some(OutcomeRecord {
             reporter: idx,
             score,
             option,
+            answer: right.clone(),
             index,
         });
         let domain = record.domain.clone();
@@ -1983,6 +2140,27 @@ impl Space {
         // every stated distribution, the proposer's first (§8, §15.4).
         // Abstentions are never scored.
         let scored: Vec<(AgentIdx, i128)> = match (score, option) {
+            // An open question scores each answer as a forecast at its
+            // confidence that it is right: y = 1 when it is the same
+            // answer as the outcome's (§19.4).
+            (None, None) => {
+                let right = right.clone().expect("checked: an open question's answer");
+                let open = record.open.as_ref().expect("an open question");
+                record
+                    .responses
+                    .iter()
+                    .filter_map(|r| {
+                        let (answer, c) = (r.answer.as_deref()?, r.confidence?);
+                        let f = trust::forecast(Stance::Endorse, c)?;
+                        let y = if crate::open::is_right(open, answer, &right) {
+                            Score::ONE
+                        } else {
+                            Score::ZERO
+                        };
+                        Some((r.agent, trust::score(f, y)))
+                    })
+                    .collect()
+            }
             (Some(y), None) => std::iter::once((
                 record.proposer,
                 trust::forecast(Stance::Endorse, record.confidence),
@@ -2013,7 +2191,7 @@ impl Space {
         let mut effects = vec![Effect::OutcomeRecorded {
             proposal: o.proposal,
             score,
-            option: option.map(|i| record.option_label(i)),
+            option: option.map(|i| record.option_label(i)).or(right),
         }];
         for (agent_idx, g) in scored {
             let before = self.trust(&self.agents[agent_idx as usize], &domain);
@@ -2098,10 +2276,15 @@ impl Space {
             );
         }
         for r in self.proposals.values() {
+            assert_eq!(
+                r.open.is_some(),
+                r.method == Method::Open,
+                "an open question, and only one, has answers"
+            );
             match r.method {
-                Method::Vote => assert!(
+                Method::Vote | Method::Open => assert!(
                     r.options.is_empty() && r.belief.sums.is_empty() && r.choice.is_none(),
-                    "a vote has no options, pool or choice"
+                    "a vote or open question has no options, pool or choice"
                 ),
                 Method::Belief => {
                     assert_eq!(
