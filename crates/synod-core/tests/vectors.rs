@@ -1157,3 +1157,331 @@ fn sealed_log_export() {
     assert_eq!(summary.entries, lines.len() as u64);
     assert_eq!(summary.trust_updates, 3);
 }
+
+/// vectors/open.json: open questions (PROTOCOL.md §19) in the `synod
+/// resolve` format, expected results worked out by hand in `why`.
+#[test]
+fn open_vectors() {
+    // A linear medium-stakes question (quorum 0.5, pool_threshold 0.7); p
+    // asks; p, x, y, z, w have authority 1 and trust 0.5: pool weight 0.5
+    // and influence 0.5 each, P = 2.5.
+    let members: Vec<Value> = ["p", "x", "y", "z", "w"]
+        .iter()
+        .map(|a| json!({"agent": a, "authority": "1", "trust": "0.5"}))
+        .collect();
+    let scenario = |answers: &[(&str, &str)], extra: Value| {
+        let responses: Vec<Value> = answers
+            .iter()
+            .map(|(a, t)| match *t {
+                "abstain" => json!({"agent": a, "stance": "abstain", "confidence": "0"}),
+                _ => json!({"agent": a, "answer": t, "confidence": "0.8"}),
+            })
+            .collect();
+        let mut s = json!({"stakes": "medium", "policy": {"weighting": "linear"}, "method": "open",
+            "electorate": members, "proposer": "p", "proposer_confidence": "1",
+            "responses": responses, "deadline_passed": true});
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    };
+    let tally = |v: &str| json!({"endorse": "0", "challenge": "0", "voted": v, "potential": "2.5"});
+    let cluster = |answer: &str, answers: &[&str], weight: &str| json!({"answer": answer, "answers": answers, "weight": weight});
+    let result = |status: &str,
+                  reason: Value,
+                  v: &str,
+                  choice: Value,
+                  leader: Value,
+                  agreement: &str,
+                  clusters: Vec<Value>| {
+        json!({"status": status, "reason": reason, "early": false, "tally": tally(v),
+               "open": {"choice": choice, "clusters": {"leader": leader, "agreement": agreement, "clusters": clusters}}})
+    };
+    let four = [("x", "100.9"), ("y", "100.40"), ("z", "100"), ("w", "250")];
+    let cases: Vec<(&str, &str, Value, Result<Value, &str>)> = vec![
+        (
+            "texts_cluster_after_normalisation",
+            "Paris, ' paris' and 'PARIS ' normalise to paris (1.5 of 2); Lyon is its own cluster (0.5); V = 2 >= 0.5 x 2.5; 1.5 / 2 = 0.75 >= 0.7: paris",
+            scenario(
+                &[
+                    ("x", "Paris"),
+                    ("y", " paris"),
+                    ("z", "PARIS "),
+                    ("w", "Lyon"),
+                ],
+                json!({}),
+            ),
+            Ok(result(
+                "approved",
+                Value::Null,
+                "2",
+                json!("paris"),
+                json!("paris"),
+                "0.75",
+                vec![
+                    cluster("paris", &["paris"], "1.5"),
+                    cluster("lyon", &["lyon"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "a_tie_between_clusters_escalates",
+            "blue and green weigh 1 each: no single leader, contested; equal clusters are listed in byte order",
+            scenario(
+                &[("x", "blue"), ("y", "green"), ("z", "Blue"), ("w", "GREEN")],
+                json!({}),
+            ),
+            Ok(result(
+                "escalated",
+                json!("contested"),
+                "2",
+                Value::Null,
+                Value::Null,
+                "0",
+                vec![
+                    cluster("blue", &["blue"], "1"),
+                    cluster("green", &["green"], "1"),
+                ],
+            )),
+        ),
+        (
+            "numbers_chain_within_the_tolerance",
+            "tolerance 0.5: 100 ~ 100.4 (0.4) and 100.4 ~ 100.9 (0.5) join one cluster although 100 and 100.9 are 0.9 apart; 100.40 is written 100.4; equal weights, so 100 (first in byte order) names it; 1.5 / 2 = 0.75: approved",
+            scenario(&four, json!({"open": {"tolerance": "0.5"}})),
+            Ok(result(
+                "approved",
+                Value::Null,
+                "2",
+                json!("100"),
+                json!("100"),
+                "0.75",
+                vec![
+                    cluster("100", &["100", "100.4", "100.9"], "1.5"),
+                    cluster("250", &["250"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "numbers_without_a_tolerance",
+            "the same answers with tolerance 0: four clusters of 0.5, a tie",
+            scenario(&four, json!({})),
+            Ok(result(
+                "escalated",
+                json!("contested"),
+                "2",
+                Value::Null,
+                Value::Null,
+                "0",
+                vec![
+                    cluster("100", &["100"], "0.5"),
+                    cluster("100.4", &["100.4"], "0.5"),
+                    cluster("100.9", &["100.9"], "0.5"),
+                    cluster("250", &["250"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "a_leader_below_the_threshold",
+            "a leads with 1 of 2 = 0.5 < 0.7: contested, the leader and the dissent reported",
+            scenario(&[("x", "a"), ("y", "a"), ("z", "b"), ("w", "c")], json!({})),
+            Ok(result(
+                "escalated",
+                json!("contested"),
+                "2",
+                Value::Null,
+                json!("a"),
+                "0.5",
+                vec![
+                    cluster("a", &["a"], "1"),
+                    cluster("b", &["b"], "0.5"),
+                    cluster("c", &["c"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "an_abstention_adds_nothing",
+            "w abstains: it is not waited for but adds no weight; paris 1 of 1.5 = 0.666666 < 0.7 (compared exactly: 1 x 10^6 < 0.7 x 1.5 x 10^6); V = 1.5",
+            scenario(
+                &[
+                    ("x", "paris"),
+                    ("y", "paris"),
+                    ("z", "rome"),
+                    ("w", "abstain"),
+                ],
+                json!({}),
+            ),
+            Ok(result(
+                "escalated",
+                json!("contested"),
+                "1.5",
+                Value::Null,
+                json!("paris"),
+                "0.666666",
+                vec![
+                    cluster("paris", &["paris"], "1"),
+                    cluster("rome", &["rome"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "no_quorum",
+            "one answer: V = 0.5 < 0.5 x 2.5",
+            scenario(&[("x", "paris")], json!({})),
+            Ok(result(
+                "escalated",
+                json!("no_quorum"),
+                "0.5",
+                Value::Null,
+                json!("paris"),
+                "1",
+                vec![cluster("paris", &["paris"], "0.5")],
+            )),
+        ),
+        (
+            "open_until_the_deadline",
+            "three agree but w has not answered and the deadline has not passed: open questions never close early",
+            scenario(
+                &[("x", "paris"), ("y", "paris"), ("z", "paris")],
+                json!({"deadline_passed": false}),
+            ),
+            Ok(result(
+                "open",
+                Value::Null,
+                "1.5",
+                Value::Null,
+                json!("paris"),
+                "1",
+                vec![cluster("paris", &["paris"], "1.5")],
+            )),
+        ),
+        (
+            "a_stance_on_an_open_question",
+            "an open question takes answers or abstentions",
+            scenario(
+                &[],
+                json!({"responses": [{"agent": "x", "stance": "endorse", "confidence": "0.9"}]}),
+            ),
+            Err("malformed"),
+        ),
+        (
+            "options_on_an_open_question",
+            "an open question has no options",
+            scenario(&[], json!({"options": ["a", "b"]})),
+            Err("malformed"),
+        ),
+        (
+            "an_answer_in_a_vote",
+            "only an open question takes answers",
+            scenario(&[("x", "a")], json!({"method": "vote"})),
+            Err("malformed"),
+        ),
+        (
+            "a_negative_tolerance",
+            "the tolerance is a non-negative decimal",
+            scenario(&[], json!({"open": {"tolerance": "-1"}})),
+            Err("malformed"),
+        ),
+        (
+            "an_empty_answer",
+            "an answer is not empty after normalisation",
+            scenario(&[("x", " \t ")], json!({})),
+            Err("malformed"),
+        ),
+        (
+            "a_long_answer",
+            "257 bytes after normalisation",
+            scenario(&[("x", &"a".repeat(257))], json!({})),
+            Err("too_large"),
+        ),
+    ];
+    let mut out_cases = Vec::new();
+    for (name, why, s, expected) in cases {
+        let got = scenario::run(&s.to_string());
+        match (&got, &expected) {
+            (Ok(r), Ok(e)) => assert_eq!(serde_json::to_value(r).unwrap(), *e, "{name}"),
+            (Err(r), Err(k)) => assert_eq!(r.kind.as_str(), *k, "{name}: {}", r.message),
+            _ => panic!("{name}: {got:?}"),
+        }
+        let mut case = json!({"name": name, "why": why, "scenario": s});
+        match expected {
+            Ok(e) => case["expected"] = e,
+            Err(k) => case["error"] = json!(k),
+        }
+        out_cases.push(case);
+    }
+    let doc = json!({
+        "description": "Open questions (docs/PROTOCOL.md §19) as synod resolve scenarios (§11), worked out by hand in why. Generated by crates/synod-core/tests/vectors.rs.",
+        "cases": out_cases,
+    });
+    pinned(
+        "open.json",
+        &(serde_json::to_string_pretty(&doc).unwrap() + "\n"),
+    );
+}
+
+/// A small space deciding two open questions: one adopted, one tied and
+/// decided by a reviewer; outcomes name the right answers.
+fn open_log() -> Vec<String> {
+    let mut h = Harness::closed();
+    for name in ["planner", "scout", "ledger-bot", "critic"] {
+        h.agent(name, &[("ops.*", "1")]);
+    }
+    h.person("reviewer", &["reviewer"]);
+    h.person("auditor", &["oracle"]);
+    let ask = |h: &mut Harness, summary: &str, tolerance: &str| {
+        let body = json!({
+            "domain": "ops.capacity", "action": {"kind": "estimate", "summary": summary},
+            "confidence": "1", "stakes": "low", "deadline": h.time + 10 * MINUTE,
+            "method": "open", "open": {"tolerance": tolerance},
+        });
+        h.propose_with("planner", body).unwrap()
+    };
+    let answer = |h: &mut Harness, who: &str, p: Digest, a: &str, c: &str| {
+        h.send(
+            who,
+            MessageType::Response,
+            json!({"proposal": p, "answer": a, "confidence": c}),
+        )
+        .unwrap();
+    };
+    let nodes = ask(&mut h, "How many nodes does the cluster need?", "1");
+    answer(&mut h, "scout", nodes, "12", "0.8");
+    answer(&mut h, "ledger-bot", nodes, "13", "0.7");
+    answer(&mut h, "critic", nodes, "20", "0.6");
+    let region = ask(&mut h, "Which region hosts it?", "0");
+    answer(&mut h, "scout", region, "eu-west", "0.7");
+    answer(&mut h, "ledger-bot", region, "US-East", "0.6");
+    h.advance(10 * MINUTE);
+    h.send(
+        "reviewer",
+        MessageType::Decision,
+        json!({"proposal": region, "decision": "approve", "answer": "eu-west", "note": "data residency"}),
+    )
+    .unwrap();
+    h.send(
+        "auditor",
+        MessageType::Outcome,
+        json!({"proposal": nodes, "answer": "12.5"}),
+    )
+    .unwrap();
+    h.send(
+        "auditor",
+        MessageType::Outcome,
+        json!({"proposal": region, "answer": "eu-west"}),
+    )
+    .unwrap();
+    h.lines
+}
+
+#[test]
+fn open_log_export() {
+    let lines = open_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/open.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/open.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.proposals.get("approved"), Some(&1));
+    assert_eq!(summary.proposals.get("approved_by_human"), Some(&1));
+    assert_eq!(summary.trust_updates, 5);
+}
