@@ -93,18 +93,31 @@ pub struct ProposeArgs {
     /// lasts, e.g. 5m; it must end before the deadline.
     #[arg(long, value_name = "DURATION")]
     sealed: Option<String>,
+    /// Ask an open question instead: responses are free answers, clustered
+    /// (PROTOCOL.md §19).
+    #[arg(long, conflicts_with_all = ["options", "distribution"])]
+    open: bool,
+    /// With --open: numbers within this distance are the same answer.
+    #[arg(long, requires = "open", value_name = "DECIMAL")]
+    tolerance: Option<String>,
 }
 
 #[derive(Args)]
 pub struct RespondArgs {
     /// The proposal id.
     id: String,
-    /// endorse, challenge or abstain (not with --distribution).
-    #[arg(required_unless_present = "distribution")]
+    /// endorse, challenge or abstain (not with --distribution or --answer).
+    #[arg(required_unless_present_any = ["distribution", "answer"])]
     stance: Option<String>,
     /// Your probability that your stance is right, in [0, 1].
-    #[arg(required_unless_present = "distribution")]
+    #[arg(required_unless_present_any = ["distribution", "answer"])]
     confidence: Option<String>,
+    /// An open question's answer (free text), with --sure.
+    #[arg(long, conflicts_with_all = ["stance", "distribution"], requires = "sure")]
+    answer: Option<String>,
+    /// With --answer: your probability that the answer is right, in [0, 1].
+    #[arg(long, value_name = "P", requires = "answer")]
+    sure: Option<String>,
     /// A belief proposal's answer: your distribution over its options,
     /// `OPTION=PROBABILITY`, comma separated; the probabilities sum to 1.
     #[arg(long, value_delimiter = ',', value_name = "OPTION=P", conflicts_with_all = ["stance", "confidence"])]
@@ -386,7 +399,7 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
     if !payload.is_null() {
         action["payload"] = payload;
     }
-    let belief = !args.options.is_empty();
+    let belief = !args.options.is_empty() || args.open;
     let confidence = match (&args.confidence, belief) {
         (Some(c), _) => c.clone(),
         (None, true) => "1".to_string(),
@@ -398,7 +411,12 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
     };
     let mut body = json!({"domain": args.domain, "action": action, "confidence": confidence,
                           "stakes": args.stakes, "deadline": deadline});
-    if belief {
+    if args.open {
+        body["method"] = json!("open");
+        if let Some(t) = &args.tolerance {
+            body["open"] = json!({"tolerance": t});
+        }
+    } else if belief {
         body["method"] = json!("belief");
         body["options"] = json!(args.options);
         if !args.distribution.is_empty() {
@@ -449,7 +467,9 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
 pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
     let client = conn.client();
     let key = conn.keypair()?;
-    let mut body = if args.distribution.is_empty() {
+    let mut body = if let Some(a) = &args.answer {
+        json!({"proposal": args.id, "answer": a, "confidence": args.sure, "reasoning": args.reasoning})
+    } else if args.distribution.is_empty() {
         json!({"proposal": args.id, "stance": args.stance, "confidence": args.confidence, "reasoning": args.reasoning})
     } else {
         json!({"proposal": args.id, "distribution": distribution(&args.distribution)?, "reasoning": args.reasoning})
@@ -470,7 +490,7 @@ pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
         return print_json(&answer);
     }
     let t = &answer["tally"];
-    if !args.distribution.is_empty() {
+    if !args.distribution.is_empty() || args.answer.is_some() {
         println!(
             "counted at log index {}; proposal {} (V {} P {})",
             answer["index"],
@@ -596,7 +616,24 @@ pub fn describe_proposal(p: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" · ")
     };
-    if p["method"] == "belief" {
+    if p["method"] == "open" {
+        let clusters: Vec<String> = p["clusters"]["clusters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| format!("{} ({})", s(&c["answer"]), s(&c["weight"])))
+            .collect();
+        out.push_str(&format!(
+            "  clusters  {} (leader {} at {}; V {}  P {})\n",
+            clusters.join(" · "),
+            p["clusters"]["leader"]
+                .as_str()
+                .map_or("none".into(), table::clean),
+            s(&p["clusters"]["agreement"]),
+            s(&t["voted"]),
+            s(&t["potential"])
+        ));
+    } else if p["method"] == "belief" {
         out.push_str(&format!(
             "  pool      {} (leader {}; V {}  P {})\n",
             shares(&p["pool"]["pooled"]),
@@ -620,6 +657,11 @@ pub fn describe_proposal(p: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|r| match r.get("distribution") {
+            _ if r.get("answer").is_some() => vec![
+                s(&r["name"]),
+                format!("{} at {}", s(&r["answer"]), s(&r["confidence"])),
+                s(&r["reasoning"]),
+            ],
             Some(d) => vec![s(&r["name"]), shares(d), s(&r["reasoning"])],
             None if p["method"] == "belief" => {
                 vec![s(&r["name"]), s(&r["stance"]), s(&r["reasoning"])]
@@ -704,6 +746,16 @@ pub fn describe_event(name: &str, data: &Value) -> String {
                         data["leaning"]["escalated"].as_str().unwrap_or("?")
                     )
                 });
+            if let Some(c) = data.get("clusters") {
+                let lead = c["leader"].as_str().map_or("none".to_string(), |l| {
+                    format!("{} at {}", table::clean(l), s(&c["agreement"]))
+                });
+                return format!(
+                    "response   {} {} answer: leading {lead}, leaning {leaning} (tentative)",
+                    short(&data["proposal"]),
+                    short(&data["agent"]),
+                );
+            }
             if let Some(pool) = data.get("pool") {
                 let lead = pool["leader"].as_str().map_or("none".to_string(), |l| {
                     format!("{} at {}", table::clean(l), s(&pool["pooled"][l]))
@@ -784,6 +836,16 @@ pub fn describe_event(name: &str, data: &Value) -> String {
             short(&data["agent"])
         ),
         "config_changed" => format!("config     configuration changed (seq {})", data["seq"]),
+        "committed" => format!(
+            "committed  {} {} (sealed: the answer stays hidden until the commit deadline)",
+            short(&data["proposal"]),
+            short(&data["agent"])
+        ),
+        "reveal_opened" => format!(
+            "reveal     {}: the commit phase is over, {} committed",
+            short(&data["proposal"]),
+            data["committed"]
+        ),
         "agent_registered" => format!(
             "agent      {} registered (seq {})",
             short(&data["agent"]),
@@ -837,12 +899,14 @@ pub fn outcome(
     id: &str,
     result: Option<&str>,
     option: Option<&str>,
+    right: Option<&str>,
     conn: &Conn,
 ) -> Result<ExitCode> {
     let client = conn.client();
     let key = conn.keypair()?;
     let mut body = json!({"proposal": id});
     match (result, option) {
+        _ if right.is_some() => body["answer"] = json!(right),
         (None, Some(option)) => body["option"] = json!(option),
         (Some(r @ ("success" | "failure")), None) => body["result"] = json!(r),
         (Some(score), None) => body["score"] = json!(score),
@@ -892,6 +956,7 @@ pub fn review(
     id: &str,
     decision: &str,
     option: Option<&str>,
+    right: Option<&str>,
     note: &str,
     token: Option<&str>,
     conn: &Conn,
@@ -901,6 +966,9 @@ pub fn review(
     let mut body = json!({"decision": decision, "note": note});
     if let Some(option) = option {
         body["option"] = json!(option);
+    }
+    if let Some(answer) = right {
+        body["answer"] = json!(answer);
     }
     let answer = match token {
         Some(token) => client.post(&path, &body, Some(token))?,

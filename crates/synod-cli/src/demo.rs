@@ -379,6 +379,93 @@ fn sealed_vote(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<Vec<
     ])
 }
 
+/// The open question (PROTOCOL.md §19): free answers, numbers within a
+/// tolerance of 500 EUR clustered; the heaviest cluster is adopted when it
+/// holds 0.7 of the weight (medium stakes), and the dissent is kept.
+fn open_question(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<Vec<String>> {
+    const TITLE: &str = "An open question with clustered answers";
+    const SUMMARY: &str = "What credit limit (EUR) should account #5127 get?";
+    let answers: [(&str, &str, &str, &str); 3] = [
+        (
+            "Compliance",
+            "8000",
+            "0.7",
+            "Income supports 8,000 at our 30% exposure rule.",
+        ),
+        (
+            "Fraud Sentinel",
+            "12000",
+            "0.4",
+            "The requested 12,000; no fraud signal against it.",
+        ),
+        (
+            "Customer Care",
+            "8500",
+            "0.6",
+            "Spending averages 2,800 a month; 8,500 covers three.",
+        ),
+    ];
+    println!("\n▶ {TITLE}");
+    let (_, now) = client.space()?;
+    let proposal = client.send(
+        "/v1/proposals",
+        MessageType::Proposal,
+        json!({"domain": "credit.limits", "action": {"kind": "set_credit_limit", "summary": SUMMARY},
+               "confidence": "1", "stakes": "medium", "deadline": now + 10 * 60_000,
+               "method": "open", "open": {"tolerance": "500"}}),
+        &agents["Credit Risk"],
+    )?;
+    let id = proposal["id"].as_str().context("proposal id")?.to_string();
+    println!("  Credit Risk asks: {SUMMARY} (answers within 500 EUR are the same answer)");
+    for (who, answer, sure, why) in answers {
+        client.send(
+            &format!("/v1/proposals/{id}/responses"),
+            MessageType::Response,
+            json!({"proposal": id, "answer": answer, "confidence": sure, "reasoning": why}),
+            &agents[who],
+        )?;
+        println!("  {who}: {answer} (confidence {sure}) — {why}");
+    }
+    let p = client.get(&format!("/v1/proposals/{id}"))?;
+    let status = p["status"].as_str().unwrap_or("?").to_string();
+    let clusters: Vec<String> = p["clusters"]["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let members: Vec<&str> = c["answers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            format!(
+                "{{{}}} weight {}",
+                members.join(", "),
+                c["weight"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    let choice = p["choice"].as_str().unwrap_or("none").to_string();
+    println!("  clusters: {}", clusters.join("; "));
+    println!(
+        "  → {status}: adopts {choice} (agreement {}, needs 0.7; the 12000 dissent stays on record)",
+        p["clusters"]["agreement"].as_str().unwrap_or("?")
+    );
+    let how = p["closure"]["cause"]
+        .as_str()
+        .unwrap_or("")
+        .replace('_', " ");
+    Ok(vec![
+        TITLE.to_string(),
+        format!("{status} ({choice})"),
+        p["reason"].as_str().unwrap_or("").to_string(),
+        "-".to_string(),
+        "-".to_string(),
+        how,
+    ])
+}
+
 fn demo_dir() -> Result<PathBuf> {
     let mut suffix = [0u8; 4];
     getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -543,6 +630,7 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
     let (question, row) = ask(&client, &agents)?;
     decisions.push(row);
     decisions.push(sealed_vote(&client, &agents)?);
+    decisions.push(open_question(&client, &agents)?);
     println!("\nDecisions:");
     table::print(
         &["SCENARIO", "STATUS", "REASON", "E", "C", "CLOSED"],

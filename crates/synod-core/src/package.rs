@@ -373,7 +373,10 @@ impl DecisionPackage {
             .map(|d| ReviewerDecision {
                 reviewer: agent(d.reviewer).id.clone(),
                 decision: d.decision,
-                option: d.option.map(|o| record.option_label(o)),
+                option: d
+                    .option
+                    .map(|o| record.option_label(o))
+                    .or_else(|| d.answer.clone()),
                 note: d.note.clone(),
             })
             .collect();

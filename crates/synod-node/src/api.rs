@@ -481,6 +481,9 @@ struct TokenDecision {
     /// The option a belief proposal's approval adopts.
     #[serde(default)]
     option: Option<String>,
+    /// The answer an open question's approval adopts (§19).
+    #[serde(default)]
+    answer: Option<String>,
     #[serde(default)]
     note: String,
 }
@@ -518,10 +521,16 @@ pub(crate) async fn decide_as(
     option: Option<&str>,
     note: &str,
 ) -> ApiResult<crate::Receipt> {
-    let space = node.read(|s| s.id().to_string());
+    let (space, open) = node.read(|s| {
+        let open = s
+            .proposal(&id)
+            .is_some_and(|p| p.method == synod_core::message::Method::Open);
+        (s.id().to_string(), open)
+    });
     let mut body = json!({"space": space, "created_at": now_ms(), "proposal": id, "decision": decision, "note": note});
+    // `option` is a belief proposal's option, or an open question's answer.
     if let Some(option) = option {
-        body["option"] = json!(option);
+        body[if open { "answer" } else { "option" }] = json!(option);
     }
     let message = Verified::sign(MessageType::Decision, body, key);
     // A note that breaks a limit is refused like any other message.
@@ -547,7 +556,7 @@ async fn decide(
                     format!("decision: {e}"),
                 )
             })?;
-            let option = request.option.as_deref();
+            let option = request.option.as_deref().or(request.answer.as_deref());
             decide_as(&node, &key, id, request.decision, option, &request.note).await?
         }
         None => {
@@ -652,6 +661,10 @@ pub(crate) fn proposal_summary(space: &Space, p: &ProposalRecord) -> Value {
     if let Some(s) = &p.sealed {
         out["sealed"] = sealed_json(space, s);
     }
+    if let Some(open) = &p.open {
+        out["clusters"] = json!(p.clusters());
+        out["choice"] = json!(open.choice);
+    }
     out
 }
 
@@ -682,6 +695,9 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
             if let Some(d) = &r.distribution {
                 out["distribution"] = distribution_json(p, d);
             }
+            if let Some(a) = &r.answer {
+                out["answer"] = json!(a);
+            }
             out
         })
         .collect();
@@ -701,7 +717,7 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
         match (o.score, o.option) {
             (Some(score), _) => out["score"] = json!(score),
             (None, Some(i)) => out["option"] = json!(p.option_label(i)),
-            (None, None) => {}
+            (None, None) => out["answer"] = json!(o.answer),
         }
         out
     }));
