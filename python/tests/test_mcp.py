@@ -277,3 +277,28 @@ async def test_over_stdio_mcp_agents_commit_then_reveal(team: Team, tmp_path: Pa
             assert done["status"] == "escalated"
             status = await call(session, "check_status", proposal_id=pid)
             assert status["responses"] == 2 and status["sealed"]["unrevealed"] == []
+
+
+
+@pytest.mark.anyio
+async def test_over_stdio_mcp_agents_answer_an_open_question(team: Team, tmp_path: Path) -> None:
+    """Open questions through MCP (PROTOCOL §19): propose with `open`,
+    answer in free text, read the clusters, report the right answer."""
+    node = team.server.url
+    with anyio.fail_after(60):
+        async with stdio_session(node, team.alice.save(tmp_path / "alice.key")) as session:
+            asked = await call(
+                session, "propose", domain="fraud.review", kind="estimate", summary="How many disputes today?",
+                stakes="low", open=True, tolerance="2",
+            )
+            pid = asked["id"]
+        async with stdio_session(node, team.bob.save(tmp_path / "bob.key")) as session:
+            await call(session, "respond", proposal_id=pid, answer="40", confidence=0.7, reasoning="the queue")
+        async with stdio_session(node, team.carol.save(tmp_path / "carol.key")) as session:
+            await call(session, "respond", proposal_id=pid, answer="41.5", confidence=0.6, reasoning="yesterday")
+            status = await call(session, "check_status", proposal_id=pid)
+            assert status["status"] == "approved" and status["choice"] == "40"
+            assert status["clusters"]["clusters"][0]["answers"] == ["40", "41.5"]
+        async with stdio_session(node, team.oscar.save(tmp_path / "oscar.key")) as session:
+            done = await call(session, "report_outcome", proposal_id=pid, answer="43")
+            assert sum(e["type"] == "trust_updated" for e in done["effects"]) == 2

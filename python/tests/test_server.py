@@ -340,6 +340,42 @@ def test_a_sealed_vote_commits_then_reveals(team: Team) -> None:
         assert detail["sealed"]["unrevealed"] == []
 
 
+def test_an_open_question_clusters_answers_and_a_reviewer_adopts_one(team: Team) -> None:
+    """PROTOCOL §19 end to end: free answers normalised and clustered, a
+    leader below the threshold escalates, a reviewer adopts an answer, the outcome
+    names the right answer and scores each answer at its confidence.
+    (Ties between clusters are tested in the core and the vectors.)"""
+    with team.client() as node:
+        pid = node.ask_open("fraud.review", "estimate", "Which country is card 77 used in?", stakes="low", key=team.alice)["id"]
+        with pytest.raises(SynodError) as a_stance:
+            node.respond(pid, "endorse", "0.9", key=team.bob)
+        assert a_stance.value.kind == "malformed"
+        node.answer(pid, "Portugal", "0.9", "the last three payments", key=team.bob)
+        done = node.answer(pid, " SPAIN ", "0.6", key=team.carol)
+        closed = next(e for e in done["effects"] if e["type"] == "proposal_closed")
+        # bob's weight (0.8) beats carol's (0.5): portugal leads with
+        # 0.8 / 1.3 = 0.615384 >= 0.6 at low stakes.
+        assert (closed["status"], closed["choice"]) == ("approved", "portugal")
+        assert closed["clusters"]["agreement"] == "0.615384"
+        assert [c["answer"] for c in closed["clusters"]["clusters"]] == ["portugal", "spain"]
+        detail = node.proposal(pid)
+        assert [r["answer"] for r in detail["responses"]] == ["portugal", "spain"]
+        receipt = node.report_outcome(pid, answer="portugal", key=team.oscar)
+        after = {e["agent"]: e["after"] for e in receipt["effects"] if e["type"] == "trust_updated"}
+        # right at 0.9: g = 0.98, 0.5 + 0.05 (0.98 - 0.5) = 0.524; wrong at
+        # 0.6: g = 0.28, 0.489.
+        assert after == {team.bob.did: "0.524", team.carol.did: "0.489"}
+        # At medium stakes 0.615384 is below 0.7: contested, and a reviewer
+        # adopts an answer (normalised).
+        tie = node.ask_open("fraud.review", "estimate", "Which queue?", stakes="medium", key=team.alice)["id"]
+        node.answer(tie, "manual", "0.7", key=team.bob)
+        done = node.answer(tie, "auto", "0.7", key=team.carol)
+        assert done["status"] == "escalated"
+        decided = node.decide(tie, "approve", "manual it is", answer=" Manual ", reviewer_token=team.reviewer_token)
+        assert decided["status"] == "approved_by_human"
+        assert node.proposal(tie)["choice"] == "manual"
+
+
 def test_proof_of_work_admission_is_minted_by_the_clients(team: Team, admin_client: Client, tmp_path: Path) -> None:
     """PROTOCOL §16: once the space asks proposers below trust 0.6 to stamp
     at 12 bits, a bare proposal is refused, while this package and the CLI

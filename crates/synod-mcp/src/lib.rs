@@ -233,6 +233,15 @@ pub struct ProposeArgs {
     /// before fixing their own. Must be less than the deadline.
     #[serde(default)]
     pub commit_seconds: Option<u32>,
+    /// Ask an open question instead (no options): the agents answer in free
+    /// text, equivalent answers are clustered, and the heaviest cluster's
+    /// answer is adopted if it holds enough of the weight.
+    #[serde(default)]
+    pub open: Option<bool>,
+    /// With `open`: numbers within this distance are the same answer
+    /// (e.g. "0.5"; default 0).
+    #[serde(default)]
+    pub tolerance: Option<String>,
 }
 
 /// Parameters of `respond`.
@@ -259,6 +268,10 @@ pub struct RespondArgs {
     /// committed (not needed if this server committed for you).
     #[serde(default)]
     pub salt: Option<String>,
+    /// An open question's answer (free text), with `confidence`: your
+    /// probability that it is right.
+    #[serde(default)]
+    pub answer: Option<String>,
 }
 
 /// A distribution as the protocol wants it: each probability as text.
@@ -286,6 +299,9 @@ pub struct OutcomeArgs {
     /// right, instead of `result` or `score`.
     #[serde(default)]
     pub option: Option<String>,
+    /// For an open question: the answer that turned out right.
+    #[serde(default)]
+    pub answer: Option<String>,
 }
 
 /// A decimal from 0 to 1, as text ("0.85") or as a number (0.85). Numbers
@@ -622,7 +638,7 @@ impl Synod {
     }
 
     #[tool(
-        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. If the space asks proof of work of agents without a track record in the domain, the stamp is minted for you (a fraction of a second). Returns the proposal id."
+        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. Or ask an open question with `open: true`: the agents answer in free text, equivalent answers are clustered (numbers within `tolerance`), and the heaviest cluster's answer is adopted when it holds enough of the weight. `commit_seconds` seals the answers: commitments first, reveals after. If the space asks proof of work of agents without a track record in the domain, the stamp is minted for you (a fraction of a second). Returns the proposal id."
     )]
     async fn propose(
         &self,
@@ -637,10 +653,12 @@ impl Synod {
                 if let Some(payload) = args.payload {
                     action["payload"] = payload;
                 }
+                let open = args.open.unwrap_or(false);
                 let confidence = match (&args.confidence, &args.options) {
                     (Some(c), _) => c.text(),
                     // A question records a confidence but does not use it.
                     (None, Some(_)) => "1".to_string(),
+                    (None, None) if open => "1".to_string(),
                     (None, None) => {
                         return Err(failure(
                             "malformed",
@@ -653,6 +671,12 @@ impl Synod {
                 if let Some(options) = &args.options {
                     body["method"] = json!("belief");
                     body["options"] = json!(options);
+                }
+                if open {
+                    body["method"] = json!("open");
+                    if let Some(t) = &args.tolerance {
+                        body["open"] = json!({"tolerance": t});
+                    }
                 }
                 if let Some(d) = &args.distribution {
                     body["distribution"] = distribution_json(d);
@@ -686,6 +710,8 @@ impl Synod {
                 check_id(&args.proposal_id)?;
                 let path = format!("/v1/proposals/{}/responses", args.proposal_id);
                 let mut body = match (&args.stance, &args.confidence, &args.distribution) {
+                    (None, Some(c), None) if args.answer.is_some() => json!({"proposal": args.proposal_id,
+                                  "answer": args.answer, "confidence": c.text(), "reasoning": args.reasoning}),
                     (Some(stance), Some(c), None) => json!({"proposal": args.proposal_id, "stance": stance,
                                   "confidence": c.text(), "reasoning": args.reasoning}),
                     (None, None, Some(d)) => json!({"proposal": args.proposal_id,
@@ -693,7 +719,7 @@ impl Synod {
                     _ => {
                         return Err(failure(
                             "malformed",
-                            "give `stance` and `confidence`, or (for a question with options) `distribution`",
+                            "give `stance` and `confidence`, or (for a question with options) `distribution`, or (for an open question) `answer` and `confidence`",
                         ));
                     }
                 };
@@ -750,6 +776,10 @@ impl Synod {
                     if p["sealed"].is_object() {
                         out["sealed"] = p["sealed"].clone();
                     }
+                    if p["method"] == "open" {
+                        out["clusters"] = p["clusters"].clone();
+                        out["choice"] = p["choice"].clone();
+                    }
                     if p["method"] == "belief" {
                         out["options"] = p["options"].clone();
                         out["pool"] = p["pool"].clone();
@@ -777,6 +807,13 @@ impl Synod {
                 check_id(&args.proposal_id)?;
                 let mut body = json!({"proposal": args.proposal_id});
                 match (args.result, args.score, args.option) {
+                    (None, None, None) if args.answer.is_some() => body["answer"] = json!(args.answer),
+                    _ if args.answer.is_some() => {
+                        return Err(failure(
+                            "malformed",
+                            "an open question's outcome is an `answer` alone",
+                        ));
+                    }
                     (Some(r), None, None) => body["result"] = json!(r),
                     (None, Some(s), None) => body["score"] = json!(s.text()),
                     (None, None, Some(o)) => body["option"] = json!(o),
@@ -847,6 +884,8 @@ const RESPOND_DESCRIPTION: &str = concat!(
     "A question (a proposal with `options`) takes a `distribution` instead: your probability for each option, ",
     "summing to 1; it is scored against the option that turns out right, so give your real belief, and avoid 0 ",
     "unless you are sure (a 0 counts as 0.01 in the pool). ",
+    "An open question (method \"open\") takes an `answer` in free text with `confidence`, your probability that it is ",
+    "right; answers that mean the same are clustered (case and spacing do not matter; numbers within the tolerance are one answer). ",
     "A sealed proposal (`sealed` in read_proposal) is answered twice with the same answer: during its commit phase ",
     "respond sends only a commitment and returns a salt; after the commit deadline, respond again with the same ",
     "answer and reasoning (and the salt) to reveal it. An answer never revealed counts as an abstention. ",

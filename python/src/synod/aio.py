@@ -23,6 +23,7 @@ from .messages import (
     registration_body,
     response_body,
     belief_response_body,
+    answer_body,
     set_change,
 )
 from .sealed import SealedAnswer, answer_of, commitment, new_salt
@@ -437,6 +438,53 @@ class AsyncClient(ClientBase):
         )
         return cast(ProposalReceipt, await self._send_proposal(body, key))
 
+    async def ask_open(
+        self,
+        domain: str,
+        kind: str,
+        summary: str,
+        *,
+        tolerance: DecimalLike | None = None,
+        stakes: str = "medium",
+        deadline_ms: int = 600_000,
+        payload: Any = UNSET,
+        policy: Mapping[str, Any] | None = None,
+        key: Keypair | None = None,
+    ) -> ProposalReceipt:
+        """Asks an open question (PROTOCOL §19): the electorate answers in
+        free text; equivalent answers are clustered (numbers within
+        ``tolerance`` are one answer) and the heaviest cluster's answer is
+        adopted when it holds the policy's ``pool_threshold`` of the weight,
+        or a human picks."""
+        body = proposal_body(
+            domain=domain,
+            kind=kind,
+            summary=summary,
+            confidence=1,
+            stakes=stakes,
+            deadline=await self.now() + deadline_ms,
+            payload=payload,
+            policy=policy,
+            open_question=True,
+            open_tolerance=tolerance,
+        )
+        return cast(ProposalReceipt, await self._send_proposal(body, key))
+
+    async def answer(
+        self,
+        proposal_id: str,
+        answer: str,
+        confidence: DecimalLike,
+        reasoning: str = "",
+        *,
+        key: Keypair | None = None,
+    ) -> ResponseReceipt:
+        """Answers an open question in free text; ``confidence`` is the
+        probability that the answer is right, scored against the outcome's
+        answer."""
+        body = answer_body(proposal=proposal_id, answer=answer, confidence=confidence, reasoning=reasoning)
+        return cast(ResponseReceipt, await self._send("response", body, key))
+
     async def believe(
         self,
         proposal_id: str,
@@ -459,12 +507,14 @@ class AsyncClient(ClientBase):
         result: str | None = None,
         score: DecimalLike | None = None,
         option: str | None = None,
+        answer: str | None = None,
         key: Keypair | None = None,
     ) -> Receipt:
         """Reports how a decided action turned out (an oracle or reviewer that
         took no part): ``result="success"|"failure"`` or a graded ``score``;
-        for a question, the ``option`` that turned out right."""
-        body = outcome_body(proposal=proposal_id, result=result, score=score, option=option)
+        for a question, the ``option`` that turned out right; for an open
+        question, the ``answer``."""
+        body = outcome_body(proposal=proposal_id, result=result, score=score, option=option, answer=answer)
         return cast(Receipt, await self._send("outcome", body, key))
 
     async def decide(
@@ -474,6 +524,7 @@ class AsyncClient(ClientBase):
         note: str = "",
         *,
         option: str | None = None,
+        answer: str | None = None,
         reviewer_token: str | None = None,
         key: Keypair | None = None,
     ) -> DecisionReceipt:
@@ -486,12 +537,14 @@ class AsyncClient(ClientBase):
             request: dict[str, Any] = {"decision": decision, "note": note}
             if option is not None:
                 request["option"] = option
+            if answer is not None:
+                request["answer"] = answer
             data = json.dumps(request).encode()
             return cast(
                 DecisionReceipt,
                 await self.post_bytes(path, data, headers={"authorization": f"Bearer {reviewer_token}"}),
             )
-        body = decision_body(proposal=proposal_id, decision=decision, note=note, option=option)
+        body = decision_body(proposal=proposal_id, decision=decision, note=note, option=option, answer=answer)
         return cast(DecisionReceipt, await self._send("decision", body, key))
 
     # Administration --------------------------------------------------------

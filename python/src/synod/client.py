@@ -22,6 +22,7 @@ from .messages import (
     registration_body,
     response_body,
     belief_response_body,
+    answer_body,
     set_change,
 )
 from .sealed import SealedAnswer, answer_of, commitment, new_salt
@@ -432,6 +433,53 @@ class Client(ClientBase):
         )
         return cast(ProposalReceipt, self._send_proposal(body, key))
 
+    def ask_open(
+        self,
+        domain: str,
+        kind: str,
+        summary: str,
+        *,
+        tolerance: DecimalLike | None = None,
+        stakes: str = "medium",
+        deadline_ms: int = 600_000,
+        payload: Any = UNSET,
+        policy: Mapping[str, Any] | None = None,
+        key: Keypair | None = None,
+    ) -> ProposalReceipt:
+        """Asks an open question (PROTOCOL §19): the electorate answers in
+        free text; equivalent answers are clustered (numbers within
+        ``tolerance`` are one answer) and the heaviest cluster's answer is
+        adopted when it holds the policy's ``pool_threshold`` of the weight,
+        or a human picks."""
+        body = proposal_body(
+            domain=domain,
+            kind=kind,
+            summary=summary,
+            confidence=1,
+            stakes=stakes,
+            deadline=self.now() + deadline_ms,
+            payload=payload,
+            policy=policy,
+            open_question=True,
+            open_tolerance=tolerance,
+        )
+        return cast(ProposalReceipt, self._send_proposal(body, key))
+
+    def answer(
+        self,
+        proposal_id: str,
+        answer: str,
+        confidence: DecimalLike,
+        reasoning: str = "",
+        *,
+        key: Keypair | None = None,
+    ) -> ResponseReceipt:
+        """Answers an open question in free text; ``confidence`` is the
+        probability that the answer is right, scored against the outcome's
+        answer."""
+        body = answer_body(proposal=proposal_id, answer=answer, confidence=confidence, reasoning=reasoning)
+        return cast(ResponseReceipt, self._send("response", body, key))
+
     def believe(
         self,
         proposal_id: str,
@@ -454,12 +502,14 @@ class Client(ClientBase):
         result: str | None = None,
         score: DecimalLike | None = None,
         option: str | None = None,
+        answer: str | None = None,
         key: Keypair | None = None,
     ) -> Receipt:
         """Reports how a decided action turned out (an oracle or reviewer that
         took no part): ``result="success"|"failure"`` or a graded ``score``;
-        for a question, the ``option`` that turned out right."""
-        body = outcome_body(proposal=proposal_id, result=result, score=score, option=option)
+        for a question, the ``option`` that turned out right; for an open
+        question, the ``answer``."""
+        body = outcome_body(proposal=proposal_id, result=result, score=score, option=option, answer=answer)
         return cast(Receipt, self._send("outcome", body, key))
 
     def decide(
@@ -469,6 +519,7 @@ class Client(ClientBase):
         note: str = "",
         *,
         option: str | None = None,
+        answer: str | None = None,
         reviewer_token: str | None = None,
         key: Keypair | None = None,
     ) -> DecisionReceipt:
@@ -481,12 +532,14 @@ class Client(ClientBase):
             request: dict[str, Any] = {"decision": decision, "note": note}
             if option is not None:
                 request["option"] = option
+            if answer is not None:
+                request["answer"] = answer
             data = json.dumps(request).encode()
             return cast(
                 DecisionReceipt,
                 self.post_bytes(path, data, headers={"authorization": f"Bearer {reviewer_token}"}),
             )
-        body = decision_body(proposal=proposal_id, decision=decision, note=note, option=option)
+        body = decision_body(proposal=proposal_id, decision=decision, note=note, option=option, answer=answer)
         return cast(DecisionReceipt, self._send("decision", body, key))
 
     # Administration --------------------------------------------------------
