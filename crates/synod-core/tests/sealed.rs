@@ -745,3 +745,45 @@ fn a_sealed_log_is_re_derived_by_the_audit_and_by_replicas() {
         json!({"stance": "endorse", "confidence": "0.9"})
     );
 }
+
+#[test]
+fn sealed_open_questions_reveal_answers() {
+    // §18 with §19: the answer and its confidence are sealed together.
+    let mut h = team();
+    let mut body = sealed_body(&h, "1");
+    body["method"] = json!("open");
+    body["open"] = json!({"tolerance": "1"});
+    let p = h.propose_with("alice", body).unwrap();
+    let answers = [
+        ("bob", json!({"answer": "12", "confidence": "0.8"})),
+        ("carol", json!({"answer": "12.5", "confidence": "0.7"})),
+        ("dave", json!({"answer": "30", "confidence": "0.6"})),
+        ("erin", json!({"answer": "13", "confidence": "0.6"})),
+    ];
+    for (agent, a) in &answers {
+        let c = seal(&h, agent, p, a, &salt_of(agent));
+        commit_to(&mut h, agent, p, c).unwrap();
+    }
+    h.advance(5 * MINUTE);
+    // Another spelling of the same number is another answer to the hash.
+    assert_eq!(
+        refused(&mut h, "respelled answer", |h| reveal_with(
+            h,
+            "bob",
+            p,
+            &json!({"answer": "12.0", "confidence": "0.8"}),
+            &salt_of("bob")
+        )),
+        ErrorKind::BadReveal
+    );
+    let mut last = Vec::new();
+    for (agent, a) in &answers {
+        last = reveal_with(&mut h, agent, p, a, &salt_of(agent)).unwrap();
+    }
+    assert_eq!(
+        closed(&last),
+        Some((Status::Approved, CloseCause::AllResponded))
+    );
+    let record = h.space.proposal(&p).unwrap();
+    assert_eq!(record.open.as_ref().unwrap().choice.as_deref(), Some("12"));
+}
