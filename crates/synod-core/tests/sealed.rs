@@ -787,3 +787,162 @@ fn sealed_open_questions_reveal_answers() {
     let record = h.space.proposal(&p).unwrap();
     assert_eq!(record.open.as_ref().unwrap().choice.as_deref(), Some("12"));
 }
+
+/// A tiny deterministic generator for the randomised test below.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn random_sealed_histories_agree_between_sequencer_and_replica() {
+    // Random commitments (some to other answers than revealed), reveals,
+    // decisions and outcomes at random times around both deadlines, with
+    // and without ticks: whatever the local sequencer accepts, a replica
+    // applying its entries accepts identically and reaches the same state;
+    // no answer or close ever comes before a proposal's commit deadline
+    // (bar an electorate of the proposer alone); and every refusal is one
+    // of the documented kinds.
+    let (mut reveals, mut commitments, mut closes) = (0, 0, 0);
+    let mut kinds: std::collections::BTreeMap<&str, u32> = Default::default();
+    for seed in 0..60u64 {
+        let mut rng = Lcg(seed);
+        let mut h = team_in(if seed % 2 == 0 {
+            Harness::closed()
+        } else {
+            Harness::closed_linear()
+        });
+        let mut proposals: Vec<(Digest, u64)> = Vec::new();
+        let mut sealed: std::collections::BTreeMap<(Digest, &str), (&str, &str)> =
+            Default::default();
+        let agents = ["bob", "carol", "dave", "erin"];
+        let stances = ["endorse", "challenge", "abstain"];
+        for step in 0..120 {
+            let open = proposals
+                .iter()
+                .filter(|(p, _)| h.space.proposal(p).unwrap().status == Status::Open)
+                .count();
+            match rng.below(6) {
+                0 if open < 3 => {
+                    let commit = (1 + rng.below(3)) * MINUTE;
+                    let mut body = sealed_body(&h, "0.7");
+                    body["action"]["summary"] = json!(format!("seed {seed} step {step}"));
+                    body["stakes"] = json!(["low", "medium", "high"][rng.below(3) as usize]);
+                    body["sealed"] = json!({"commit_deadline": h.time + commit});
+                    body["deadline"] = json!(h.time + commit + (1 + rng.below(3)) * MINUTE);
+                    let p = h.propose_with("alice", body).unwrap();
+                    proposals.push((p, h.time + commit));
+                }
+                1 => {
+                    h.time += rng.below(MINUTE / 2);
+                }
+                2 => {
+                    h.advance(rng.below(MINUTE / 4));
+                }
+                _ if !proposals.is_empty() => {
+                    // Mostly the open proposals, sometimes any.
+                    let open: Vec<(Digest, u64)> = proposals
+                        .iter()
+                        .copied()
+                        .filter(|(p, _)| h.space.proposal(p).unwrap().status == Status::Open)
+                        .collect();
+                    let pool = if open.is_empty() || rng.below(5) == 0 {
+                        &proposals
+                    } else {
+                        &open
+                    };
+                    let (p, commit_deadline) = pool[rng.below(pool.len() as u64) as usize];
+                    let agent = agents[rng.below(4) as usize];
+                    let stance = stances[rng.below(3) as usize];
+                    let c = ["0", "0.3", "0.7", "1"][rng.below(4) as usize];
+                    let before = h.space.state_hash();
+                    let result = match rng.below(5) {
+                        0 | 1 => {
+                            let r = commit(&mut h, agent, p, stance, c);
+                            if r.is_ok() {
+                                sealed.insert((p, agent), (stance, c));
+                            }
+                            r
+                        }
+                        // Mostly the answer committed to, sometimes another.
+                        2 | 3 => match sealed.get(&(p, agent)) {
+                            Some(&(s0, c0)) if rng.below(4) != 0 => {
+                                reveal(&mut h, agent, p, s0, c0)
+                            }
+                            _ => reveal(&mut h, agent, p, stance, c),
+                        },
+                        _ => {
+                            if rng.below(2) == 0 {
+                                h.decide("rita", p, "approve")
+                            } else {
+                                h.outcome("oscar", p, "success")
+                            }
+                        }
+                    };
+                    match result {
+                        Ok(effects) => {
+                            commitments += effects
+                                .iter()
+                                .filter(|e| matches!(e, Effect::Committed { .. }))
+                                .count();
+                            reveals += effects
+                                .iter()
+                                .filter(|e| matches!(e, Effect::ResponseCounted { .. }))
+                                .count();
+                            let counted = effects
+                                .iter()
+                                .any(|e| matches!(e, Effect::ResponseCounted { proposal, .. } if *proposal == p));
+                            assert!(
+                                !counted || h.time >= commit_deadline,
+                                "seed {seed}: an answer before the commit deadline"
+                            );
+                        }
+                        Err(r) => {
+                            *kinds.entry(r.kind.as_str()).or_insert(0) += 1;
+                            assert!(ErrorKind::ALL.contains(&r.kind));
+                            assert_eq!(
+                                h.space.state_hash(),
+                                before,
+                                "seed {seed}: a refusal changed the state"
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for (p, commit_deadline) in &proposals {
+                let record = h.space.proposal(p).unwrap();
+                if h.space.head().last_time < *commit_deadline {
+                    assert!(record.responses.is_empty(), "seed {seed}");
+                    assert!(
+                        record.closure.is_none() || record.status == Status::Superseded,
+                        "seed {seed}: closed in the commit phase"
+                    );
+                }
+            }
+        }
+        closes += h
+            .lines
+            .iter()
+            .filter(|l| l.contains("\"proposal_closed\""))
+            .count();
+        let mut replica = Space::new();
+        for entry in &h.entries {
+            assert_eq!(replica.apply(entry).unwrap().rejected, None, "seed {seed}");
+        }
+        assert_eq!(replica.state_hash(), h.space.state_hash(), "seed {seed}");
+        audit::verify(h.lines.iter().map(String::as_str)).unwrap();
+    }
+    // The histories did exercise the phases.
+    assert!(
+        commitments > 100 && reveals > 30 && closes > 30,
+        "{commitments} {reveals} {closes} {kinds:?}"
+    );
+}
