@@ -444,7 +444,29 @@ mod tests {
         let texts = [
             "1", "1.4", "1.9", "2.5", "4", "10", "-1", "paris", "rome", "0.6",
         ];
-        for tolerance in [0, 400_000, 500_000, 600_000, 3_000_000] {
+        let mut cases: Vec<Vec<String>> = vec![texts.iter().map(|t| t.to_string()).collect()];
+        // And random sets of numbers and words, from a fixed seed.
+        let mut x: u64 = 7;
+        for _ in 0..200 {
+            let mut set = Vec::new();
+            for _ in 0..12 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = (x >> 40) % 4000;
+                set.push(match v % 7 {
+                    0 => ["a", "b", "c"][(v % 3) as usize].to_string(),
+                    _ => format_number(v as i128 * 1_000 - 2_000_000),
+                });
+            }
+            set.sort();
+            set.dedup();
+            cases.push(set);
+        }
+        for (texts, tolerance) in cases
+            .iter()
+            .flat_map(|t| [0, 400_000, 500_000, 600_000, 3_000_000].map(|tol| (t, tol)))
+        {
             let answers: Vec<Answer> = texts.iter().map(|t| Answer::of(t.to_string())).collect();
             let fast = DefaultSimilarity { tolerance }.components(&answers);
             let slow = Pairs(DefaultSimilarity { tolerance }).components(&answers);

@@ -450,3 +450,24 @@ fn an_open_log_is_re_derived_by_the_audit_and_by_replicas() {
         audit::AuditError::EffectsMismatch { .. }
     ));
 }
+
+#[test]
+fn a_bridging_answer_joins_two_groups_as_documented() {
+    // §19.2: clusters are connected components, so an answer between two
+    // groups within the tolerance of both joins them. Without erin's 105,
+    // 100 and 110 (tolerance 5) are two clusters of equal weight: a tie.
+    let mut h = team();
+    let p = ask(&mut h, "low", Some("5"));
+    answer(&mut h, "bob", p, "100", "0.8").unwrap();
+    answer(&mut h, "carol", p, "110", "0.8").unwrap();
+    let before = h.space.proposal(&p).unwrap().clusters().unwrap();
+    assert_eq!(before.clusters.len(), 2);
+    assert_eq!(before.leader, None);
+    // With it, one cluster holds everything; the package shows every
+    // answer in it, so a reviewer can see the span (100 to 110).
+    answer(&mut h, "erin", p, "105", "0.5").unwrap();
+    let after = h.space.proposal(&p).unwrap().clusters().unwrap();
+    assert_eq!(after.clusters.len(), 1);
+    assert_eq!(after.clusters[0].answers, vec!["100", "105", "110"]);
+    assert_eq!(after.agreement, "1");
+}
