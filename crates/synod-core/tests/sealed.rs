@@ -946,3 +946,34 @@ fn random_sealed_histories_agree_between_sequencer_and_replica() {
         "{commitments} {reveals} {closes} {kinds:?}"
     );
 }
+
+#[test]
+fn superseding_a_sealed_proposal_in_its_commit_phase_drops_its_commit_deadline() {
+    let mut h = team();
+    let p = propose(&mut h);
+    commit(&mut h, "bob", p, "endorse", "0.9").unwrap();
+    let mut body = sealed_body(&h, "0.7");
+    body["supersedes"] = json!(p);
+    body["sealed"] = json!({"commit_deadline": h.time + 7 * MINUTE});
+    let q = h.propose_with("alice", body).unwrap();
+    assert_eq!(h.status(&p), "superseded");
+    // Only the new proposal's commit deadline is left to tick at (the
+    // state's own check, run after every entry, agrees).
+    assert_eq!(h.space.next_deadline(), Some(h.time + 7 * MINUTE));
+    // bob's commitment stays with the old proposal; he commits anew.
+    assert_eq!(
+        kind(reveal(&mut h, "bob", p, "endorse", "0.9")),
+        ErrorKind::ProposalClosed
+    );
+    commit(&mut h, "bob", q, "endorse", "0.9").unwrap();
+    let effects = h.advance(5 * MINUTE);
+    assert!(effects.is_empty(), "{effects:?}");
+    let effects = h.advance(2 * MINUTE);
+    assert_eq!(
+        effects,
+        vec![Effect::RevealOpened {
+            proposal: q,
+            committed: 1
+        }]
+    );
+}
