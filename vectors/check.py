@@ -8,7 +8,9 @@ cofactored equation) on the edge cases of signatures.json, computes the
 exact log-odds of logodds.json, resolves every scenario of resolve.json with the
 exact integer rule of docs/PROTOCOL.md §5-§6, replays every trust update of
 trust.json (§8), and recomputes belief.json: the integer logarithm and
-exponential of §14.1-§14.2, and belief scenarios pooled by §15. (The sample log, log/sample.jsonl, is checked by
+exponential of §14.1-§14.2, and belief scenarios pooled by §15, and
+sealed.json: commitments of §18 and sealed scenarios, and open.json:
+open questions clustered by §19. (The sample log, log/sample.jsonl, is checked by
 `synod audit verify`, not here.) Nothing here is shared with the Rust code: agreement is the
 evidence that another language gets the bit-identical answer.
 
@@ -20,6 +22,7 @@ import hashlib
 import json
 import pathlib
 import re
+import unicodedata
 import sys
 
 import rfc8785
@@ -334,8 +337,8 @@ def shape(s) -> None:
 
     fields(s, ("stakes", "electorate", "proposer", "proposer_confidence", "responses"),
            ("policy", "deadline_passed", "method", "options", "proposer_distribution",
-            "committee", "seed", "workers", "executive_decision", "objections"))
-    need(s.get("method", "vote") in ("vote", "belief", "stake", "hierarchy") and not isinstance(s.get("method"), Num))
+            "committee", "seed", "workers", "executive_decision", "objections", "sealed", "open"))
+    need(s.get("method", "vote") in ("vote", "belief", "stake", "hierarchy", "open") and not isinstance(s.get("method"), Num))
     for name in ("workers", "objections"):
         if s.get(name) is not None:
             need(isinstance(s[name], list) and all(isinstance(w, str) and not isinstance(w, Num) for w in s[name]))
@@ -347,6 +350,15 @@ def shape(s) -> None:
     if s.get("seed") is not None:
         need(isinstance(s["seed"], str) and not isinstance(s["seed"], Num)
              and re.fullmatch(r"[0-9a-f]{64}", s["seed"]))
+    if s.get("open") is not None:
+        fields(s["open"], (), ("tolerance",))
+        need(isinstance(s["open"].get("tolerance", ""), str) and not isinstance(s["open"].get("tolerance"), Num))
+    if s.get("sealed") is not None:
+        fields(s["sealed"], ("committed",), ("commit_phase_over",))
+        need(isinstance(s["sealed"]["committed"], list))
+        for a in s["sealed"]["committed"]:
+            need(isinstance(a, str) and not isinstance(a, Num))
+        need(isinstance(s["sealed"].get("commit_phase_over", False), bool))
     if s.get("options") is not None:
         need(isinstance(s["options"], list))
         for o in s["options"]:
@@ -378,7 +390,8 @@ def shape(s) -> None:
         decimal(m["authority"])
         decimal(m["trust"])
     for r in s["responses"]:
-        fields(r, ("agent",), ("stance", "confidence", "distribution"))
+        fields(r, ("agent",), ("stance", "confidence", "distribution", "answer"))
+        need(isinstance(r.get("answer", ""), str) and not isinstance(r.get("answer"), Num))
         need(isinstance(r["agent"], str) and not isinstance(r["agent"], Num))
         if r.get("stance") is not None:
             need(r["stance"] in ("endorse", "challenge", "abstain") and not isinstance(r["stance"], Num))
@@ -417,8 +430,11 @@ def run_scenario(raw: str) -> dict:
     belief = s.get("method") == "belief"
     by_stake = s.get("method") == "stake"
     hier = s.get("method") == "hierarchy"
+    is_open = s.get("method") == "open"
     options = s.get("options")
-    if belief != (options is not None):
+    if (s.get("open") is not None and not is_open) or (is_open and options is not None):
+        raise Refused("malformed")
+    if belief != (options is not None) and not is_open:
         raise Refused("malformed")
     if belief:
         if len(options) < 2:
@@ -429,12 +445,16 @@ def run_scenario(raw: str) -> dict:
             raise Refused("malformed")
     elif s.get("proposer_distribution") is not None:
         raise Refused("malformed")
-    # §20.3: a committee comes with its seed, never on a belief scenario.
+    # §20.3: a committee comes with its seed, only on a vote or a stake
+    # scenario (never a belief, open or hierarchy one).
     k, seed = s.get("committee"), s.get("seed")
-    if (k is None) != (seed is None) or (k is not None and (belief or hier)):
+    if (k is None) != (seed is None) or (k is not None and (belief or hier or is_open)):
         raise Refused("malformed")
     if k is not None and not 1 <= int(k) <= 100:
         raise Refused("out_of_range")
+    # §18: a hierarchy's evaluations and objections are public.
+    if hier and s.get("sealed") is not None:
+        raise Refused("malformed")
     # §21: workers, the executive's decision and objections in a hierarchy.
     workers = s.get("workers")
     if hier:
@@ -469,8 +489,31 @@ def run_scenario(raw: str) -> dict:
     pc = unit(s["proposer_confidence"])
     if pc == 0:
         raise Refused("out_of_range")
+    tolerance = 0
+    if is_open:
+        tolerance = number((s.get("open") or {}).get("tolerance", "0"))
+        if tolerance is None or tolerance < 0:
+            raise Refused("malformed")
+    answers = {}
     own = s.get("proposer_distribution")
     own = None if own is None else in_order("proposer_distribution", own, options)
+    # PROTOCOL.md §18: who committed; in the commit phase nothing is
+    # revealed and nothing closes early.
+    sealed = s.get("sealed")
+    committed = None
+    committing = sealed is not None and not sealed.get("commit_phase_over", False)
+    if sealed is not None:
+        committed = set()
+        for agent in sealed["committed"]:
+            if agent == s["proposer"] or agent not in members:
+                raise Refused("not_eligible")
+            if agent in committed:
+                raise Refused("duplicate")
+            committed.add(agent)
+        if committing and s.get("deadline_passed", False):
+            raise Refused("malformed")
+        if committing and s["responses"]:
+            raise Refused("wrong_phase")
     e = c = v = 0
     pool = [0] * len(options or [])
     weight = 0
@@ -507,13 +550,21 @@ def run_scenario(raw: str) -> dict:
     responded = set()
     if s["proposer"] in members:
         responded.add(s["proposer"])
-        if counts and not belief:
+        if counts and not belief and not is_open:
             count(s["proposer"], "endorse", pc)
         elif counts and own is not None:
             believe(s["proposer"], own)
     for i, r in enumerate(s["responses"]):
         stance, conf, d = r.get("stance"), r.get("confidence"), r.get("distribution")
-        if stance is not None and conf is not None and d is None:
+        text = r.get("answer")
+        if is_open or text is not None:
+            if is_open and text is not None and stance is None and conf is not None and d is None:
+                conf, text = unit(conf), normalise(text)
+            elif stance == "abstain" and conf is not None and d is None and text is None:
+                conf = unit(conf)
+            else:
+                raise Refused("malformed")
+        elif stance is not None and conf is not None and d is None:
             if belief and stance != "abstain":
                 raise Refused("malformed")
             conf = unit(conf)
@@ -523,10 +574,17 @@ def run_scenario(raw: str) -> dict:
             raise Refused("malformed")
         if r["agent"] == s["proposer"] or r["agent"] not in members:
             raise Refused("not_eligible")
+        if committed is not None and r["agent"] not in committed:
+            raise Refused("not_eligible")
         if r["agent"] in responded:
             raise Refused("duplicate")
         responded.add(r["agent"])
-        if d is not None:
+        if is_open:
+            if text is not None:
+                a, t = members[r["agent"]]
+                answers[text] = answers.get(text, 0) + pool_weight(policy, a, t)
+                v += a * t
+        elif d is not None:
             believe(r["agent"], d)
         else:
             count(r["agent"], stance, conf)
@@ -545,10 +603,26 @@ def run_scenario(raw: str) -> dict:
             if w in objected:
                 raise Refused("duplicate")
             objected.append(w)
-    remaining = sum(reach(policy, *m) for agent, m in members.items() if agent not in responded)
-    everyone = all(a in responded for a in members)
+    # After the commit phase, only members that committed are waited for.
+    waited = [a for a in members if a not in responded
+              and (committing or committed is None or a in committed)]
+    remaining = sum(reach(policy, *members[a]) for a in waited)
+    everyone = not waited
     closing = s.get("deadline_passed", False) or everyone
-    if belief:
+    if is_open:
+        clusters, leader, top, total = cluster_answers(answers, tolerance)
+        if not closing:
+            status, reason = "open", None
+        elif policy["human_required"]:
+            status, reason = "escalated", "stakes"
+        elif v * ONE < policy["quorum"] * pot:
+            status, reason = "escalated", "no_quorum"
+        elif leader is not None and top * ONE >= policy["pool_threshold"] * total:
+            status, reason = "approved", None
+        else:
+            status, reason = "escalated", "contested"
+        was_early = False
+    elif belief:
         leader, probs, clears = pooled(policy, pool, weight)
         if not closing:
             status, reason = "open", None
@@ -594,12 +668,17 @@ def run_scenario(raw: str) -> dict:
             verdict = ("escalated", "no_quorum")
         if closing:
             (status, reason), was_early = verdict, False
+        elif committing:
+            # §18: nothing is final in the commit phase.
+            status, reason, was_early = "open", None, False
         elif verdict[0] in ("approved", "rejected"):
             (status, reason), was_early = verdict, True
         else:
             status, reason, was_early = "open", None, False
     elif closing:
         status, reason, was_early = *resolve(policy, e, c, v, pot), False
+    elif committing:
+        status, reason, was_early = "open", None, False
     else:
         verdict = early(policy, e, c, v, pot, remaining)
         status, reason, was_early = (verdict, None, True) if verdict else ("open", None, False)
@@ -613,6 +692,17 @@ def run_scenario(raw: str) -> dict:
         out["committee"] = list(members)
     if hier:
         out["hierarchy"] = {"decision": s.get("executive_decision"), "objections": len(objected), "workers": len(workers)}
+    if is_open:
+        places = 12 if policy["weighting"] == "linear" else 18
+        out["open"] = {
+            "choice": leader if status == "approved" else None,
+            "clusters": {
+                "leader": leader,
+                "agreement": fmt(top * ONE // total, 6) if leader is not None else "0",
+                "clusters": [{"answer": name, "answers": members_, "weight": fmt(w, places)}
+                             for w, name, members_ in clusters],
+            },
+        }
     if belief:
         lead = None if leader is None else options[leader]
         out["belief"] = {
@@ -625,6 +715,94 @@ def run_scenario(raw: str) -> dict:
             },
         }
     return out
+
+
+NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?")
+
+
+def number(text: str):
+    """PROTOCOL.md §19.1: a decimal answer in millionths, or None."""
+    if not NUMBER.fullmatch(text):
+        return None
+    negative = text.startswith("-")
+    whole, _, frac = text.lstrip("-").partition(".")
+    value = int(whole) * ONE + int((frac + "000000")[:6])
+    return -value if negative else value
+
+
+def normalise(text: str) -> str:
+    """§19.1: fold ASCII letters, collapse ASCII whitespace, trim; numbers
+    in canonical form. Refuses empty, too long or control characters."""
+    words, word = [], []
+    for ch in text:
+        if ch in "\t\n\x0b\x0c\r ":
+            if word:
+                words.append("".join(word))
+                word = []
+        elif unicodedata.category(ch) == "Cc":
+            raise Refused("malformed")
+        else:
+            word.append(ch.lower() if "A" <= ch <= "Z" else ch)
+    if word:
+        words.append("".join(word))
+    out = " ".join(words)
+    if not out:
+        raise Refused("malformed")
+    if len(out.encode()) > 256:
+        raise Refused("too_large")
+    value = number(out)
+    if value is None:
+        return out
+    return ("-" if value < 0 else "") + fmt(abs(value), 6)
+
+
+def cluster_answers(answers: dict, tolerance: int):
+    """§19.2: connected components of "the same text, or numbers within the
+    tolerance", every pair compared; each cluster named by its heaviest
+    answer (first in byte order on a tie), heaviest cluster first."""
+    names = sorted(answers, key=lambda t: t.encode())
+    parent = list(range(len(names)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(names):
+        for j, b in enumerate(names[:i]):
+            x, y = number(a), number(b)
+            same = (x is not None and y is not None and abs(x - y) <= tolerance) or (x is None and y is None and a == b)
+            if same:
+                parent[root(i)] = root(j)
+    groups = {}
+    for i, name in enumerate(names):
+        groups.setdefault(root(i), []).append(name)
+    clusters = []
+    for members_ in groups.values():
+        best = max(answers[m] for m in members_)
+        named = next(m for m in members_ if answers[m] == best)
+        clusters.append((sum(answers[m] for m in members_), named, members_))
+    clusters.sort(key=lambda c: (-c[0], c[1].encode()))
+    total = sum(answers.values())
+    top = clusters[0][0] if clusters else 0
+    unique = top > 0 and (len(clusters) == 1 or clusters[1][0] < top)
+    return clusters, (clusters[0][1] if unique else None), (top if unique else 0), total
+
+
+def check_open() -> int:
+    text = (HERE / "open.json").read_text()
+    cases = json.loads(text)["cases"]
+    raws = list(scenario_texts(text))
+    assert len(raws) == len(cases)
+    for case, raw in zip(cases, raws):
+        try:
+            got = run_scenario(raw)
+        except Refused as refused:
+            assert case.get("error") == refused.kind, (case["name"], refused.kind)
+            continue
+        assert "error" not in case, (case["name"], got)
+        assert got == case["expected"], (case["name"], got, case["expected"])
+    return len(cases)
 
 
 class Obj(dict):
@@ -854,6 +1032,40 @@ def check_stamps() -> int:
     return len(cases)
 
 
+def seal(proposal: bytes, signer: str, salt: bytes, answer: dict) -> bytes:
+    """PROTOCOL.md §18: the commitment to an answer."""
+    who = signer.encode()
+    return hashlib.sha256(b"synod/seal/v1" + proposal + len(who).to_bytes(8, "big") + who
+                          + len(salt).to_bytes(8, "big") + salt + rfc8785.dumps(answer)).digest()
+
+
+def check_sealed() -> int:
+    text = (HERE / "sealed.json").read_text()
+    data = json.loads(text)
+    for case in data["commitments"]:
+        _, public = key_of(case["signer_seed"])
+        assert did_of(public) == case["signer"], case["why"]
+        reveal = case["reveal"]
+        answer = {k: v for k, v in reveal.items() if k not in ("created_at", "proposal", "salt", "space")}
+        assert rfc8785.dumps(answer).decode() == case["answer_jcs"], case["why"]
+        salt = reveal["salt"]
+        assert re.fullmatch(r"([0-9a-f]{2}){16,64}", salt), case["why"]
+        digest = seal(bytes.fromhex(reveal["proposal"]), case["signer"], bytes.fromhex(salt), answer)
+        assert (digest.hex() == case["commitment"]) == case["opens"], case["why"]
+    cases = data["cases"]
+    raws = list(scenario_texts(text))
+    assert len(raws) == len(cases)
+    for case, raw in zip(cases, raws):
+        try:
+            got = run_scenario(raw)
+        except Refused as refused:
+            assert case.get("error") == refused.kind, (case["name"], refused.kind)
+            continue
+        assert "error" not in case, (case["name"], got)
+        assert got == case["expected"], (case["name"], got, case["expected"])
+    return len(data["commitments"]) + len(cases)
+
+
 def check_log_odds() -> int:
     cases = json.loads((HERE / "logodds.json").read_text())["cases"]
     for case in cases:
@@ -959,6 +1171,8 @@ def main() -> int:
         "admission stamps": check_stamps(),
         "stake scenarios and proposer draws": check_stake(),
         "hierarchy scenarios": check_hierarchy(),
+        "sealed commitments and scenarios": check_sealed(),
+        "open-question scenarios": check_open(),
     }
     for name, n in counts.items():
         print(f"python agrees on {n} {name}")

@@ -120,3 +120,32 @@ async def test_async_events_resume_after_a_cut(team: Team) -> None:
     finally:
         proxy.close()
         await direct.aclose()
+
+
+@pytest.mark.anyio
+async def test_sealed_answers_and_open_questions_async(team: Team) -> None:
+    """PROTOCOL §18 and §19 through AsyncClient: commit, reveal after the
+    commit deadline, and an open question's clusters."""
+    async with AsyncClient(team.server.url) as node:
+        pid = (
+            await node.propose(
+                "fraud.detection", "block_card", "Block card 55", 0.9, stakes="critical", commit_ms=1_000, key=team.alice
+            )
+        )["id"]
+        sealed = await node.commit(pid, "challenge", "0.7", "a known traveller", key=team.carol)
+        assert [e["type"] for e in sealed.receipt["effects"]] == ["committed"]
+        with pytest.raises(SynodError) as early:
+            await node.reveal(sealed, key=team.carol)
+        assert early.value.kind == "wrong_phase"
+        deadline = (await node.proposal(pid))["sealed"]["commit_deadline"]
+        while await node.now() < deadline + 300:
+            await anyio.sleep(0.1)
+        revealed = await node.reveal(sealed, key=team.carol)
+        assert [e["stance"] for e in revealed["effects"] if e["type"] == "response_counted"] == ["challenge"]
+
+        qid = (await node.ask_open("fraud.review", "estimate", "How many cards?", tolerance="1", stakes="low", key=team.alice))["id"]
+        await node.answer(qid, "3", "0.8", key=team.bob)
+        done = await node.answer(qid, "4", "0.6", key=team.carol)
+        assert done["status"] == "approved"
+        detail = await node.proposal(qid)
+        assert detail["choice"] == "3" and detail["clusters"]["clusters"][0]["answers"] == ["3", "4"]

@@ -66,7 +66,7 @@ def run_loop_block(code: str, namespace: dict[str, Any], team: Team, kind: str, 
 def test_the_readme_snippets_run(doc_env: Team, capsys: pytest.CaptureFixture[str]) -> None:
     team = doc_env
     blocks = python_blocks(REPO / "python" / "README.md")
-    assert len(blocks) == 8
+    assert len(blocks) == 10
     namespace: dict[str, Any] = {"cards_of_travellers": {"9999"}}
     for code in blocks:
         if "loop.run()" in code:
@@ -90,6 +90,9 @@ def test_the_readme_snippets_run(doc_env: Team, capsys: pytest.CaptureFixture[st
     # The question's pool: only the proposer's own distribution so far
     # (the log pool's exponential truncates, so 0.6 may print as 0.599999).
     assert "{'leader': 'manual', 'pooled': {'auto': '0.3" in out
+    # The open question has no answers yet; the sealed vote is committing.
+    assert "{'agreement': '0', 'clusters': [], 'leader': None}" in out
+    assert "\ncommit\n" in out
     assert os.path.exists(os.path.join(os.environ["SYNOD_CONFIG_DIR"], "keys", "fraud-bot.json"))
 
 

@@ -3,12 +3,13 @@ SynodError with its kind and HTTP status, and a refusal changes nothing."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Callable
 
 import pytest
 
-from synod import ERROR_KINDS, Client, Keypair, SynodError, proposal_body, response_body
+from synod import ERROR_KINDS, Client, Keypair, SealedAnswer, SynodError, proposal_body, response_body
 
 from .conftest import Team
 
@@ -27,6 +28,7 @@ STATUS = {
     "duplicate": 409,
     "proposal_closed": 409,
     "invalid_state": 409,
+    "wrong_phase": 409,
     "too_large": 413,
     "wrong_host": 421,
     "out_of_range": 422,
@@ -34,12 +36,15 @@ STATUS = {
     "insufficient_work": 422,
     "bad_deadline": 422,
     "clock_skew": 422,
+    "bad_reveal": 422,
 }
 
 UNKNOWN_ID = "ab" * 32
 
 
 class World:
+    sealed: SealedAnswer
+
     def __init__(self, team: Team, node: Client) -> None:
         self.team = team
         self.node = node
@@ -167,6 +172,11 @@ CASES: dict[str, tuple[str, Case]] = {
         "invalid_state",
         lambda w: w.node.decide(w.open, "approve", reviewer_token=w.team.reviewer_token),
     ),
+    "a reveal during the commit phase": ("wrong_phase", lambda w: w.node.reveal(w.sealed, key=w.team.carol)),
+    "a reveal of another answer": (
+        "bad_reveal",
+        lambda w: w.node.reveal(replace(w.sealed, body={**w.sealed.body, "confidence": "0.9"}), key=w.team.carol),
+    ),
     "an unknown proposal read": ("not_found", lambda w: w.node.proposal(UNKNOWN_ID)),
     "an unknown agent read": ("not_found", lambda w: w.node.agent(Keypair.generate().did)),
     "an unknown route": ("not_found", lambda w: w.node.request("GET", "/v1/nothing")),
@@ -179,8 +189,22 @@ CASES: dict[str, tuple[str, Case]] = {
 }
 
 
+def _sealed(w: World, commit_ms: int) -> None:
+    """A sealed proposal (PROTOCOL §18) carol has committed to."""
+    pid = w.node.propose("fraud.detection", "x", f"sealed {commit_ms}", 0.8, commit_ms=commit_ms, key=w.team.alice)["id"]
+    w.sealed = w.node.commit(pid, "endorse", "0.6", "looks fine", key=w.team.carol)
+
+
+def _sealed_and_revealing(w: World) -> None:
+    _sealed(w, 1_000)
+    # The node ticks at the commit deadline.
+    time.sleep(1.5)
+
+
 #: What a case needs first (not part of what it checks).
 SETUP = {
+    "a reveal during the commit phase": lambda w: _sealed(w, 300_000),
+    "a reveal of another answer": _sealed_and_revealing,
     # PROTOCOL §16: proposers below trust 0.6 (everyone here, at 0.5) stamp.
     "a proposal without the work the space asks": lambda w: w.node.set_config(
         admission_trust_below="0.6", admission_difficulty=8, key=w.team.admin

@@ -325,3 +325,65 @@ async def test_over_stdio_an_executive_decides_and_workers_overrule_it(team: Tea
         detail = admin.proposal(pid)
         assert detail["reason"] == "objected"
         assert [o["worker"] for o in detail["hierarchy"]["objections"]] == [team.carol.did, team.alice.did]
+
+
+@pytest.mark.anyio
+async def test_over_stdio_mcp_agents_commit_then_reveal(team: Team, tmp_path: Path) -> None:
+    """Sealed responses through MCP (PROTOCOL §18): `respond` commits during
+    the commit phase and returns the salt; after the commit deadline the same
+    answer reveals it, with the salt (a new session) or without it (the
+    session that committed remembers)."""
+    node = team.server.url
+    answer = {"stance": "endorse", "confidence": 0.9, "reasoning": "matches the fraud pattern"}
+    with anyio.fail_after(60):
+        async with stdio_session(node, team.alice.save(tmp_path / "alice.key")) as session:
+            proposed = await call(
+                session, "propose", domain="fraud.detection", kind="block_card", summary="Block card 7",
+                confidence=0.8, stakes="critical", commit_seconds=2,
+            )
+            pid = proposed["id"]
+        async with stdio_session(node, team.bob.save(tmp_path / "bob.key")) as session:
+            committed = await call(session, "respond", proposal_id=pid, **answer)
+            salt = committed["salt"]
+            assert len(salt) == 32 and [e["type"] for e in committed["effects"]] == ["committed"]
+        async with stdio_session(node, team.carol.save(tmp_path / "carol.key")) as carol:
+            await call(carol, "respond", proposal_id=pid, stance="challenge", confidence=0.6, reasoning="a known traveller")
+            status = await call(carol, "check_status", proposal_id=pid)
+            assert status["status"] == "open" and status["responses"] == 0
+            assert status["sealed"]["phase"] == "commit" and status["sealed"]["committed"] == [team.bob.did, team.carol.did]
+            with Client(node) as client:
+                deadline = status["sealed"]["commit_deadline"]
+                while client.now() < deadline + 300:
+                    await anyio.sleep(0.1)
+            await call(carol, "respond", proposal_id=pid, stance="challenge", confidence=0.6, reasoning="a known traveller")
+        async with stdio_session(node, team.bob.save(tmp_path / "bob.key", force=True)) as session:
+            changed = await call_error(session, "respond", proposal_id=pid, salt=salt, **{**answer, "confidence": 0.95})
+            assert changed["error"] == "bad_reveal"
+            done = await call(session, "respond", proposal_id=pid, salt=salt, **answer)
+            assert done["status"] == "escalated"
+            status = await call(session, "check_status", proposal_id=pid)
+            assert status["responses"] == 2 and status["sealed"]["unrevealed"] == []
+
+
+@pytest.mark.anyio
+async def test_over_stdio_mcp_agents_answer_an_open_question(team: Team, tmp_path: Path) -> None:
+    """Open questions through MCP (PROTOCOL §19): propose with `open`,
+    answer in free text, read the clusters, report the right answer."""
+    node = team.server.url
+    with anyio.fail_after(60):
+        async with stdio_session(node, team.alice.save(tmp_path / "alice.key")) as session:
+            asked = await call(
+                session, "propose", domain="fraud.review", kind="estimate", summary="How many disputes today?",
+                stakes="low", open=True, tolerance="2",
+            )
+            pid = asked["id"]
+        async with stdio_session(node, team.bob.save(tmp_path / "bob.key")) as session:
+            await call(session, "respond", proposal_id=pid, answer="40", confidence=0.7, reasoning="the queue")
+        async with stdio_session(node, team.carol.save(tmp_path / "carol.key")) as session:
+            await call(session, "respond", proposal_id=pid, answer="41.5", confidence=0.6, reasoning="yesterday")
+            status = await call(session, "check_status", proposal_id=pid)
+            assert status["status"] == "approved" and status["choice"] == "40"
+            assert status["clusters"]["clusters"][0]["answers"] == ["40", "41.5"]
+        async with stdio_session(node, team.oscar.save(tmp_path / "oscar.key")) as session:
+            done = await call(session, "report_outcome", proposal_id=pid, answer="43")
+            assert sum(e["type"] == "trust_updated" for e in done["effects"]) == 2

@@ -4,6 +4,8 @@ approved, escalated and decided by reviewers; outcomes move trust."""
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -295,6 +297,83 @@ def test_a_question_is_answered_by_belief_consensus(team: Team) -> None:
         # g = 1 - sum (p - y)^2: alice 0.94 -> 0.522, bob 0.86 -> 0.518,
         # carol -0.82 -> 0.434 (from 0.5, eta 0.05).
         assert after == {team.alice.did: "0.522", team.bob.did: "0.518", team.carol.did: "0.434"}
+
+
+def test_a_sealed_vote_commits_then_reveals(team: Team) -> None:
+    """PROTOCOL §18 end to end: commitments hide the answers until the
+    commit deadline; nothing is revealed or closed before it; reveals count
+    after it, and a reveal that does not match its commitment is refused."""
+    with team.client() as node:
+        # Critical stakes never close early: both reveals are counted.
+        pid = node.propose(
+            "fraud.detection", "block_card", "Block card 42", 0.9, stakes="critical", commit_ms=1_500, key=team.alice
+        )["id"]
+        bob = node.commit(pid, "endorse", 1, "the pattern matches", key=team.bob)
+        carol = node.commit(pid, "endorse", "0.8", key=team.carol)
+        assert [e["type"] for e in bob.receipt["effects"]] == ["committed"]
+        detail = node.proposal(pid)
+        assert detail["status"] == "open" and detail["responses"] == []
+        assert detail["sealed"]["phase"] == "commit"
+        assert detail["sealed"]["committed"] == [team.bob.did, team.carol.did]
+        with pytest.raises(SynodError) as early:
+            node.reveal(bob, key=team.bob)
+        assert early.value.kind == "wrong_phase"
+        with pytest.raises(SynodError) as twice:
+            node.commit(pid, "challenge", 1, key=team.bob)
+        assert twice.value.kind == "duplicate"
+        deadline = node.proposal(pid)["sealed"]["commit_deadline"]
+        while node.now() < deadline + 300:
+            time.sleep(0.1)
+        assert node.proposal(pid)["sealed"]["phase"] == "reveal"
+        with pytest.raises(SynodError) as changed:
+            node.reveal(replace(carol, body={**carol.body, "stance": "challenge"}), key=team.carol)
+        assert changed.value.kind == "bad_reveal"
+        with pytest.raises(SynodError) as stolen:
+            node.reveal(bob, key=team.carol)
+        assert stolen.value.kind == "bad_reveal"
+        assert node.reveal(bob, key=team.bob)["status"] == "open"
+        done = node.reveal(carol, key=team.carol)
+        closed = next(e for e in done["effects"] if e["type"] == "proposal_closed")
+        assert (closed["status"], closed["reason"], closed["cause"]) == ("escalated", "stakes", "all_responded")
+        detail = node.proposal(pid)
+        assert [r["stance"] for r in detail["responses"]] == ["endorse", "endorse"]
+        assert detail["sealed"]["unrevealed"] == []
+
+
+def test_an_open_question_clusters_answers_and_a_reviewer_adopts_one(team: Team) -> None:
+    """PROTOCOL §19 end to end: free answers normalised and clustered, a
+    leader below the threshold escalates, a reviewer adopts an answer, the outcome
+    names the right answer and scores each answer at its confidence.
+    (Ties between clusters are tested in the core and the vectors.)"""
+    with team.client() as node:
+        pid = node.ask_open("fraud.review", "estimate", "Which country is card 77 used in?", stakes="low", key=team.alice)["id"]
+        with pytest.raises(SynodError) as a_stance:
+            node.respond(pid, "endorse", "0.9", key=team.bob)
+        assert a_stance.value.kind == "malformed"
+        node.answer(pid, "Portugal", "0.9", "the last three payments", key=team.bob)
+        done = node.answer(pid, " SPAIN ", "0.6", key=team.carol)
+        closed = next(e for e in done["effects"] if e["type"] == "proposal_closed")
+        # bob's weight (0.8) beats carol's (0.5): portugal leads with
+        # 0.8 / 1.3 = 0.615384 >= 0.6 at low stakes.
+        assert (closed["status"], closed["choice"]) == ("approved", "portugal")
+        assert closed["clusters"]["agreement"] == "0.615384"
+        assert [c["answer"] for c in closed["clusters"]["clusters"]] == ["portugal", "spain"]
+        detail = node.proposal(pid)
+        assert [r["answer"] for r in detail["responses"]] == ["portugal", "spain"]
+        receipt = node.report_outcome(pid, answer="portugal", key=team.oscar)
+        after = {e["agent"]: e["after"] for e in receipt["effects"] if e["type"] == "trust_updated"}
+        # right at 0.9: g = 0.98, 0.5 + 0.05 (0.98 - 0.5) = 0.524; wrong at
+        # 0.6: g = 0.28, 0.489.
+        assert after == {team.bob.did: "0.524", team.carol.did: "0.489"}
+        # At medium stakes 0.615384 is below 0.7: contested, and a reviewer
+        # adopts an answer (normalised).
+        tie = node.ask_open("fraud.review", "estimate", "Which queue?", stakes="medium", key=team.alice)["id"]
+        node.answer(tie, "manual", "0.7", key=team.bob)
+        done = node.answer(tie, "auto", "0.7", key=team.carol)
+        assert done["status"] == "escalated"
+        decided = node.decide(tie, "approve", "manual it is", answer=" Manual ", reviewer_token=team.reviewer_token)
+        assert decided["status"] == "approved_by_human"
+        assert node.proposal(tie)["choice"] == "manual"
 
 
 def test_proof_of_work_admission_is_minted_by_the_clients(team: Team, admin_client: Client, tmp_path: Path) -> None:

@@ -207,3 +207,17 @@ def test_admission_stamps_match_the_rust_vectors() -> None:
         if case["valid"]:
             assert mint(case["signer"], case["body"], case["difficulty"]) == case["nonce"], case["why"]
             assert leading_zero_bits(bytes.fromhex(case["hash"])) >= case["difficulty"]
+
+
+def test_sealed_commitments_match_the_rust_vectors() -> None:
+    """vectors/sealed.json (PROTOCOL §18): this package's commitments agree
+    with Rust's; the same reveal carried to another proposal, signer, salt
+    or spelling of a decimal does not open the commitment."""
+    from synod.sealed import answer_of, commitment
+
+    cases = json.loads((VECTORS / "sealed.json").read_text())["commitments"]
+    assert len(cases) >= 7
+    for case in cases:
+        reveal = case["reveal"]
+        got = commitment(reveal["proposal"], case["signer"], bytes.fromhex(reveal["salt"]), answer_of(reveal))
+        assert (got == case["commitment"]) == case["opens"], case["why"]

@@ -331,6 +331,8 @@ describe("the web inbox in a browser", { timeout: 180_000 }, () => {
     await first.getByRole("heading", { name: "Recent decisions" }).waitFor();
     const listed = (await rows(first.locator("table.recent"))).map((r) => [r[1], r[3]]);
     assert.deepEqual(listed, [
+      ["What credit limit (EUR) should account #5127 get?", "approved"],
+      ["Refund 480 EUR for disputed order #7731", "approved"],
       ["Refund order #3391 (240 EUR) to the customer's card", "approved"],
       ["Rotate the payments API signing key", "approved"],
       ["Which repayment plan should account #5127 be offered?", "approved"],
@@ -339,6 +341,32 @@ describe("the web inbox in a browser", { timeout: 180_000 }, () => {
       ["Approve a 25,000 EUR personal loan for applicant #4411", "approved"],
     ]);
     await first.screenshot({ path: path.join(shots, "decisions.png"), fullPage: true });
+
+    // The open question (PROTOCOL.md §19): each answer, every cluster with
+    // the dissent, the leading answer against the threshold.
+    await Promise.all([
+      first.waitForURL(/\/proposals\//),
+      first.locator("table.recent").getByRole("link", { name: "What credit limit (EUR) should account #5127 get?" }).click(),
+    ]);
+    const openTally = await first.locator("table.tally").innerText();
+    assert.match(openTally, /Cluster 8000\s+8000 · 8500\s+weight 1\.1/);
+    assert.match(openTally, /Cluster 12000\s+12000\s+weight 0\.3/);
+    assert.match(openTally, /Leading answer\s+8000 at 0\.785714\s+≥ 0\.7/);
+    assert.match(await first.locator("table.positions").innerText(), /12000\s+0\.4/);
+    assert.match(await first.locator("ol.history").innerText(), /Customer Care answers 8500 at confidence 0\.6/);
+    await first.goBack();
+    await first.getByRole("heading", { name: "Recent decisions" }).waitFor();
+
+    // The sealed vote (PROTOCOL.md §18): who committed, then the reveals.
+    await Promise.all([
+      first.waitForURL(/\/proposals\//),
+      first.locator("table.recent").getByRole("link", { name: "Refund 480 EUR for disputed order #7731" }).click(),
+    ]);
+    assert.match(await first.locator("p.sealed").innerText(), /reveal phase, commitments until .*; 2 committed, 0 not revealed/);
+    const sealedHistory = await first.locator("ol.history").innerText();
+    assert.match(sealedHistory, /Compliance commits to a sealed answer[\s\S]*Customer Care commits to a sealed answer[\s\S]*Compliance endorses at confidence 0\.8/);
+    await first.goBack();
+    await first.getByRole("heading", { name: "Recent decisions" }).waitFor();
 
     // The belief-consensus question: its pool and each distribution, with
     // the distance of each from the pool (PROTOCOL.md §15).

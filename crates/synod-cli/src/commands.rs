@@ -100,18 +100,35 @@ pub struct ProposeArgs {
     /// stake (where the space's min_committee allows it).
     #[arg(long, value_name = "K")]
     committee: Option<u32>,
+    /// Sealed responses (commit, then reveal): how long the commit phase
+    /// lasts, e.g. 5m; it must end before the deadline.
+    #[arg(long, value_name = "DURATION")]
+    sealed: Option<String>,
+    /// Ask an open question instead: responses are free answers, clustered
+    /// (PROTOCOL.md §19).
+    #[arg(long, conflicts_with_all = ["options", "distribution", "method"])]
+    open: bool,
+    /// With --open: numbers within this distance are the same answer.
+    #[arg(long, requires = "open", value_name = "DECIMAL")]
+    tolerance: Option<String>,
 }
 
 #[derive(Args)]
 pub struct RespondArgs {
     /// The proposal id.
     id: String,
-    /// endorse, challenge or abstain (not with --distribution).
-    #[arg(required_unless_present = "distribution")]
+    /// endorse, challenge or abstain (not with --distribution or --answer).
+    #[arg(required_unless_present_any = ["distribution", "answer"])]
     stance: Option<String>,
     /// Your probability that your stance is right, in [0, 1].
-    #[arg(required_unless_present = "distribution")]
+    #[arg(required_unless_present_any = ["distribution", "answer"])]
     confidence: Option<String>,
+    /// An open question's answer (free text), with --sure.
+    #[arg(long, conflicts_with_all = ["stance", "distribution"], requires = "sure")]
+    answer: Option<String>,
+    /// With --answer: your probability that the answer is right, in [0, 1].
+    #[arg(long, value_name = "P", requires = "answer")]
+    sure: Option<String>,
     /// A belief proposal's answer: your distribution over its options,
     /// `OPTION=PROBABILITY`, comma separated; the probabilities sum to 1.
     #[arg(long, value_delimiter = ',', value_name = "OPTION=P", conflicts_with_all = ["stance", "confidence"])]
@@ -119,6 +136,14 @@ pub struct RespondArgs {
     /// Why; kept in the audit log.
     #[arg(long, default_value = "")]
     reasoning: String,
+    /// A sealed proposal's commit phase: send only a commitment to this
+    /// answer and print the salt that reveals it later.
+    #[arg(long)]
+    commit: bool,
+    /// A sealed proposal's reveal: the salt printed by --commit (with the
+    /// same answer and reasoning); with --commit, the salt to commit with.
+    #[arg(long, value_name = "HEX")]
+    salt: Option<String>,
 }
 
 /// `OPTION=PROBABILITY` items as a distribution object; the node checks
@@ -389,7 +414,7 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
     if !payload.is_null() {
         action["payload"] = payload;
     }
-    let belief = !args.options.is_empty();
+    let belief = !args.options.is_empty() || args.open;
     let confidence = match (&args.confidence, belief) {
         (Some(c), _) => c.clone(),
         (None, true) => "1".to_string(),
@@ -401,7 +426,12 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
     };
     let mut body = json!({"domain": args.domain, "action": action, "confidence": confidence,
                           "stakes": args.stakes, "deadline": deadline});
-    if belief {
+    if args.open {
+        body["method"] = json!("open");
+        if let Some(t) = &args.tolerance {
+            body["open"] = json!({"tolerance": t});
+        }
+    } else if belief {
         body["method"] = json!("belief");
         body["options"] = json!(args.options);
         if !args.distribution.is_empty() {
@@ -420,6 +450,12 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
     }
     if let Some(s) = args.supersedes {
         body["supersedes"] = json!(s);
+    }
+    if let Some(window) = &args.sealed {
+        let commit_deadline = now
+            .checked_add(duration_ms(window)?)
+            .context("the commit deadline is too far away")?;
+        body["sealed"] = json!({"commit_deadline": commit_deadline});
     }
     if !args.policy.is_empty() {
         let mut policy = serde_json::Map::new();
@@ -454,11 +490,19 @@ pub fn propose(args: ProposeArgs, conn: &Conn) -> Result<ExitCode> {
 pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
     let client = conn.client();
     let key = conn.keypair()?;
-    let body = if args.distribution.is_empty() {
+    let mut body = if let Some(a) = &args.answer {
+        json!({"proposal": args.id, "answer": a, "confidence": args.sure, "reasoning": args.reasoning})
+    } else if args.distribution.is_empty() {
         json!({"proposal": args.id, "stance": args.stance, "confidence": args.confidence, "reasoning": args.reasoning})
     } else {
         json!({"proposal": args.id, "distribution": distribution(&args.distribution)?, "reasoning": args.reasoning})
     };
+    if args.commit {
+        return commit(&args, body, conn);
+    }
+    if let Some(salt) = &args.salt {
+        body["salt"] = json!(salt);
+    }
     let answer = client.send(
         &format!("/v1/proposals/{}/responses", args.id),
         MessageType::Response,
@@ -469,7 +513,7 @@ pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
         return print_json(&answer);
     }
     let t = &answer["tally"];
-    if !args.distribution.is_empty() {
+    if !args.distribution.is_empty() || args.answer.is_some() {
         println!(
             "counted at log index {}; proposal {} (V {} P {})",
             answer["index"],
@@ -487,6 +531,48 @@ pub fn respond(args: RespondArgs, conn: &Conn) -> Result<ExitCode> {
         t["challenge"].as_str().unwrap_or(""),
         t["voted"].as_str().unwrap_or(""),
         t["potential"].as_str().unwrap_or("")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The commit phase of a sealed proposal (PROTOCOL.md §18): commits to
+/// `answer` (the body the reveal will send, without its salt) with a fresh
+/// 16-byte salt, or the one given, and prints how to reveal.
+fn commit(args: &RespondArgs, answer: Value, conn: &Conn) -> Result<ExitCode> {
+    let key = conn.keypair()?;
+    let proposal = synod_core::Digest::from_hex(&args.id)
+        .ok_or_else(|| anyhow!("a proposal id is 64 lowercase hex characters"))?;
+    let salt = match &args.salt {
+        Some(hex) => hex.clone(),
+        None => {
+            let mut bytes = [0u8; synod_core::sealed::MIN_SALT_BYTES];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow!("no randomness available: {e}"))?;
+            synod_core::wire::hex_encode(&bytes)
+        }
+    };
+    let salt_bytes =
+        synod_core::sealed::decode_salt(&salt).map_err(|r| anyhow!("--salt: {}", r.message))?;
+    let commitment = synod_core::sealed::commitment(
+        &proposal,
+        key.id(),
+        &salt_bytes,
+        &synod_core::sealed::answer_of(&answer),
+    );
+    let sent = conn.client().send(
+        &format!("/v1/proposals/{}/responses", args.id),
+        MessageType::Response,
+        json!({"proposal": args.id, "commitment": commitment}),
+        &key,
+    )?;
+    if conn.json {
+        return print_json(
+            &json!({"index": sent["index"], "commitment": commitment, "salt": salt}),
+        );
+    }
+    println!("{salt}");
+    eprintln!(
+        "committed at log index {}; keep the salt, and after the commit deadline reveal with the same answer and --salt {salt}",
+        sent["index"]
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -530,6 +616,17 @@ pub fn describe_proposal(p: &Value) -> String {
         status.push_str(&format!(", leaning {leaning} (tentative)"));
     }
     out.push_str(&format!("  status    {status}\n"));
+    if p["sealed"].is_object() {
+        let sealed = &p["sealed"];
+        let count = |k: &str| sealed[k].as_array().map_or(0, Vec::len);
+        out.push_str(&format!(
+            "  sealed    {} phase (commit deadline {}); {} committed, {} not revealed\n",
+            s(&sealed["phase"]),
+            sealed["commit_deadline"],
+            count("committed"),
+            count("unrevealed")
+        ));
+    }
     let t = &p["tally"];
     // A distribution as `a 0.7 · b 0.3`, in the order of the options.
     let shares = |d: &Value| -> String {
@@ -542,7 +639,24 @@ pub fn describe_proposal(p: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" · ")
     };
-    if p["method"] == "belief" {
+    if p["method"] == "open" {
+        let clusters: Vec<String> = p["clusters"]["clusters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| format!("{} ({})", s(&c["answer"]), s(&c["weight"])))
+            .collect();
+        out.push_str(&format!(
+            "  clusters  {} (leader {} at {}; V {}  P {})\n",
+            clusters.join(" · "),
+            p["clusters"]["leader"]
+                .as_str()
+                .map_or("none".into(), table::clean),
+            s(&p["clusters"]["agreement"]),
+            s(&t["voted"]),
+            s(&t["potential"])
+        ));
+    } else if p["method"] == "belief" {
         out.push_str(&format!(
             "  pool      {} (leader {}; V {}  P {})\n",
             shares(&p["pool"]["pooled"]),
@@ -566,6 +680,11 @@ pub fn describe_proposal(p: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|r| match r.get("distribution") {
+            _ if r.get("answer").is_some() => vec![
+                s(&r["name"]),
+                format!("{} at {}", s(&r["answer"]), s(&r["confidence"])),
+                s(&r["reasoning"]),
+            ],
             Some(d) => vec![s(&r["name"]), shares(d), s(&r["reasoning"])],
             None if p["method"] == "belief" => {
                 vec![s(&r["name"]), s(&r["stance"]), s(&r["reasoning"])]
@@ -650,6 +769,16 @@ pub fn describe_event(name: &str, data: &Value) -> String {
                         data["leaning"]["escalated"].as_str().unwrap_or("?")
                     )
                 });
+            if let Some(c) = data.get("clusters") {
+                let lead = c["leader"].as_str().map_or("none".to_string(), |l| {
+                    format!("{} at {}", table::clean(l), s(&c["agreement"]))
+                });
+                return format!(
+                    "response   {} {} answer: leading {lead}, leaning {leaning} (tentative)",
+                    short(&data["proposal"]),
+                    short(&data["agent"]),
+                );
+            }
             if let Some(pool) = data.get("pool") {
                 let lead = pool["leader"].as_str().map_or("none".to_string(), |l| {
                     format!("{} at {}", table::clean(l), s(&pool["pooled"][l]))
@@ -730,6 +859,16 @@ pub fn describe_event(name: &str, data: &Value) -> String {
             short(&data["agent"])
         ),
         "config_changed" => format!("config     configuration changed (seq {})", data["seq"]),
+        "committed" => format!(
+            "committed  {} {} (sealed: the answer stays hidden until the commit deadline)",
+            short(&data["proposal"]),
+            short(&data["agent"])
+        ),
+        "reveal_opened" => format!(
+            "reveal     {}: the commit phase is over, {} committed",
+            short(&data["proposal"]),
+            data["committed"]
+        ),
         "agent_registered" => format!(
             "agent      {} registered (seq {})",
             short(&data["agent"]),
@@ -783,12 +922,14 @@ pub fn outcome(
     id: &str,
     result: Option<&str>,
     option: Option<&str>,
+    right: Option<&str>,
     conn: &Conn,
 ) -> Result<ExitCode> {
     let client = conn.client();
     let key = conn.keypair()?;
     let mut body = json!({"proposal": id});
     match (result, option) {
+        _ if right.is_some() => body["answer"] = json!(right),
         (None, Some(option)) => body["option"] = json!(option),
         (Some(r @ ("success" | "failure")), None) => body["result"] = json!(r),
         (Some(score), None) => body["score"] = json!(score),
@@ -838,6 +979,7 @@ pub fn review(
     id: &str,
     decision: &str,
     option: Option<&str>,
+    right: Option<&str>,
     note: &str,
     token: Option<&str>,
     conn: &Conn,
@@ -847,6 +989,9 @@ pub fn review(
     let mut body = json!({"decision": decision, "note": note});
     if let Some(option) = option {
         body["option"] = json!(option);
+    }
+    if let Some(answer) = right {
+        body["answer"] = json!(answer);
     }
     let answer = match token {
         Some(token) => client.post(&path, &body, Some(token))?,

@@ -279,6 +279,193 @@ fn ask(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<(String, Vec
     Ok((id, row))
 }
 
+/// The sealed vote (PROTOCOL.md §18): the payments agents commit to their
+/// answers before anyone sees one, then reveal them once the two-second
+/// commit phase is over.
+fn sealed_vote(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<Vec<String>> {
+    const TITLE: &str = "A sealed vote: nobody sees a stance before committing";
+    const SUMMARY: &str = "Refund 480 EUR for disputed order #7731";
+    let answers: [(&str, &str, &str, &str); 2] = [
+        (
+            "Compliance",
+            "endorse",
+            "0.8",
+            "The merchant never shipped; the dispute is within 60 days.",
+        ),
+        (
+            "Customer Care",
+            "endorse",
+            "0.9",
+            "Tracking shows no delivery; the customer has no prior disputes.",
+        ),
+    ];
+    println!("\n▶ {TITLE}");
+    let (_, now) = client.space()?;
+    let commit_deadline = now + 2_000;
+    let proposal = client.send(
+        "/v1/proposals",
+        MessageType::Proposal,
+        json!({"domain": "payments.disputes", "action": {"kind": "refund", "summary": SUMMARY},
+               "confidence": "0.75", "stakes": "medium", "deadline": now + 10 * 60_000,
+               "sealed": {"commit_deadline": commit_deadline}}),
+        &agents["Fraud Sentinel"],
+    )?;
+    let id = proposal["id"].as_str().context("proposal id")?.to_string();
+    let digest = synod_core::Digest::from_hex(&id).context("proposal id")?;
+    println!(
+        "  Fraud Sentinel proposes: {SUMMARY} (confidence 0.75, medium stakes, sealed for 2 s)"
+    );
+    let mut sealed = Vec::new();
+    for (who, stance, confidence, why) in answers {
+        let answer = json!({"stance": stance, "confidence": confidence, "reasoning": why});
+        let mut salt = [0u8; synod_core::sealed::MIN_SALT_BYTES];
+        getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let key = &agents[who];
+        let commitment = synod_core::sealed::commitment(&digest, key.id(), &salt, &answer);
+        client.send(
+            &format!("/v1/proposals/{id}/responses"),
+            MessageType::Response,
+            json!({"proposal": id, "commitment": commitment}),
+            key,
+        )?;
+        println!(
+            "  {who} commits {}… (its answer stays hidden)",
+            &commitment.to_hex()[..12]
+        );
+        sealed.push((who, answer, synod_core::wire::hex_encode(&salt)));
+    }
+    // The node ticks at the commit deadline; wait for the reveal phase.
+    let mut phase = String::new();
+    for _ in 0..100 {
+        let p = client.get(&format!("/v1/proposals/{id}"))?;
+        phase = p["sealed"]["phase"].as_str().unwrap_or("").to_string();
+        if phase == "reveal" || p["status"] != "open" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    println!("  the commit phase is over ({phase} phase): the answers are revealed");
+    for (who, answer, salt) in sealed {
+        let mut body = answer.clone();
+        body["proposal"] = json!(id);
+        body["salt"] = json!(salt);
+        client.send(
+            &format!("/v1/proposals/{id}/responses"),
+            MessageType::Response,
+            body,
+            &agents[who],
+        )?;
+        println!(
+            "  {who} reveals: {}s at {}: {}",
+            answer["stance"].as_str().unwrap_or(""),
+            answer["confidence"].as_str().unwrap_or(""),
+            answer["reasoning"].as_str().unwrap_or("")
+        );
+    }
+    let p = client.get(&format!("/v1/proposals/{id}"))?;
+    let status = p["status"].as_str().unwrap_or("?").to_string();
+    let how = p["closure"]["cause"]
+        .as_str()
+        .unwrap_or("")
+        .replace('_', " ");
+    println!("  → {status} ({how})");
+    Ok(vec![
+        TITLE.to_string(),
+        status,
+        p["reason"].as_str().unwrap_or("").to_string(),
+        p["tally"]["endorse"].as_str().unwrap_or("").to_string(),
+        p["tally"]["challenge"].as_str().unwrap_or("").to_string(),
+        how,
+    ])
+}
+
+/// The open question (PROTOCOL.md §19): free answers, numbers within a
+/// tolerance of 500 EUR clustered; the heaviest cluster is adopted when it
+/// holds 0.7 of the weight (medium stakes), and the dissent is kept.
+fn open_question(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<Vec<String>> {
+    const TITLE: &str = "An open question with clustered answers";
+    const SUMMARY: &str = "What credit limit (EUR) should account #5127 get?";
+    let answers: [(&str, &str, &str, &str); 3] = [
+        (
+            "Compliance",
+            "8000",
+            "0.7",
+            "Income supports 8,000 at our 30% exposure rule.",
+        ),
+        (
+            "Fraud Sentinel",
+            "12000",
+            "0.4",
+            "The requested 12,000; no fraud signal against it.",
+        ),
+        (
+            "Customer Care",
+            "8500",
+            "0.6",
+            "Spending averages 2,800 a month; 8,500 covers three.",
+        ),
+    ];
+    println!("\n▶ {TITLE}");
+    let (_, now) = client.space()?;
+    let proposal = client.send(
+        "/v1/proposals",
+        MessageType::Proposal,
+        json!({"domain": "credit.limits", "action": {"kind": "set_credit_limit", "summary": SUMMARY},
+               "confidence": "1", "stakes": "medium", "deadline": now + 10 * 60_000,
+               "method": "open", "open": {"tolerance": "500"}}),
+        &agents["Credit Risk"],
+    )?;
+    let id = proposal["id"].as_str().context("proposal id")?.to_string();
+    println!("  Credit Risk asks: {SUMMARY} (answers within 500 EUR are the same answer)");
+    for (who, answer, sure, why) in answers {
+        client.send(
+            &format!("/v1/proposals/{id}/responses"),
+            MessageType::Response,
+            json!({"proposal": id, "answer": answer, "confidence": sure, "reasoning": why}),
+            &agents[who],
+        )?;
+        println!("  {who}: {answer} (confidence {sure}) — {why}");
+    }
+    let p = client.get(&format!("/v1/proposals/{id}"))?;
+    let status = p["status"].as_str().unwrap_or("?").to_string();
+    let clusters: Vec<String> = p["clusters"]["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let members: Vec<&str> = c["answers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            format!(
+                "{{{}}} weight {}",
+                members.join(", "),
+                c["weight"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    let choice = p["choice"].as_str().unwrap_or("none").to_string();
+    println!("  clusters: {}", clusters.join("; "));
+    println!(
+        "  → {status}: adopts {choice} (agreement {}, needs 0.7; the 12000 dissent stays on record)",
+        p["clusters"]["agreement"].as_str().unwrap_or("?")
+    );
+    let how = p["closure"]["cause"]
+        .as_str()
+        .unwrap_or("")
+        .replace('_', " ");
+    Ok(vec![
+        TITLE.to_string(),
+        format!("{status} ({choice})"),
+        p["reason"].as_str().unwrap_or("").to_string(),
+        "-".to_string(),
+        "-".to_string(),
+        how,
+    ])
+}
+
 fn demo_dir() -> Result<PathBuf> {
     let mut suffix = [0u8; 4];
     getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -444,6 +631,8 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
     decisions.push(row);
     decisions.push(crate::demo_stake::play(&client, &agents)?);
     decisions.push(crate::demo_hierarchy::play(&client, admin, &agents)?);
+    decisions.push(sealed_vote(&client, &agents)?);
+    decisions.push(open_question(&client, &agents)?);
     println!("\nDecisions:");
     table::print(
         &["SCENARIO", "STATUS", "REASON", "E", "C", "CLOSED"],

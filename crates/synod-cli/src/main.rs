@@ -304,11 +304,14 @@ enum Command {
         /// The proposal id.
         id: String,
         /// `success`, `failure`, or a score in [0, 1].
-        #[arg(required_unless_present = "option")]
+        #[arg(required_unless_present_any = ["option", "answer"])]
         result: Option<String>,
         /// A belief proposal's outcome: the option that turned out right.
         #[arg(long, conflicts_with = "result")]
         option: Option<String>,
+        /// An open question's outcome: the answer that turned out right.
+        #[arg(long, conflicts_with_all = ["result", "option"])]
+        answer: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -326,6 +329,9 @@ enum Command {
         /// A belief proposal's approval: the option to adopt.
         #[arg(long)]
         option: Option<String>,
+        /// An open question's approval: the answer to adopt.
+        #[arg(long, conflicts_with = "option")]
+        answer: Option<String>,
         /// Why; kept in the audit log.
         #[arg(long, default_value = "")]
         note: String,
@@ -971,13 +977,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             id,
             result,
             option,
+            answer,
             conn,
-        } => commands::outcome(&id, result.as_deref(), option.as_deref(), &conn),
+        } => commands::outcome(
+            &id,
+            result.as_deref(),
+            option.as_deref(),
+            answer.as_deref(),
+            &conn,
+        ),
         Command::Escalations { conn } => commands::escalations(&conn),
         Command::Review {
             id,
             decision,
             option,
+            answer,
             note,
             token,
             conn,
@@ -985,6 +999,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             &id,
             &decision,
             option.as_deref(),
+            answer.as_deref(),
             &note,
             token.as_deref(),
             &conn,

@@ -203,6 +203,72 @@ fn audit_verify_passes_the_sample_and_names_a_tampered_entry() {
 }
 
 #[test]
+fn audit_verify_re_derives_the_sealed_sample() {
+    // PROTOCOL.md §18 through §10.3: commitments, the end of the commit
+    // phase and the reveals are re-derived from the signed entries.
+    let sample = repo().join("vectors/log/sealed.jsonl");
+    let out = synod()
+        .args(["audit", "verify", "--json"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["proposals"]["approved"], 1);
+    assert_eq!(summary["trust_updates"], 3);
+    // An altered count of commitments no longer verifies.
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let tampered = text.replace("\"committed\":3", "\"committed\":2");
+    assert_ne!(tampered, text);
+    let path = std::env::temp_dir().join(format!("sealed-{}.jsonl", std::process::id()));
+    std::fs::write(&path, tampered).unwrap();
+    let out = synod()
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn audit_verify_re_derives_the_open_sample() {
+    // PROTOCOL.md §19 through §10.3: clusters, the adopted answers and the
+    // trust updates of each answer are re-derived from the signed entries.
+    let sample = repo().join("vectors/log/open.jsonl");
+    let out = synod()
+        .args(["audit", "verify", "--json"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["proposals"]["approved"], 1);
+    assert_eq!(summary["proposals"]["approved_by_human"], 1);
+    assert_eq!(summary["trust_updates"], 5);
+    let text = std::fs::read_to_string(&sample).unwrap();
+    let tampered = text.replace("\"agreement\":\"0.666666\"", "\"agreement\":\"0.7\"");
+    assert_ne!(tampered, text);
+    let path = std::env::temp_dir().join(format!("open-{}.jsonl", std::process::id()));
+    std::fs::write(&path, tampered).unwrap();
+    let out = synod()
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(!out.status.success());
+}
+
+#[test]
 fn audit_verify_re_derives_the_belief_sample() {
     // PROTOCOL.md §15 through §10.3: pools, choices, a reviewer's option and
     // the quadratic trust updates are re-derived from the signed entries.

@@ -909,3 +909,156 @@ fn the_agent_card_is_signed_by_the_nodes_key() {
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
 }
+
+#[test]
+fn the_cli_commits_and_reveals_a_sealed_answer() {
+    // PROTOCOL.md §18 through `synod propose --sealed` and `synod respond
+    // --commit` / `--salt`, as the README shows it.
+    let dir = TempDir::new("sealed");
+    let server = Server::start(dir.path());
+    let k = team(&server);
+    let key_file = |name: &str| {
+        let path = dir.path().join(format!("{name}.key"));
+        synod_node::keys::write(&path, &k[name], true).unwrap();
+        path
+    };
+    let cli = |name: &str, args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .args(["--node", &server.base, "--key"])
+            .arg(key_file(name))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, id, err) = cli(
+        "alice",
+        &[
+            "propose",
+            "--domain",
+            "fraud.detection",
+            "--kind",
+            "block_card",
+            "--summary",
+            "Block card 9",
+            "--confidence",
+            "0.9",
+            "--stakes",
+            "critical",
+            "--sealed",
+            "2s",
+        ],
+    );
+    assert!(ok, "{err}");
+    let answer = [
+        "respond",
+        &id,
+        "endorse",
+        "0.8",
+        "--reasoning",
+        "velocity spike",
+    ];
+    let (ok, salt, err) = cli("bob", &[&answer[..], &["--commit"]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(salt.len(), 32, "{salt}");
+    // Too early: the commit phase is not over.
+    let (ok, _, err) = cli("bob", &[&answer[..], &["--salt", &salt]].concat());
+    assert!(!ok && err.contains("wrong_phase"), "{err}");
+    let (ok, status, _) = cli("bob", &["status", &id]);
+    assert!(
+        ok && status.contains("commit phase") && status.contains("1 committed"),
+        "{status}"
+    );
+    std::thread::sleep(Duration::from_millis(2_500));
+    // Another answer does not open the commitment; the committed one does.
+    let (ok, _, err) = cli(
+        "bob",
+        &[
+            "respond",
+            &id,
+            "endorse",
+            "0.9",
+            "--reasoning",
+            "velocity spike",
+            "--salt",
+            &salt,
+        ],
+    );
+    assert!(!ok && err.contains("bad_reveal"), "{err}");
+    let (ok, out, err) = cli("bob", &[&answer[..], &["--salt", &salt]].concat());
+    assert!(ok && out.contains("counted"), "{out} {err}");
+    let detail = server.client().get(&format!("/v1/proposals/{id}")).body;
+    assert_eq!(detail["responses"][0]["stance"], "endorse");
+    assert_eq!(detail["sealed"]["phase"], "reveal");
+}
+
+#[test]
+fn the_cli_asks_an_open_question_and_reports_its_answer() {
+    // PROTOCOL.md §19 through `synod propose --open`, `synod respond
+    // --answer`, `synod status` and `synod outcome --answer`.
+    let dir = TempDir::new("open");
+    let server = Server::start(dir.path());
+    let k = team(&server);
+    let cli = |name: &str, args: &[&str]| {
+        let path = dir.path().join(format!("{name}.key"));
+        synod_node::keys::write(&path, &k[name], true).unwrap();
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .args(["--node", &server.base, "--key"])
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, id, err) = cli(
+        "alice",
+        &[
+            "propose",
+            "--domain",
+            "fraud.detection",
+            "--kind",
+            "estimate",
+            "--summary",
+            "How many chargebacks next week?",
+            "--stakes",
+            "low",
+            "--open",
+            "--tolerance",
+            "1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli("bob", &["respond", &id, "endorse", "0.9", "--answer", "12"]);
+    assert!(!ok && err.contains("--answer"), "{err}");
+    let (ok, _, err) = cli(
+        "bob",
+        &["respond", &id, "--answer", " 12 ", "--sure", "0.8"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(
+        "carol",
+        &["respond", &id, "--answer", "13.0", "--sure", "0.6"],
+    );
+    assert!(ok, "{err}");
+    let (ok, status, err) = cli("oscar", &["status", &id]);
+    assert!(ok, "{err}");
+    assert!(
+        status.contains("approved") && status.contains("clusters  12 ("),
+        "{status}"
+    );
+    assert!(status.contains("leader 12 at 1"), "{status}");
+    let (ok, out, err) = cli("oscar", &["outcome", &id, "--answer", "12.5"]);
+    assert!(ok && out.contains("trust"), "{out} {err}");
+    let detail = server.client().get(&format!("/v1/proposals/{id}")).body;
+    assert_eq!(detail["choice"], "12");
+    assert_eq!(detail["outcome"]["answer"], "12.5");
+    assert_eq!(detail["responses"][1]["answer"], "13");
+}

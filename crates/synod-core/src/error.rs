@@ -56,11 +56,17 @@ pub enum ErrorKind {
     /// A proposal from an agent below the space's admission trust without a
     /// stamp of the admission difficulty bound to its content (§16).
     InsufficientWork,
+    /// A sealed proposal's commitment at or after its commit deadline, or a
+    /// reveal before it (§18).
+    WrongPhase,
+    /// A sealed proposal's reveal that does not hash to the member's
+    /// commitment (§18).
+    BadReveal,
 }
 
 impl ErrorKind {
     /// Every kind, in documentation order.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::Malformed,
         ErrorKind::BadSignature,
         ErrorKind::UnknownAgent,
@@ -77,6 +83,8 @@ impl ErrorKind {
         ErrorKind::WrongSpace,
         ErrorKind::InvalidState,
         ErrorKind::InsufficientWork,
+        ErrorKind::WrongPhase,
+        ErrorKind::BadReveal,
     ];
 
     /// The wire name, e.g. `"not_eligible"`.
@@ -98,6 +106,8 @@ impl ErrorKind {
             ErrorKind::WrongSpace => "wrong_space",
             ErrorKind::InvalidState => "invalid_state",
             ErrorKind::InsufficientWork => "insufficient_work",
+            ErrorKind::WrongPhase => "wrong_phase",
+            ErrorKind::BadReveal => "bad_reveal",
         }
     }
 }

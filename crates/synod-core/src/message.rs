@@ -54,6 +54,9 @@ pub enum Method {
     /// A worker proposes, supervisors evaluate, the executive decides, and
     /// workers may object (§21).
     Hierarchy,
+    /// An open question: each response is a free answer; equivalent answers
+    /// are clustered and the heaviest cluster wins (§19).
+    Open,
 }
 
 impl Method {
@@ -64,6 +67,7 @@ impl Method {
             Method::Belief => "belief",
             Method::Stake => "stake",
             Method::Hierarchy => "hierarchy",
+            Method::Open => "open",
         }
     }
 }
@@ -184,6 +188,12 @@ pub struct Proposal {
     /// this many members drawn by stake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub committee: Option<u32>,
+    /// Sealed (commit–reveal) responses (§18): when the commit phase ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<crate::sealed::SealedTerms>,
+    /// An open question's terms (§19): its numeric tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<crate::open::OpenTerms>,
 }
 
 impl Proposal {
@@ -217,6 +227,16 @@ pub struct Response {
     /// Why; kept in the audit log.
     #[serde(default)]
     pub reasoning: String,
+    /// A sealed proposal's commitment (§18): alone, in the commit phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commitment: Option<Digest>,
+    /// A sealed proposal's reveal: the salt, in lowercase hex, that opens
+    /// the member's commitment to this answer (§18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    /// An open question's answer (§19), with `confidence`: free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// Success or failure of a decided action.
@@ -249,6 +269,9 @@ pub struct Outcome {
     /// Excludes `result` and `score`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub option: Option<String>,
+    /// An open question's outcome: the answer that turned out right (§19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 impl Outcome {
@@ -288,6 +311,9 @@ pub struct Decision {
     /// A belief proposal's approval names the option it adopts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub option: Option<String>,
+    /// An open question's approval names the answer it adopts (§19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
     /// Why; kept in the audit log.
     #[serde(default)]
     pub note: String,
@@ -451,7 +477,17 @@ impl Body {
                 check_method(p)
             }
             Body::Response(r) => {
+                if crate::sealed::check_shape(r)? {
+                    return Ok(());
+                }
                 match (r.stance, r.confidence, &r.distribution) {
+                    (None, Some(_), None) if r.answer.is_some() => {}
+                    _ if r.answer.is_some() => {
+                        return reject(
+                            ErrorKind::Malformed,
+                            "an answer comes with a confidence and nothing else",
+                        );
+                    }
                     (Some(_), Some(_), None) => {}
                     (None, None, Some(d)) => check_distribution("distribution", d)?,
                     _ => {
@@ -461,15 +497,26 @@ impl Body {
                         );
                     }
                 }
+                if let Some(a) = &r.answer {
+                    crate::open::normalize(a)?;
+                }
                 check_text("reasoning", &r.reasoning)
             }
             Body::Outcome(o) => {
-                let given = [o.result.is_some(), o.score.is_some(), o.option.is_some()];
+                let given = [
+                    o.result.is_some(),
+                    o.score.is_some(),
+                    o.option.is_some(),
+                    o.answer.is_some(),
+                ];
                 if given.iter().filter(|&&g| g).count() != 1 {
                     return reject(
                         ErrorKind::Malformed,
-                        "an outcome carries exactly one of result, score and option",
+                        "an outcome carries exactly one of result, score, option and answer",
                     );
+                }
+                if let Some(a) = &o.answer {
+                    crate::open::normalize(a)?;
                 }
                 o.option.as_deref().map_or(Ok(()), check_option_label)
             }
@@ -478,6 +525,15 @@ impl Body {
                     check_option_label(option)?;
                     if d.decision != HumanVerdict::Approve {
                         return reject(ErrorKind::Malformed, "only an approval names an option");
+                    }
+                }
+                if let Some(answer) = &d.answer {
+                    crate::open::normalize(answer)?;
+                    if d.decision != HumanVerdict::Approve || d.option.is_some() {
+                        return reject(
+                            ErrorKind::Malformed,
+                            "only an approval names an answer, and not with an option",
+                        );
                     }
                 }
                 check_text("note", &d.note)
@@ -561,7 +617,38 @@ fn check_text(field: &str, text: &str) -> Result<(), Rejection> {
 /// must have options; the distribution names exactly the options.
 fn check_method(p: &Proposal) -> Result<(), Rejection> {
     crate::stake::check_committee(p)?;
+    // A hierarchy's evaluations and objections are public by design: the
+    // executive decides after reading the supervisors, the workers object
+    // to a decision they can see (§18, §21).
+    if p.sealed.is_some() && p.method() == Method::Hierarchy {
+        return reject(
+            ErrorKind::Malformed,
+            "a hierarchy proposal cannot be sealed: its evaluations and objections are public",
+        );
+    }
+    if let Some(terms) = &p.open {
+        if p.method() != Method::Open {
+            return reject(
+                ErrorKind::Malformed,
+                "only an open question carries open terms",
+            );
+        }
+        terms.tolerance_micros()?;
+    }
     match (p.method(), &p.options) {
+        (Method::Open, None) => {
+            if p.distribution.is_some() {
+                return reject(
+                    ErrorKind::Malformed,
+                    "an open question carries no distribution",
+                );
+            }
+            Ok(())
+        }
+        (Method::Open, Some(_)) => reject(
+            ErrorKind::Malformed,
+            "an open question has no options: its answers are free",
+        ),
         (Method::Vote | Method::Stake | Method::Hierarchy, None) => {
             if p.distribution.is_some() {
                 return reject(

@@ -40,6 +40,9 @@ pub struct Position {
     /// distance `½ Σ |p − π|` against the pooled probabilities as printed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub divergence: Option<String>,
+    /// An open question's answer, normalised (§19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
     /// Frozen authority.
     pub authority: Authority,
     /// Frozen trust.
@@ -137,6 +140,13 @@ pub struct DecisionPackage {
     /// objections (§21.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hierarchy: Option<HierarchyPackage>,
+    /// A sealed proposal's commitments (§18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedPackage>,
+    /// An open question's clusters, dissenting ones included, and the
+    /// adopted answer (§19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenPackage>,
 }
 
 /// What a reviewer needs of a hierarchy proposal beyond the supervisors'
@@ -167,6 +177,29 @@ pub struct ObjectionPackage {
     pub name: String,
     /// Why it objected.
     pub reasoning: String,
+}
+
+/// What a reviewer needs of an open question beyond the positions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenPackage {
+    /// Every cluster, the leader's and the dissenting ones.
+    pub clusters: crate::open::Clustered,
+    /// The answer adopted, by the rule or by reviewers.
+    pub choice: Option<String>,
+}
+
+/// Who committed to a sealed proposal and who has revealed (§18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedPackage {
+    /// End of the commit phase (log time, ms).
+    pub commit_deadline: u64,
+    /// `commit` or `reveal`.
+    pub phase: String,
+    /// The members that committed, in log order.
+    pub committed: Vec<AgentId>,
+    /// Those of them whose answer has not been revealed: abstentions if
+    /// the proposal closes before they reveal.
+    pub unrevealed: Vec<AgentId>,
 }
 
 /// What a reviewer needs of a belief proposal beyond the positions.
@@ -248,6 +281,7 @@ impl DecisionPackage {
                 confidence,
                 distribution,
                 divergence,
+                answer: None,
                 authority: member.authority,
                 trust: member.trust,
                 weight,
@@ -267,7 +301,7 @@ impl DecisionPackage {
                 (Method::Belief, Some(d)) => {
                     positions.push(position(None, None, belief_position(member, d)));
                 }
-                (Method::Belief, None) => {}
+                (Method::Belief, None) | (Method::Open, _) => {}
             }
         }
         for r in &record.responses {
@@ -275,6 +309,11 @@ impl DecisionPackage {
             let a = agent(r.agent);
             let (weight, distribution, divergence) = match (&r.distribution, r.stance, r.confidence)
             {
+                _ if r.answer.is_some() => (
+                    format_scaled(member.pool_weight(&record.policy), pool_decimals),
+                    None,
+                    None,
+                ),
                 (Some(d), _, _) => belief_position(member, d),
                 (None, Some(stance), Some(c)) => (weight(member, stance, c), None, None),
                 (None, _, _) => ("0".to_string(), None, None),
@@ -287,6 +326,7 @@ impl DecisionPackage {
                 confidence: r.confidence,
                 distribution,
                 divergence,
+                answer: r.answer.clone(),
                 authority: member.authority,
                 trust: member.trust,
                 weight,
@@ -300,6 +340,7 @@ impl DecisionPackage {
         let policy = &record.policy;
         let quorum_needed = format_scaled(ratio(policy.quorum) * t.potential, 18);
         let margin = signed_decimal(t.endorse as i128 - t.challenge as i128, decimals);
+        let clusters = record.clusters();
         let thresholds = match (record.method, weighting) {
             (Method::Stake, _) => {
                 let (approve, reject) = stake::thresholds(t.potential);
@@ -316,6 +357,15 @@ impl DecisionPackage {
                     ),
                 }
             }
+            (Method::Open, _) => Thresholds {
+                quorum_needed,
+                confidence_needed: "0".to_string(),
+                approve_needed: policy.pool_threshold.to_string(),
+                reject_needed: "0".to_string(),
+                margin: clusters
+                    .as_ref()
+                    .map_or("0".to_string(), |c| c.agreement.clone()),
+            },
             (Method::Belief, _) => {
                 let p = pooled.as_ref().expect("a belief proposal's pool");
                 let lead = p.leader.map_or(0, |l| p.probabilities[l]);
@@ -380,7 +430,10 @@ impl DecisionPackage {
             .map(|d| ReviewerDecision {
                 reviewer: agent(d.reviewer).id.clone(),
                 decision: d.decision,
-                option: d.option.map(|o| record.option_label(o)),
+                option: d
+                    .option
+                    .map(|o| record.option_label(o))
+                    .or_else(|| d.answer.clone()),
                 note: d.note.clone(),
             })
             .collect();
@@ -425,6 +478,23 @@ impl DecisionPackage {
                     leader: report.leader,
                     pooled: report.pooled,
                     choice: record.choice.map(|c| record.option_label(c)),
+                }
+            }),
+            open: clusters.map(|clusters| OpenPackage {
+                clusters,
+                choice: record.open.as_ref().and_then(|o| o.choice.clone()),
+            }),
+            sealed: record.sealed.as_ref().map(|s| {
+                let commits = s.in_log_order();
+                SealedPackage {
+                    commit_deadline: s.commit_deadline,
+                    phase: s.phase().to_string(),
+                    committed: commits.iter().map(|c| agent(c.agent).id.clone()).collect(),
+                    unrevealed: commits
+                        .iter()
+                        .filter(|c| !c.revealed)
+                        .map(|c| agent(c.agent).id.clone())
+                        .collect(),
                 }
             }),
         }

@@ -57,6 +57,20 @@ struct RawScenario<'a> {
     executive_decision: Option<HumanVerdict>,
     #[serde(default)]
     objections: Option<Vec<String>>,
+    #[serde(default)]
+    sealed: Option<RawSealed>,
+    #[serde(default)]
+    open: Option<crate::open::OpenTerms>,
+}
+
+/// A sealed proposal (§18): who committed, and whether the commit phase is
+/// over. The responses are then the reveals.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSealed {
+    committed: Vec<String>,
+    #[serde(default)]
+    commit_phase_over: bool,
 }
 
 /// A JSON object read as its members in order, repeats included, so that
@@ -139,6 +153,8 @@ struct RawResponse<'a> {
     confidence: Option<&'a RawValue>,
     #[serde(default, borrow)]
     distribution: Option<Pairs<'a>>,
+    #[serde(default)]
+    answer: Option<String>,
 }
 
 /// What `synod resolve` prints.
@@ -162,6 +178,9 @@ pub struct ScenarioResult {
     /// A hierarchy scenario's executive decision and objections (§21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hierarchy: Option<HierarchyResult>,
+    /// An open question's clusters (§19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenResult>,
 }
 
 /// What a hierarchy scenario adds to the result (§11.4, §21).
@@ -174,6 +193,16 @@ pub struct HierarchyResult {
     pub objections: u32,
     /// How many workers there are.
     pub workers: u32,
+}
+
+/// What an open question adds to the result (§11.4, §19).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenResult {
+    /// The answer adopted: the leader, when the status is `approved`.
+    pub choice: Option<String>,
+    /// The clusters, the leader and its agreement.
+    pub clusters: crate::open::Clustered,
 }
 
 /// What a belief scenario adds to the result (§11.4, §15).
@@ -236,6 +265,49 @@ fn unit(field: &str, raw: &RawValue) -> Result<Unit, Rejection> {
     decimal.unit(&literal).map_err(|e| prefix(e.into()))
 }
 
+/// A sealed scenario's committed members: each a member other than the
+/// proposer, listed once; in the commit phase there are no reveals yet and
+/// the deadline has not passed.
+fn sealed_members<'a>(
+    raw: &'a RawScenario<'_>,
+    sealed: &'a RawSealed,
+    members: &BTreeMap<&str, (Authority, Trust)>,
+) -> Result<BTreeSet<&'a str>, Rejection> {
+    if sealed.committed.len() > MAX_SCENARIO_AGENTS {
+        return reject(ErrorKind::TooLarge, "sealed.committed: too many agents");
+    }
+    let mut committed = BTreeSet::new();
+    for (i, agent) in sealed.committed.iter().enumerate() {
+        if *agent == raw.proposer || !members.contains_key(agent.as_str()) {
+            return reject(
+                ErrorKind::NotEligible,
+                format!("sealed.committed[{i}]: {agent:?} is not a member other than the proposer"),
+            );
+        }
+        if !committed.insert(agent.as_str()) {
+            return reject(
+                ErrorKind::Duplicate,
+                format!("sealed.committed[{i}]: {agent:?} committed twice"),
+            );
+        }
+    }
+    if !sealed.commit_phase_over {
+        if raw.deadline_passed {
+            return reject(
+                ErrorKind::Malformed,
+                "sealed: the deadline comes after the commit phase",
+            );
+        }
+        if !raw.responses.is_empty() {
+            return reject(
+                ErrorKind::WrongPhase,
+                "responses: nothing is revealed before the commit phase is over",
+            );
+        }
+    }
+    Ok(committed)
+}
+
 /// Resolves a scenario given as JSON text.
 pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let raw: RawScenario<'_> = serde_json::from_str(input)
@@ -275,8 +347,24 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         .map_err(|r| Rejection::new(r.kind, format!("policy: {}", r.message)))?;
     let weighting = policy.weighting;
     let method = raw.method.unwrap_or_default();
+    let open_terms = match (method, &raw.open) {
+        (Method::Open, terms) => Some(terms.clone().unwrap_or_default()),
+        (_, Some(_)) => {
+            return reject(
+                ErrorKind::Malformed,
+                "open: only an open question has open terms",
+            );
+        }
+        (_, None) => None,
+    };
     let options = match (method, &raw.options) {
-        (Method::Vote | Method::Stake | Method::Hierarchy, None) => Vec::new(),
+        (Method::Vote | Method::Stake | Method::Hierarchy | Method::Open, None) => Vec::new(),
+        (Method::Open, Some(_)) => {
+            return reject(
+                ErrorKind::Malformed,
+                "options: an open question has no options",
+            );
+        }
         (Method::Vote | Method::Stake | Method::Hierarchy, Some(_)) => {
             return reject(
                 ErrorKind::Malformed,
@@ -347,6 +435,13 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         (Some(_), Some(_)) => {}
     }
 
+    // A hierarchy's evaluations and objections are public (§18).
+    if method == Method::Hierarchy && raw.sealed.is_some() {
+        return reject(
+            ErrorKind::Malformed,
+            "sealed: a hierarchy scenario cannot be sealed",
+        );
+    }
     // A hierarchy (§21): its workers, and the executive's decision and the
     // objections only in a hierarchy scenario.
     let hier = method == Method::Hierarchy;
@@ -452,6 +547,18 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         .as_ref()
         .map(|d| distribution("proposer_distribution", d, &options))
         .transpose()?;
+    let committed = match &raw.sealed {
+        None => None,
+        Some(sealed) => Some(sealed_members(&raw, sealed, &members)?),
+    };
+    let mut open = match &open_terms {
+        Some(terms) => Some(crate::open::OpenTally::new(
+            terms
+                .tolerance_micros()
+                .map_err(|r| Rejection::new(r.kind, format!("open: {}", r.message)))?,
+        )),
+        None => None,
+    };
     let mut pool = BeliefTally::new(options.len());
     // The distributions counted, by agent, for the divergences.
     let mut counted: Vec<(&str, Vec<u32>)> = Vec::new();
@@ -460,6 +567,7 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         responded.insert(raw.proposer.as_str());
         if policy.proposer_counts {
             match &proposer_distribution {
+                _ if open.is_some() => {}
                 _ if by_stake => {
                     stake::add(&mut tally, Stance::Endorse, stakes[raw.proposer.as_str()])
                 }
@@ -475,7 +583,31 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     }
     for (i, r) in raw.responses.iter().enumerate() {
         let field = format!("responses[{i}]");
+        let mut answer = None;
         let position = match (r.stance, r.confidence, &r.distribution) {
+            _ if r.answer.is_some() || open.is_some() => {
+                match (r.stance, r.confidence, &r.distribution, &r.answer) {
+                    (None, Some(c), None, Some(a)) if open.is_some() => {
+                        let c = Confidence(unit(&format!("{field}.confidence"), c)?);
+                        answer = Some(crate::open::normalize(a).map_err(|e| {
+                            Rejection::new(e.kind, format!("{field}.answer: {}", e.message))
+                        })?);
+                        Ok((Stance::Endorse, c))
+                    }
+                    (Some(Stance::Abstain), Some(c), None, None) => Ok((
+                        Stance::Abstain,
+                        Confidence(unit(&format!("{field}.confidence"), c)?),
+                    )),
+                    _ => {
+                        return reject(
+                            ErrorKind::Malformed,
+                            format!(
+                                "{field}: an open question's response is an answer with a confidence, or an abstention"
+                            ),
+                        );
+                    }
+                }
+            }
             (Some(stance), Some(c), None) => {
                 if belief && stance != Stance::Abstain {
                     return reject(
@@ -515,6 +647,15 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
                 format!("responses[{i}]: {:?} is not in the electorate", r.agent),
             );
         };
+        if committed
+            .as_ref()
+            .is_some_and(|c| !c.contains(r.agent.as_str()))
+        {
+            return reject(
+                ErrorKind::NotEligible,
+                format!("responses[{i}]: {:?} did not commit", r.agent),
+            );
+        }
         if !responded.insert(r.agent.as_str()) {
             return reject(
                 ErrorKind::Duplicate,
@@ -523,6 +664,19 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
         }
         match position {
             Ok((stance, _)) if by_stake => stake::add(&mut tally, stance, stakes[r.agent.as_str()]),
+            Ok(_) if answer.is_some() => {
+                let open = open.as_mut().expect("an open question");
+                let text = answer.take().expect("an answer");
+                if open.full_for(&text) {
+                    return reject(
+                        ErrorKind::TooLarge,
+                        format!("{field}: too many distinct answers"),
+                    );
+                }
+                open.add(text, weight_factor(&policy, a, t));
+                tally.voted += u128::from(Influence::of(a, t).0);
+            }
+            Ok(_) if open.is_some() => {}
             Ok((stance, confidence)) => tally.add(&policy, stance, a, t, confidence),
             Err(d) => {
                 pool.add(&policy, weight_factor(&policy, a, t), &d);
@@ -531,9 +685,13 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             }
         }
     }
-    let waiting = members
-        .iter()
-        .filter(|(agent, _)| !responded.contains(*agent));
+    // Once a sealed proposal's commit phase is over, only the members that
+    // committed may still answer (§18).
+    let committing = raw.sealed.as_ref().is_some_and(|s| !s.commit_phase_over);
+    let waiting = members.iter().filter(|(agent, _)| {
+        !responded.contains(*agent)
+            && (committing || committed.as_ref().is_none_or(|c| c.contains(**agent)))
+    });
     // §21: the executive decides after every supervisor; objections come
     // from workers, once each, after the decision.
     let mut objected: BTreeSet<&str> = BTreeSet::new();
@@ -578,7 +736,17 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
     let everyone_answered = waiting.count() == 0;
 
     let closing = raw.deadline_passed || everyone_answered;
+    let decimals = match weighting {
+        Weighting::Linear => 12,
+        Weighting::LogOdds => 18,
+    };
+    let open_result = open.as_ref().map(|o| {
+        let (verdict, clusters) = crate::open::resolve(&policy, &tally, o, decimals);
+        (closing.then_some(verdict), clusters)
+    });
     let (verdict, early) = match (belief, closing) {
+        // An open question has no early finality (§19.3).
+        _ if open_result.is_some() => (open_result.as_ref().and_then(|(v, _)| *v), false),
         _ if hier => {
             let v = hierarchy::rule(
                 &policy,
@@ -590,6 +758,8 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             let overruled = raw.executive_decision.is_some() && 2 * objected.len() > workers.len();
             ((raw.deadline_passed || overruled).then_some(v), false)
         }
+        // No early finality in a sealed proposal's commit phase (§18).
+        (false, false) if committing => (None, false),
         (false, true) if by_stake => (Some(stake::resolve(&policy, &tally)), false),
         (false, false) if by_stake => (stake::early(&policy, &tally), true),
         (false, true) => (Some(resolve(&policy, &tally)), false),
@@ -642,6 +812,12 @@ pub fn run(input: &str) -> Result<ScenarioResult, Rejection> {
             decision: raw.executive_decision,
             objections: objected.len() as u32,
             workers: workers.len() as u32,
+        }),
+        open: open_result.map(|(v, clusters)| OpenResult {
+            choice: (v == Some(Verdict::Approved))
+                .then(|| clusters.leader.clone())
+                .flatten(),
+            clusters,
         }),
     })
 }

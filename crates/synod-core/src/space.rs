@@ -30,7 +30,9 @@ use crate::message::{
     Body, Change, Configuration, Decision, Distribution, HumanVerdict, Method, Outcome, Proposal,
     Registration, Response, Role, check_covers,
 };
+use crate::open::{Clustered, OpenTally};
 use crate::policy::{Policy, Stakes};
+use crate::sealed::{CommitRecord, SealedState};
 use crate::stake::{self, StakeSource};
 use crate::tally::{self, Reason, Stance, Tally, TallyDecimal, Verdict, early_verdict, resolve};
 use crate::trust;
@@ -217,6 +219,8 @@ pub struct ResponseRecord {
     pub confidence: Option<Confidence>,
     /// A belief proposal's distribution, in millionths, in option order.
     pub distribution: Option<Vec<u32>>,
+    /// An open question's answer, normalised (§19).
+    pub answer: Option<String>,
     /// Its reasoning.
     pub reasoning: String,
     /// Log index of the response.
@@ -234,6 +238,8 @@ pub struct DecisionRecord {
     pub decision: HumanVerdict,
     /// The option a belief proposal's approval adopts (its position).
     pub option: Option<u8>,
+    /// The answer an open question's approval adopts, normalised.
+    pub answer: Option<String>,
     /// The reviewer's note.
     pub note: String,
     /// Log index.
@@ -249,6 +255,8 @@ pub struct OutcomeRecord {
     pub score: Option<Score>,
     /// The option that turned out right (a belief proposal).
     pub option: Option<u8>,
+    /// The answer that turned out right (an open question), normalised.
+    pub answer: Option<String>,
     /// Log index.
     pub index: LogIndex,
 }
@@ -331,6 +339,10 @@ pub struct ProposalRecord {
     /// A hierarchy proposal's frozen roles, the executive's decision and
     /// the workers' objections (§21).
     pub hierarchy: Option<Box<HierarchyRecord>>,
+    /// A sealed proposal's commitments and phase (§18).
+    pub sealed: Option<SealedState>,
+    /// An open question's answers and adopted answer (§19).
+    pub open: Option<OpenTally>,
     /// Electorate slot of each member (not part of the state hash: derived).
     #[serde(skip)]
     slots: Index<AgentIdx, u32>,
@@ -380,6 +392,28 @@ impl ProposalRecord {
                 let (verdict, pooled) = belief::resolve(&self.policy, &self.tally, &self.belief);
                 (verdict, Some(pooled))
             }
+            Method::Open => (self.open_verdict().0, None),
+        }
+    }
+
+    /// An open question's verdict and clusters (§19).
+    fn open_verdict(&self) -> (Verdict, Clustered) {
+        let open = self.open.as_ref().expect("an open question has answers");
+        crate::open::resolve(&self.policy, &self.tally, open, self.pool_decimals())
+    }
+
+    /// The clusters as effects and packages show them; `None` unless an
+    /// open question.
+    pub fn clusters(&self) -> Option<Clustered> {
+        self.open.as_ref().map(|_| self.open_verdict().1)
+    }
+
+    /// Places of a pool weight (§15.1): 12 under linear weighting, 18 under
+    /// log-odds.
+    fn pool_decimals(&self) -> u32 {
+        match self.policy.weighting {
+            crate::policy::Weighting::Linear => 12,
+            crate::policy::Weighting::LogOdds => 18,
         }
     }
 
@@ -410,6 +444,62 @@ impl ProposalRecord {
             Ok(Body::Proposal(p)) => *p,
             _ => unreachable!("a recorded proposal decodes"),
         }
+    }
+
+    /// Whether `agent` committed to this sealed proposal (§18).
+    pub fn committed(&self, agent: AgentIdx) -> bool {
+        self.sealed.as_ref().is_some_and(|s| {
+            self.slots
+                .get(&agent)
+                .is_some_and(|slot| s.commitments.contains_key(slot))
+        })
+    }
+
+    /// What ending the commit phase leaves to wait for: the number of
+    /// committed members and their summed reach. Only the members that
+    /// committed may still answer (§18).
+    fn after_commit_phase(&self, sealed: &SealedState) -> (u32, u128) {
+        let reach = sealed
+            .commitments
+            .keys()
+            .map(|&slot| self.electorate[slot as usize].reach(&self.policy))
+            .sum();
+        (sealed.commitments.len() as u32, reach)
+    }
+
+    /// Whether ending this proposal's commit phase (if it is still in it)
+    /// closes it: nobody committed, or the remaining reveals cannot change
+    /// an approve or reject verdict (§18, §6.2–§6.3).
+    fn commit_end_closes(&self) -> bool {
+        let Some(sealed) = self.sealed.as_ref().filter(|s| !s.revealing) else {
+            return false;
+        };
+        let (pending, remaining) = self.after_commit_phase(sealed);
+        pending == 0 || self.early_final(remaining)
+    }
+
+    /// Whether the verdict is already final with `remaining` reach still to
+    /// answer: a vote by §6.3, a stake proposal by §20.2; a belief proposal,
+    /// an open question and a hierarchy proposal have no early finality
+    /// (§15.3, §19.3, §21).
+    fn early_final(&self, remaining: u128) -> bool {
+        match self.method {
+            Method::Vote => early_verdict(&self.policy, &self.tally, remaining).is_some(),
+            Method::Stake => stake::early(&self.policy, &self.tally).is_some(),
+            Method::Belief | Method::Open | Method::Hierarchy => false,
+        }
+    }
+
+    /// Whether the entry at log time `time` closes this open proposal: its
+    /// deadline, or the end of its commit phase.
+    fn closes_by(&self, time: u64) -> bool {
+        self.status == Status::Open
+            && (self.deadline <= time
+                || self
+                    .sealed
+                    .as_ref()
+                    .is_some_and(|s| !s.revealing && s.commit_deadline <= time)
+                    && self.commit_end_closes())
     }
 
     fn rebuild_indexes(&mut self) {
@@ -501,6 +591,9 @@ pub enum Effect {
         /// A belief proposal's pool after it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pool: Option<PoolReport>,
+        /// An open question's clusters after it (§19).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clusters: Option<Clustered>,
     },
     /// A proposal closed and the rule gave its verdict.
     ProposalClosed {
@@ -520,6 +613,25 @@ pub enum Effect {
         /// A belief proposal's final pool.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pool: Option<PoolReport>,
+        /// An open question's final clusters (§19).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clusters: Option<Clustered>,
+    },
+    /// A member committed to a sealed proposal (§18); its answer stays
+    /// hidden until it reveals.
+    Committed {
+        /// The proposal.
+        proposal: Digest,
+        /// The member.
+        agent: AgentId,
+    },
+    /// A sealed proposal's commit phase ended: reveals are taken from the
+    /// members that committed (§18).
+    RevealOpened {
+        /// The proposal.
+        proposal: Digest,
+        /// How many members committed.
+        committed: u32,
     },
     /// A newer proposal replaced an open one.
     ProposalSuperseded {
@@ -646,6 +758,8 @@ pub struct Space {
     agent_index: BTreeMap<AgentId, AgentIdx>,
     proposals: BTreeMap<Digest, ProposalRecord>,
     deadlines: BTreeSet<(u64, Digest)>,
+    /// Sealed proposals still in their commit phase, by commit deadline.
+    commit_deadlines: BTreeSet<(u64, Digest)>,
     head: Head,
     /// The current proposer round (§20.4): its length, its number and its
     /// anchor, the hash of the last entry before it.
@@ -707,7 +821,9 @@ impl Space {
     /// The earliest deadline of an open proposal: when a sequencer should
     /// append a tick.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let deadline = self.deadlines.first().map(|(t, _)| *t);
+        let commit = self.commit_deadlines.first().map(|(t, _)| *t);
+        deadline.into_iter().chain(commit).min()
     }
 
     /// The effective roles of an agent.
@@ -818,7 +934,36 @@ impl Space {
             last_hash: entry.hash(),
             last_time: entry.time,
         };
-        self.close_expired(entry.index, entry.time)
+        let mut effects = self.end_commit_phases(entry.index, entry.time);
+        effects.extend(self.close_expired(entry.index, entry.time));
+        effects
+    }
+
+    /// Ends the commit phase of every sealed proposal whose commit deadline
+    /// `time` has reached, in ascending order of `(commit_deadline, id)`:
+    /// members that did not commit are no longer waited for, and the
+    /// proposal may close at once (§18).
+    fn end_commit_phases(&mut self, index: LogIndex, time: u64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        while let Some(&(commit_deadline, id)) = self.commit_deadlines.first() {
+            if commit_deadline > time {
+                break;
+            }
+            self.commit_deadlines.remove(&(commit_deadline, id));
+            let record = self.proposals.get_mut(&id).expect("a known proposal");
+            let mut sealed = record.sealed.take().expect("a sealed proposal");
+            let (pending, remaining) = record.after_commit_phase(&sealed);
+            sealed.revealing = true;
+            record.sealed = Some(sealed);
+            record.pending = pending;
+            record.remaining = remaining;
+            effects.push(Effect::RevealOpened {
+                proposal: id,
+                committed: pending,
+            });
+            effects.extend(self.close_if_final(&id, index, time));
+        }
+        effects
     }
 
     /// The local sequencer's path: checks `message` at log time `time` and,
@@ -947,8 +1092,18 @@ impl Space {
             let leader = p.leader.expect("an approved pool has a leader");
             record.choice = Some(leader as u8);
         }
+        let clusters = record.clusters();
+        if verdict == Verdict::Approved
+            && let Some(c) = &clusters
+        {
+            let leader = c.leader.clone().expect("an approved question has a leader");
+            record.open.as_mut().expect("open").choice = Some(leader);
+        }
         let removed = self.deadlines.remove(&(record.deadline, *id));
         assert!(removed, "an open proposal has a deadline");
+        if let Some(s) = &record.sealed {
+            self.commit_deadlines.remove(&(s.commit_deadline, *id));
+        }
         let proposer = &mut self.agents[record.proposer as usize];
         proposer.open_proposals = proposer
             .open_proposals
@@ -960,21 +1115,25 @@ impl Space {
             reason: verdict.reason(),
             cause,
             tally: record.tally_decimal(),
-            choice: record.choice.map(|c| record.option_label(c)),
+            choice: record
+                .choice
+                .map(|c| record.option_label(c))
+                .or_else(|| record.open.as_ref().and_then(|o| o.choice.clone())),
             pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
+            clusters,
         }
     }
 
     /// Whether `record` is open at log time `time` (its deadline not passed).
     fn is_open_at(record: &ProposalRecord, time: u64) -> bool {
-        record.status == Status::Open && record.deadline > time
+        record.status == Status::Open && !record.closes_by(time)
     }
 
     /// The status `record` has once every deadline up to `time` has closed:
     /// lets [`Space::append`] check a message before the entry that closes
     /// expired proposals is applied, and agree with [`Space::apply`].
     fn status_at(record: &ProposalRecord, time: u64) -> Status {
-        if record.status == Status::Open && record.deadline <= time {
+        if record.closes_by(time) {
             match record.verdict().0 {
                 Verdict::Approved => Status::Approved,
                 Verdict::Rejected => Status::Rejected,
@@ -1046,7 +1205,7 @@ impl Space {
             Body::Registration(r) => self.check_registration(signer, r),
             Body::Configuration(c) => self.check_configuration(signer, c),
             Body::Proposal(p) => self.check_proposal(message, *p, time),
-            Body::Response(r) => self.check_response(signer, r, time),
+            Body::Response(r) => self.check_response(message, r, time),
             Body::Decision(d) => self.check_decision(signer, d, time),
             Body::Outcome(o) => self.check_outcome(signer, o, time),
         }
@@ -1184,6 +1343,17 @@ impl Space {
                 ),
             );
         }
+        if let Some(terms) = &p.sealed
+            && (terms.commit_deadline <= time || terms.commit_deadline >= p.deadline)
+        {
+            return reject(
+                ErrorKind::BadDeadline,
+                format!(
+                    "commit_deadline {} must be after log time {time} and before the deadline {}",
+                    terms.commit_deadline, p.deadline
+                ),
+            );
+        }
         let base = self.config.policies.get(p.stakes);
         let policy = match &p.policy {
             Some(overrides) => base.tightened(overrides)?,
@@ -1205,15 +1375,16 @@ impl Space {
                 );
             }
         }
-        // Proposals past their deadline at `time` are closed by this entry
-        // before the proposal opens, so they do not count.
-        let expired = self.deadlines.range(..=(time, Digest([0xff; 32]))).count();
+        // Proposals past their deadline at `time`, or closed by the end of
+        // their commit phase (§18), are closed by this entry before the
+        // proposal opens, so they do not count.
+        let closing = self.closing_at(time);
+        let expired = closing.len();
         // The same for the proposer's own quota: what this entry's time
         // closes does not count.
-        let own_expired = self
-            .deadlines
-            .range(..=(time, Digest([0xff; 32])))
-            .filter(|(_, id)| self.proposals[id].proposer == proposer)
+        let own_expired = closing
+            .iter()
+            .filter(|id| self.proposals[*id].proposer == proposer)
             .count() as u32;
         // A proposal this one supersedes closes with it: it does not count.
         let replaced = p
@@ -1244,6 +1415,21 @@ impl Space {
             policy,
             proposal: p,
         })))
+    }
+
+    /// The open proposals the entry at log time `time` closes before its
+    /// message is looked at: deadlines, and commit phases whose end closes
+    /// the proposal (§18).
+    fn closing_at(&self, time: u64) -> BTreeSet<Digest> {
+        let last = (time, Digest([0xff; 32]));
+        let mut ids: BTreeSet<Digest> = self.deadlines.range(..=last).map(|(_, id)| *id).collect();
+        ids.extend(
+            self.commit_deadlines
+                .range(..=last)
+                .map(|(_, id)| *id)
+                .filter(|id| self.proposals[id].commit_end_closes()),
+        );
+        ids
     }
 
     /// Proof-of-work admission (§16): below `admission_trust_below` in the
@@ -1280,7 +1466,13 @@ impl Space {
         Ok(())
     }
 
-    fn check_response(&self, signer: &AgentId, r: Response, time: u64) -> Result<Plan, Rejection> {
+    fn check_response(
+        &self,
+        message: &Verified,
+        r: Response,
+        time: u64,
+    ) -> Result<Plan, Rejection> {
+        let signer = message.signer();
         let idx = self.signer_idx(signer)?;
         let record = self.record(&r.proposal)?;
         if let Some(h) = record.hierarchy.as_deref()
@@ -1330,6 +1522,9 @@ impl Space {
                 },
             );
         };
+        if r.commitment.is_some() {
+            return self.check_commitment(record, idx, slot, r, time);
+        }
         match (record.method, &r.distribution, r.stance) {
             (Method::Vote | Method::Stake | Method::Hierarchy, None, _) => {}
             (Method::Vote | Method::Stake | Method::Hierarchy, Some(_), _) => {
@@ -1346,8 +1541,132 @@ impl Space {
                     "this is a belief proposal: respond with a distribution over its options, or abstain",
                 );
             }
+            (Method::Open, None, _) => Self::check_answer(record, &r)?,
+            (Method::Open, Some(_), _) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "this is an open question: respond with an answer and a confidence, or abstain",
+                );
+            }
         }
+        if record.method != Method::Open && r.answer.is_some() {
+            return reject(
+                ErrorKind::Malformed,
+                "only an open question takes an answer",
+            );
+        }
+        Self::check_reveal(record, message, slot, &r, time)?;
         Ok(Plan::Respond(idx, slot, r))
+    }
+
+    /// An open question's response is an answer (or an abstention), and a
+    /// new distinct answer fits (§19).
+    fn check_answer(record: &ProposalRecord, r: &Response) -> Result<(), Rejection> {
+        match &r.answer {
+            None if r.stance == Some(Stance::Abstain) => Ok(()),
+            None => reject(
+                ErrorKind::Malformed,
+                "this is an open question: respond with an answer and a confidence, or abstain",
+            ),
+            Some(a) => {
+                let text = crate::open::normalize(a)?;
+                if record.open.as_ref().is_some_and(|o| o.full_for(&text)) {
+                    return reject(
+                        ErrorKind::TooLarge,
+                        format!(
+                            "this question already has {} distinct answers",
+                            crate::open::MAX_DISTINCT_ANSWERS
+                        ),
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A commitment to a sealed proposal (§18): the proposal is sealed, its
+    /// commit phase has not ended, and the member has not committed.
+    fn check_commitment(
+        &self,
+        record: &ProposalRecord,
+        idx: AgentIdx,
+        slot: u32,
+        r: Response,
+        time: u64,
+    ) -> Result<Plan, Rejection> {
+        let Some(sealed) = &record.sealed else {
+            return reject(
+                ErrorKind::Malformed,
+                "this proposal is not sealed: respond with your answer, not a commitment",
+            );
+        };
+        if sealed.commitments.contains_key(&slot) {
+            return reject(
+                ErrorKind::Duplicate,
+                "this member has already committed to this proposal",
+            );
+        }
+        if sealed.revealing || time >= sealed.commit_deadline {
+            return reject(
+                ErrorKind::WrongPhase,
+                format!(
+                    "the commit phase ended at {}: commitments are no longer taken",
+                    sealed.commit_deadline
+                ),
+            );
+        }
+        Ok(Plan::Commit(idx, slot, r))
+    }
+
+    /// The answer of a response to a sealed proposal is a reveal: after the
+    /// commit deadline, from a member that committed, hashing to its
+    /// commitment. An unsealed proposal takes no salt (§18).
+    fn check_reveal(
+        record: &ProposalRecord,
+        message: &Verified,
+        slot: u32,
+        r: &Response,
+        time: u64,
+    ) -> Result<(), Rejection> {
+        let Some(sealed) = &record.sealed else {
+            if r.salt.is_some() {
+                return reject(
+                    ErrorKind::Malformed,
+                    "this proposal is not sealed: a response carries no salt",
+                );
+            }
+            return Ok(());
+        };
+        if r.salt.is_none() {
+            return reject(
+                ErrorKind::Malformed,
+                "this proposal is sealed: commit first, then reveal your answer with its salt",
+            );
+        }
+        if !sealed.revealing && time < sealed.commit_deadline {
+            return reject(
+                ErrorKind::WrongPhase,
+                format!(
+                    "the commit phase lasts until {}: reveal after it",
+                    sealed.commit_deadline
+                ),
+            );
+        }
+        let Some(commit) = sealed.commitments.get(&slot) else {
+            return reject(
+                ErrorKind::NotEligible,
+                "only a member that committed during the commit phase may reveal",
+            );
+        };
+        let opened =
+            crate::sealed::commitment_of_reveal(&record.id, message.signer(), message.body());
+        if opened != Some(commit.commitment) {
+            return reject(
+                ErrorKind::BadReveal,
+                "this answer and salt do not hash to your commitment",
+            );
+        }
+        Ok(())
     }
 
     fn check_decision(&self, signer: &AgentId, d: Decision, time: u64) -> Result<Plan, Rejection> {
@@ -1384,7 +1703,29 @@ impl Space {
                 "this reviewer has already decided this proposal",
             );
         }
+        match (record.method, d.decision, &d.answer) {
+            (Method::Open, HumanVerdict::Approve, None) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "approving an open question names the answer adopted",
+                );
+            }
+            (Method::Vote | Method::Belief | Method::Stake | Method::Hierarchy, _, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "only an open question's approval names an answer",
+                );
+            }
+            _ => {}
+        }
         let option = match (record.method, d.decision, &d.option) {
+            (Method::Open, _, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "an open question has no options: an approval names an answer",
+                );
+            }
+            (Method::Open, _, None) => None,
             (Method::Vote | Method::Stake | Method::Hierarchy, _, None)
             | (Method::Belief, HumanVerdict::Reject, None) => None,
             (Method::Vote | Method::Stake | Method::Hierarchy, _, Some(_)) => {
@@ -1427,13 +1768,33 @@ impl Space {
         }
         // The outcome sets the trust of everyone who took a position; none of
         // them may be the one who reports it.
-        if record.proposer == idx || record.responses.iter().any(|r| r.agent == idx) {
+        if record.proposer == idx
+            || record.responses.iter().any(|r| r.agent == idx)
+            || record.committed(idx)
+        {
             return reject(
                 ErrorKind::NotEligible,
                 "an agent that proposed or responded may not report the outcome",
             );
         }
+        match (record.method, &o.answer) {
+            (Method::Open, None) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "the outcome of an open question names the answer that turned out right",
+                );
+            }
+            (Method::Vote | Method::Belief | Method::Stake | Method::Hierarchy, Some(_)) => {
+                return reject(
+                    ErrorKind::Malformed,
+                    "only an open question's outcome is an answer",
+                );
+            }
+            (Method::Open, Some(_)) => return Ok(Plan::Outcome(idx, o, None)),
+            _ => {}
+        }
         let option = match (record.method, &o.option) {
+            (Method::Open, _) => unreachable!("handled above"),
             (Method::Vote | Method::Stake | Method::Hierarchy, None) => None,
             (Method::Belief, Some(label)) => Some(option_index(record, label)?),
             (Method::Vote | Method::Stake | Method::Hierarchy, Some(_)) => {
@@ -1511,6 +1872,7 @@ impl Space {
             }
             Plan::Propose(plan) => self.open_proposal(*plan, message, index, time),
             Plan::Respond(idx, slot, r) => self.count_response(idx, slot, r, message, index, time),
+            Plan::Commit(idx, slot, r) => self.record_commitment(idx, slot, r, message, index),
             Plan::Decide(idx, d, option) => self.record_decision(idx, d, option, index),
             Plan::ExecutiveDecide(d) => self.record_executive(d, index, time),
             Plan::Object(r) => self.record_objection(r, message.signer(), index, time),
@@ -1950,6 +2312,11 @@ impl Space {
             choice: None,
             committee: p.committee,
             hierarchy,
+            sealed: p.sealed.map(SealedState::new),
+            open: (method == Method::Open).then(|| {
+                let tolerance = p.open.as_ref().map_or(Ok(0), |t| t.tolerance_micros());
+                OpenTally::new(tolerance.expect("checked by the shape"))
+            }),
             slots: Index::default(),
             responded: Vec::new(),
         };
@@ -1973,7 +2340,7 @@ impl Space {
                     (Method::Belief, Some(d)) => {
                         member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
                     }
-                    (Method::Belief, None) => {}
+                    (Method::Belief, None) | (Method::Open, _) => {}
                 }
             }
         }
@@ -1985,6 +2352,9 @@ impl Space {
                 old_record.status = Status::Superseded;
                 let removed = self.deadlines.remove(&(old_record.deadline, old));
                 assert!(removed);
+                if let Some(s) = &old_record.sealed {
+                    self.commit_deadlines.remove(&(s.commit_deadline, old));
+                }
                 let proposer = &mut self.agents[old_record.proposer as usize];
                 proposer.open_proposals = proposer
                     .open_proposals
@@ -2003,6 +2373,9 @@ impl Space {
             deadline: p.deadline,
         });
         self.deadlines.insert((record.deadline, id));
+        if let Some(s) = &record.sealed {
+            self.commit_deadlines.insert((s.commit_deadline, id));
+        }
         self.agents[proposer as usize].open_proposals += 1;
         self.proposals.insert(id, record);
         if let Some(closed) = self.close_if_final(&id, index, time) {
@@ -2023,15 +2396,14 @@ impl Space {
         if record.pending == 0 {
             return Some(self.close(id, CloseCause::AllResponded, index, time));
         }
-        // A belief proposal closes at its deadline or when everyone has
-        // answered; it has no early finality (§15.3).
-        let early = match record.method {
-            Method::Belief => return None,
-            Method::Hierarchy => unreachable!("handled above"),
-            Method::Stake => stake::early(&record.policy, &record.tally),
-            Method::Vote => early_verdict(&record.policy, &record.tally, record.remaining),
-        };
-        early.map(|_| self.close(id, CloseCause::Early, index, time))
+        // A sealed proposal never closes early in its commit phase: no
+        // stance is known yet, and a close would tell (§18).
+        if record.sealed.as_ref().is_some_and(|s| !s.revealing) {
+            return None;
+        }
+        record
+            .early_final(record.remaining)
+            .then(|| self.close(id, CloseCause::Early, index, time))
     }
 
     fn count_response(
@@ -2045,6 +2417,13 @@ impl Space {
     ) -> Vec<Effect> {
         let record = self.proposals.get_mut(&r.proposal).expect("checked");
         let member = record.electorate[slot as usize];
+        if let Some(commit) = record
+            .sealed
+            .as_mut()
+            .and_then(|s| s.commitments.get_mut(&slot))
+        {
+            commit.revealed = true;
+        }
         record.responded[slot as usize] = true;
         record.pending -= 1;
         let policy = record.policy;
@@ -2053,7 +2432,17 @@ impl Space {
             .distribution
             .as_ref()
             .map(|d| in_option_order(d, &record.options));
+        let answer = r
+            .answer
+            .as_deref()
+            .map(|a| crate::open::normalize(a).expect("checked"));
         match (&distribution, r.stance, r.confidence) {
+            _ if answer.is_some() => {
+                let text = answer.clone().expect("an answer");
+                let open = record.open.as_mut().expect("checked: an open question");
+                open.add(text, member.pool_weight(&policy));
+                record.tally.voted += u128::from(member.influence().0);
+            }
             (Some(d), _, _) => {
                 member.count_belief(&policy, &mut record.tally, &mut record.belief, d);
             }
@@ -2067,6 +2456,7 @@ impl Space {
             stance: r.stance,
             confidence: r.confidence,
             distribution,
+            answer,
             reasoning: r.reasoning,
             index,
             message: message.id(),
@@ -2079,11 +2469,38 @@ impl Space {
             tally: record.tally_decimal(),
             leaning,
             pool: pooled.map(|p| PoolReport::new(&p, &record.options)),
+            clusters: record.clusters(),
         };
         self.agents[idx as usize].responses += 1;
         let mut effects = vec![effect];
         effects.extend(self.close_if_final(&r.proposal, index, time));
         effects
+    }
+
+    fn record_commitment(
+        &mut self,
+        idx: AgentIdx,
+        slot: u32,
+        r: Response,
+        message: &Verified,
+        index: LogIndex,
+    ) -> Vec<Effect> {
+        let record = self.proposals.get_mut(&r.proposal).expect("checked");
+        let sealed = record.sealed.as_mut().expect("checked: sealed");
+        sealed.commitments.insert(
+            slot,
+            CommitRecord {
+                agent: idx,
+                commitment: r.commitment.expect("checked: a commitment"),
+                index,
+                message: message.id(),
+                revealed: false,
+            },
+        );
+        vec![Effect::Committed {
+            proposal: r.proposal,
+            agent: message.signer().clone(),
+        }]
     }
 
     fn record_decision(
@@ -2095,14 +2512,21 @@ impl Space {
     ) -> Vec<Effect> {
         let reviewer = self.agents[idx as usize].id.clone();
         let record = self.proposals.get_mut(&d.proposal).expect("checked");
+        let answer = d
+            .answer
+            .as_deref()
+            .map(|a| crate::open::normalize(a).expect("checked"));
         record.decisions.push(DecisionRecord {
             reviewer: idx,
             decision: d.decision,
             option,
+            answer: answer.clone(),
             note: d.note,
             index,
         });
-        let label = option.map(|o| record.option_label(o));
+        let label = option
+            .map(|o| record.option_label(o))
+            .or_else(|| answer.clone());
         let mut effects = vec![Effect::HumanDecided {
             proposal: d.proposal,
             reviewer,
@@ -2114,7 +2538,7 @@ impl Space {
         let agreeing = record
             .decisions
             .iter()
-            .filter(|x| x.decision == d.decision && x.option == option)
+            .filter(|x| x.decision == d.decision && x.option == option && x.answer == answer)
             .count() as u32;
         if agreeing >= record.policy.reviewers_required {
             record.status = match d.decision {
@@ -2122,6 +2546,9 @@ impl Space {
                 HumanVerdict::Reject => Status::RejectedByHuman,
             };
             record.choice = option;
+            if let Some(open) = record.open.as_mut() {
+                open.choice = answer;
+            }
             effects.push(Effect::HumanResolved {
                 proposal: d.proposal,
                 status: record.status,
@@ -2141,10 +2568,15 @@ impl Space {
         let score = o.value();
         let rate = self.config.trust_learning_rate;
         let record = self.proposals.get_mut(&o.proposal).expect("checked");
+        let right = o
+            .answer
+            .as_deref()
+            .map(|a| crate::open::normalize(a).expect("checked"));
         record.outcome = Some(OutcomeRecord {
             reporter: idx,
             score,
             option,
+            answer: right.clone(),
             index,
         });
         let domain = record.domain.clone();
@@ -2154,6 +2586,27 @@ impl Space {
         // every stated distribution, the proposer's first (§8, §15.4).
         // Abstentions are never scored.
         let scored: Vec<(AgentIdx, i128)> = match (score, option) {
+            // An open question scores each answer as a forecast at its
+            // confidence that it is right: y = 1 when it is the same
+            // answer as the outcome's (§19.4).
+            (None, None) => {
+                let right = right.clone().expect("checked: an open question's answer");
+                let open = record.open.as_ref().expect("an open question");
+                record
+                    .responses
+                    .iter()
+                    .filter_map(|r| {
+                        let (answer, c) = (r.answer.as_deref()?, r.confidence?);
+                        let f = trust::forecast(Stance::Endorse, c)?;
+                        let y = if crate::open::is_right(open, answer, &right) {
+                            Score::ONE
+                        } else {
+                            Score::ZERO
+                        };
+                        Some((r.agent, trust::score(f, y)))
+                    })
+                    .collect()
+            }
             (Some(y), None) => std::iter::once((
                 record.proposer,
                 trust::forecast(Stance::Endorse, record.confidence),
@@ -2184,7 +2637,7 @@ impl Space {
         let mut effects = vec![Effect::OutcomeRecorded {
             proposal: o.proposal,
             score,
-            option: option.map(|i| record.option_label(i)),
+            option: option.map(|i| record.option_label(i)).or(right),
         }];
         for (agent_idx, g) in scored {
             let before = self.trust(&self.agents[agent_idx as usize], &domain);
@@ -2229,17 +2682,55 @@ impl Space {
                 "open proposals counted per agent"
             );
         }
-        for (deadline, _) in &self.deadlines {
+        let committing: BTreeSet<(u64, Digest)> = self
+            .proposals
+            .values()
+            .filter(|r| r.status == Status::Open)
+            .filter_map(|r| {
+                let s = r.sealed.as_ref()?;
+                (!s.revealing).then_some((s.commit_deadline, r.id))
+            })
+            .collect();
+        assert_eq!(
+            committing, self.commit_deadlines,
+            "commit deadlines index the open proposals still in their commit phase"
+        );
+        for r in self.proposals.values() {
+            if let Some(s) = &r.sealed {
+                assert!(s.commit_deadline < r.deadline, "commit before the deadline");
+                if !s.revealing {
+                    assert!(r.responses.is_empty(), "no answer before the reveal phase");
+                }
+                for (slot, c) in &s.commitments {
+                    assert_eq!(r.electorate[*slot as usize].agent, c.agent);
+                    assert_eq!(
+                        c.revealed,
+                        r.responses.iter().any(|x| x.agent == c.agent),
+                        "a commitment is revealed exactly when its answer counted"
+                    );
+                }
+                assert!(
+                    r.responses.iter().all(|x| r.committed(x.agent)),
+                    "every answer to a sealed proposal was committed"
+                );
+            }
+        }
+        for (deadline, _) in self.deadlines.iter().chain(&self.commit_deadlines) {
             assert!(
                 *deadline > self.head.last_time,
                 "an open proposal is past its deadline"
             );
         }
         for r in self.proposals.values() {
+            assert_eq!(
+                r.open.is_some(),
+                r.method == Method::Open,
+                "an open question, and only one, has answers"
+            );
             match r.method {
-                Method::Vote | Method::Stake | Method::Hierarchy => assert!(
+                Method::Vote | Method::Stake | Method::Hierarchy | Method::Open => assert!(
                     r.options.is_empty() && r.belief.sums.is_empty() && r.choice.is_none(),
-                    "a vote has no options, pool or choice"
+                    "a vote or open question has no options, pool or choice"
                 ),
                 Method::Belief => {
                     assert_eq!(
@@ -2275,6 +2766,7 @@ enum Plan {
     Register(Registration),
     Propose(Box<ProposePlan>),
     Respond(AgentIdx, u32, Response),
+    Commit(AgentIdx, u32, Response),
     Decide(AgentIdx, Decision, Option<u8>),
     Outcome(AgentIdx, Outcome, Option<u8>),
     ExecutiveDecide(Decision),

@@ -602,6 +602,40 @@ fn every_error_kind_is_reported_and_changes_nothing() {
     assert_eq!(err.kind, ErrorKind::InsufficientWork, "{}", err.message);
     assert_eq!(h.space.state_hash(), before);
     seen.insert(err.kind);
+    // §18: a reveal in the commit phase, and one that does not open the
+    // member's commitment.
+    h.configure(json!({"set": {"admission_trust_below": "0"}}))
+        .unwrap();
+    let mut body = h.proposal_body("fraud.detection", "high", "0.7");
+    body["sealed"] = json!({"commit_deadline": h.time + MINUTE});
+    let sealed = h.propose_with("alice", body).unwrap();
+    let commitment = synod_core::sealed::commitment(
+        &sealed,
+        &h.id("bob"),
+        &[7; 16],
+        &json!({"stance": "endorse", "confidence": "0.5"}),
+    );
+    h.send(
+        "bob",
+        MessageType::Response,
+        json!({"proposal": sealed, "commitment": commitment}),
+    )
+    .unwrap();
+    let reveal = |conf: &str| json!({"proposal": sealed, "stance": "endorse", "confidence": conf, "salt": "07".repeat(16)});
+    for (what, kind) in [
+        ("a reveal in the commit phase", ErrorKind::WrongPhase),
+        ("a reveal of another answer", ErrorKind::BadReveal),
+    ] {
+        if kind == ErrorKind::BadReveal {
+            h.advance(MINUTE);
+        }
+        let bytes = signed_bytes(&h, "bob", MessageType::Response, reveal("0.6"));
+        let before = h.space.state_hash();
+        let err = submit(&mut h, &bytes).expect_err(what);
+        assert_eq!(err.kind, kind, "{what}: {}", err.message);
+        assert_eq!(h.space.state_hash(), before, "{what} changed the state");
+        seen.insert(err.kind);
+    }
     let all: BTreeSet<ErrorKind> = ErrorKind::ALL.into_iter().collect();
     assert_eq!(seen, all, "every documented error kind has a case");
 }

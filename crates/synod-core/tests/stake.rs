@@ -506,3 +506,181 @@ fn newcomers_never_win_a_round() {
         );
     }
 }
+
+// Sealed responses (§18) with stake and committees; the refused
+// combinations with hierarchies and open questions.
+
+/// The commitment of `name` to `answer` on `proposal`, with a fixed salt.
+fn seal_for(h: &Harness, name: &str, proposal: Digest, answer: &Value) -> Digest {
+    synod_core::sealed::commitment(&proposal, &h.id(name), &[7u8; 16], answer)
+}
+
+fn commit_stance(h: &mut Harness, name: &str, proposal: Digest, stance: &str) -> Vec<Effect> {
+    let answer = json!({"stance": stance, "confidence": "0.8", "reasoning": name});
+    let c = seal_for(h, name, proposal, &answer);
+    h.send(
+        name,
+        MessageType::Response,
+        json!({"proposal": proposal, "commitment": c}),
+    )
+    .unwrap()
+}
+
+fn reveal_stance(
+    h: &mut Harness,
+    name: &str,
+    proposal: Digest,
+    stance: &str,
+) -> Result<Vec<Effect>, synod_core::Rejection> {
+    let mut body = json!({"stance": stance, "confidence": "0.8", "reasoning": name});
+    body["proposal"] = json!(proposal);
+    body["salt"] = json!("07".repeat(16));
+    h.send(name, MessageType::Response, body)
+}
+
+fn sealed_stake_body(h: &Harness) -> Value {
+    let mut b = stake_body(h);
+    b["sealed"] = json!({"commit_deadline": h.time + 5 * MINUTE});
+    b["deadline"] = json!(h.time + 10 * MINUTE);
+    b
+}
+
+#[test]
+fn a_sealed_stake_proposal_never_closes_in_its_commit_phase() {
+    // p holds 7 of 10: unsealed, its own endorsement approves at once.
+    let mut h = granted(&[("p", 7), ("a", 1), ("b", 1), ("c", 1)], json!({}));
+    let mut plain = stake_body(&h);
+    plain["action"]["summary"] = json!("unsealed");
+    let unsealed = h.propose_with("p", plain).unwrap();
+    assert_eq!(h.status(&unsealed), "approved");
+    // Sealed, it stays open through the commit phase, whatever is committed.
+    let id = h.propose_with("p", sealed_stake_body(&h)).unwrap();
+    assert_eq!(h.status(&id), "open");
+    commit_stance(&mut h, "a", id, "challenge");
+    commit_stance(&mut h, "b", id, "challenge");
+    h.advance(4 * MINUTE);
+    assert_eq!(h.status(&id), "open");
+    // The commit deadline's entry opens the reveals and applies the rule:
+    // 7 > 20/3 holds whatever a and b reveal, so it closes early at once.
+    let effects = h.advance(MINUTE);
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RevealOpened { committed: 2, .. }))
+    );
+    assert_eq!(
+        closed_cause(&effects),
+        Some(("approved".into(), "early".into()))
+    );
+    // A replica and the audit agree.
+    let summary = audit::verify(h.lines.iter().map(String::as_str)).unwrap();
+    assert_eq!(summary.entries, h.lines.len() as u64);
+    let mut replica = synod_core::Space::new();
+    for e in &h.entries {
+        replica.apply(e).unwrap();
+    }
+    assert_eq!(replica.state_hash(), h.space.state_hash());
+}
+
+#[test]
+fn a_sealed_stake_proposal_counts_unrevealed_stake_against_approval() {
+    // S = 10: p 3, a 3, b 2, c 2. All commit; a reveals an endorsement
+    // (E = 6, not more than 20/3); b and c never reveal: escalated.
+    let mut h = granted(&[("p", 3), ("a", 3), ("b", 2), ("c", 2)], json!({}));
+    let id = h.propose_with("p", sealed_stake_body(&h)).unwrap();
+    for name in ["a", "b", "c"] {
+        commit_stance(&mut h, name, id, "endorse");
+    }
+    // Nothing is revealed in the commit phase.
+    assert_eq!(
+        kind(reveal_stance(&mut h, "a", id, "endorse")),
+        ErrorKind::WrongPhase
+    );
+    h.advance(5 * MINUTE);
+    reveal_stance(&mut h, "a", id, "endorse").unwrap();
+    assert_eq!(h.status(&id), "open");
+    h.advance(5 * MINUTE);
+    assert_eq!(h.status(&id), "escalated");
+    // A third challenging rejects early once revealed, with c's reveal
+    // still to come: a's 3 is less than 10/3, a's and b's 5 is not.
+    let id = h.propose_with("p", sealed_stake_body(&h)).unwrap();
+    commit_stance(&mut h, "a", id, "challenge");
+    commit_stance(&mut h, "b", id, "challenge");
+    commit_stance(&mut h, "c", id, "endorse");
+    h.advance(5 * MINUTE);
+    reveal_stance(&mut h, "a", id, "challenge").unwrap();
+    assert_eq!(h.status(&id), "open");
+    let effects = reveal_stance(&mut h, "b", id, "challenge").unwrap();
+    assert_eq!(
+        closed_cause(&effects),
+        Some(("rejected".into(), "early".into()))
+    );
+}
+
+#[test]
+fn only_committee_members_commit_to_a_sealed_committee_proposal() {
+    let (mut h, names) = big_space();
+    let mut b = sealed_stake_body(&h);
+    b["committee"] = json!(5);
+    let id = h.propose_with("v1", b).unwrap();
+    let committee: Vec<String> = h
+        .space
+        .proposal(&id)
+        .unwrap()
+        .electorate
+        .iter()
+        .map(|m| h.space.agent_at(m.agent).id.clone())
+        .map(|who| names.iter().find(|n| h.id(n) == who).unwrap().clone())
+        .collect();
+    let outsider = names
+        .iter()
+        .skip(1)
+        .find(|n| !committee.contains(n))
+        .unwrap()
+        .clone();
+    let answer = json!({"stance": "endorse", "confidence": "0.8", "reasoning": "x"});
+    let c = seal_for(&h, &outsider, id, &answer);
+    let before = h.space.state_hash();
+    let err = h
+        .send(
+            &outsider,
+            MessageType::Response,
+            json!({"proposal": id, "commitment": c}),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotEligible);
+    assert!(err.message.contains("committee of 5"), "{}", err.message);
+    assert_eq!(h.space.state_hash(), before);
+    // The committee commits (the proposer does not respond), then reveals.
+    let voters: Vec<String> = committee.into_iter().filter(|n| n != "v1").collect();
+    for n in &voters {
+        commit_stance(&mut h, n, id, "endorse");
+    }
+    assert_eq!(h.status(&id), "open");
+    h.advance(5 * MINUTE);
+    for n in &voters {
+        if h.status(&id) == "open" {
+            reveal_stance(&mut h, n, id, "endorse").unwrap();
+        }
+    }
+    assert_eq!(h.status(&id), "approved");
+}
+
+#[test]
+fn a_hierarchy_proposal_cannot_be_sealed_nor_an_open_question_drawn_a_committee() {
+    let mut h = granted(&[("p", 1), ("a", 1)], json!({"min_committee": 1}));
+    let mut b = sealed_stake_body(&h);
+    b["method"] = json!("hierarchy");
+    let err = h.propose_with("p", b).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Malformed);
+    assert!(err.message.contains("cannot be sealed"), "{}", err.message);
+    let mut b = h.proposal_body("ops.deploy", "low", "1");
+    b["method"] = json!("open");
+    b["committee"] = json!(1);
+    assert_eq!(kind(h.propose_with("p", b)), ErrorKind::Malformed);
+    // A sealed open question is fine.
+    let mut b = h.proposal_body("ops.deploy", "low", "1");
+    b["method"] = json!("open");
+    b["sealed"] = json!({"commit_deadline": h.time + MINUTE});
+    h.propose_with("p", b).unwrap();
+}

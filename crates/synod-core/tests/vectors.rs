@@ -1440,3 +1440,769 @@ fn hierarchy_log_export() {
     assert_eq!(summary.proposals.get("approved"), Some(&1));
     assert_eq!(summary.proposals.get("escalated"), Some(&1));
 }
+
+/// vectors/sealed.json: sealed responses (PROTOCOL.md §18). Commitments
+/// computed from their parts, with the same reveal carried to another
+/// proposal, another signer, another salt and another spelling of its
+/// confidence (none opens); and sealed scenarios in the `synod resolve`
+/// format whose expected results are worked out by hand in `why`.
+#[test]
+fn sealed_vectors() {
+    use synod_core::sealed::{answer_of, commitment, commitment_of_reveal, decode_salt};
+    let proposal = Digest::of(b"a sealed proposal");
+    let other_proposal = Digest::of(b"another sealed proposal");
+    let signer = keypair_from_hex(&seed_hex("seal-signer"));
+    let copier = keypair_from_hex(&seed_hex("seal-copier"));
+    let salt = "000102030405060708090a0b0c0d0e0f";
+    let long_salt = "ff".repeat(64);
+    let reveal = |answer: Value, salt: &str, p: &Digest| {
+        let mut body = answer;
+        body["space"] = json!("vectors");
+        body["created_at"] = json!(1700000300000u64);
+        body["proposal"] = json!(p);
+        body["salt"] = json!(salt);
+        body
+    };
+    let vote =
+        json!({"stance": "endorse", "confidence": "0.85", "reasoning": "the canary is green"});
+    let belief = json!({"distribution": {"acme": "0.7", "globex": "0.3"}});
+    let mut commitments = Vec::new();
+    let mut case = |why: &str,
+                    key: &Keypair,
+                    seed: &str,
+                    body: Value,
+                    committed: Option<Digest>| {
+        let p = Digest::from_hex(body["proposal"].as_str().unwrap()).unwrap();
+        let opened = commitment_of_reveal(&p, key.id(), &body).unwrap();
+        let salt_bytes = decode_salt(body["salt"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            opened,
+            commitment(&p, key.id(), &salt_bytes, &answer_of(&body))
+        );
+        let committed = committed.unwrap_or(opened);
+        commitments.push(json!({
+            "why": why, "signer_seed": seed_hex(seed), "signer": key.id(), "reveal": body,
+            "answer_jcs": String::from_utf8(synod_core::wire::canonicalize(&answer_of(&body))).unwrap(),
+            "commitment": committed, "opens": opened == committed,
+        }));
+        committed
+    };
+    let c = case(
+        "a vote's answer with reasoning",
+        &signer,
+        "seal-signer",
+        reveal(vote.clone(), salt, &proposal),
+        None,
+    );
+    case(
+        "a belief answer and a 64-byte salt",
+        &signer,
+        "seal-signer",
+        reveal(belief, &long_salt, &proposal),
+        None,
+    );
+    case(
+        "no reasoning member: another answer",
+        &signer,
+        "seal-signer",
+        reveal(
+            json!({"stance": "abstain", "confidence": "0"}),
+            salt,
+            &proposal,
+        ),
+        None,
+    );
+    case(
+        "the same reveal for another proposal",
+        &signer,
+        "seal-signer",
+        reveal(vote.clone(), salt, &other_proposal),
+        Some(c),
+    );
+    case(
+        "the same reveal from another signer",
+        &copier,
+        "seal-copier",
+        reveal(vote.clone(), salt, &proposal),
+        Some(c),
+    );
+    case(
+        "the same answer with another salt",
+        &signer,
+        "seal-signer",
+        reveal(vote.clone(), "100102030405060708090a0b0c0d0e0f", &proposal),
+        Some(c),
+    );
+    let mut respelled = vote.clone();
+    respelled["confidence"] = json!("0.850");
+    case(
+        "the confidence spelled 0.850: other bytes",
+        &signer,
+        "seal-signer",
+        reveal(respelled, salt, &proposal),
+        Some(c),
+    );
+
+    // Scenarios: a linear medium-stakes vote (quorum 0.5, margins 0.2,
+    // min_confidence 0.3); p proposes at 0.8; p, x, y, z have authority 1
+    // and trust 0.5 (influence 0.5 each, P = 2).
+    let members = json!([
+        {"agent": "p", "authority": "1", "trust": "0.5"},
+        {"agent": "x", "authority": "1", "trust": "0.5"},
+        {"agent": "y", "authority": "1", "trust": "0.5"},
+        {"agent": "z", "authority": "1", "trust": "0.5"},
+    ]);
+    let scenario = |sealed: Value, responses: Value, extra: Value| {
+        let mut s = json!({"stakes": "medium", "policy": {"weighting": "linear"},
+            "electorate": members, "proposer": "p", "proposer_confidence": "0.8",
+            "responses": responses});
+        if !sealed.is_null() {
+            s["sealed"] = sealed;
+        }
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    };
+    let tally = |e: &str, c: &str, v: &str| json!({"endorse": e, "challenge": c, "voted": v, "potential": "2"});
+    let result = |status: &str, reason: Value, early: bool, t: Value| json!({"status": status, "reason": reason, "early": early, "tally": t});
+    let endorse_x = json!([{"agent": "x", "stance": "endorse", "confidence": "1"}]);
+    let staked = |stakes: &[(&str, u64)]| -> Value {
+        stakes
+            .iter()
+            .map(|(a, s)| json!({"agent": a, "authority": "1", "trust": "0.5", "stake": s}))
+            .collect()
+    };
+    let committee_seed = seed_hex("sealed-committee");
+    let cases: Vec<(&str, &str, Value, Result<Value, &str>)> = vec![
+        (
+            "commit_phase_stays_open",
+            "every member committed, but nothing is revealed in the commit phase: open, never early; E = 0.5 x 0.8 = 0.4 (the proposer), V = 0.5",
+            scenario(json!({"committed": ["x", "y", "z"]}), json!([]), json!({})),
+            Ok(result("open", Value::Null, false, tally("0.4", "0", "0.5"))),
+        ),
+        (
+            "nobody_committed_closes_at_the_commit_deadline",
+            "no member committed, so nobody is waited for: it closes; V = 0.5 < 0.5 x 2",
+            scenario(
+                json!({"committed": [], "commit_phase_over": true}),
+                json!([]),
+                json!({}),
+            ),
+            Ok(result(
+                "escalated",
+                json!("no_quorum"),
+                false,
+                tally("0.4", "0", "0.5"),
+            )),
+        ),
+        (
+            "early_once_only_committed_members_remain",
+            "x reveals endorse 1: E = 0.9, V = 1; only y is waited for (z did not commit), R = 0.5: V = 1 >= 0.5 x 2; E + C = 0.9 >= 0.3 x 1.5; E = 0.9 > R and 0.9 - 0.5 = 0.4 >= 0.2 x 1.4 = 0.28: approved early",
+            scenario(
+                json!({"committed": ["x", "y"], "commit_phase_over": true}),
+                endorse_x.clone(),
+                json!({}),
+            ),
+            Ok(result(
+                "approved",
+                Value::Null,
+                true,
+                tally("0.9", "0", "1"),
+            )),
+        ),
+        (
+            "the_same_answer_unsealed_is_open",
+            "the same tally with y and z both waited for (R = 1): 0.9 > 1 fails, so it stays open",
+            scenario(Value::Null, endorse_x.clone(), json!({})),
+            Ok(result("open", Value::Null, false, tally("0.9", "0", "1"))),
+        ),
+        (
+            "an_unrevealed_commitment_is_an_abstention",
+            "the deadline passed with z's commitment unrevealed: E = 0.4 + 0.45 = 0.85, C = 0.5 x 0.2 = 0.1, V = 1.5; T = 0.95 >= 0.3 x 1.5; E - C = 0.75 >= 0.2 x 0.95: approved",
+            scenario(
+                json!({"committed": ["x", "y", "z"], "commit_phase_over": true}),
+                json!([{"agent": "x", "stance": "endorse", "confidence": "0.9"}, {"agent": "y", "stance": "challenge", "confidence": "0.2"}]),
+                json!({"deadline_passed": true}),
+            ),
+            Ok(result(
+                "approved",
+                Value::Null,
+                false,
+                tally("0.85", "0.1", "1.5"),
+            )),
+        ),
+        (
+            "a_sealed_belief_question",
+            "linear pool: x (0.9, 0.1) and y (0.7, 0.3) weigh alike, the pool is (0.8, 0.2); z did not commit, so everyone left has answered; V = 1 >= 0.5 x 2; 0.8 >= 0.7: a is adopted; each divergence is (0.1 + 0.1) / 2",
+            scenario(
+                json!({"committed": ["x", "y"], "commit_phase_over": true}),
+                json!([{"agent": "x", "distribution": {"a": "0.9", "b": "0.1"}}, {"agent": "y", "distribution": {"a": "0.7", "b": "0.3"}}]),
+                json!({"method": "belief", "options": ["a", "b"], "policy": {"weighting": "linear", "pool": "linear"}}),
+            ),
+            Ok(
+                json!({"status": "approved", "reason": null, "early": false, "tally": tally("0", "0", "1"),
+                   "belief": {"choice": "a", "leader": "a", "pooled": {"a": "0.8", "b": "0.2"}, "divergence": {"x": "0.1", "y": "0.1"}}}),
+            ),
+        ),
+        (
+            "a_reveal_without_a_commitment",
+            "y did not commit, so it may not reveal",
+            scenario(
+                json!({"committed": ["x"], "commit_phase_over": true}),
+                json!([{"agent": "y", "stance": "endorse", "confidence": "1"}]),
+                json!({}),
+            ),
+            Err("not_eligible"),
+        ),
+        (
+            "a_reveal_in_the_commit_phase",
+            "nothing is revealed before the commit phase is over",
+            scenario(json!({"committed": ["x"]}), endorse_x.clone(), json!({})),
+            Err("wrong_phase"),
+        ),
+        (
+            "the_proposer_commits",
+            "the proposer does not respond, so it does not commit",
+            scenario(json!({"committed": ["p"]}), json!([]), json!({})),
+            Err("not_eligible"),
+        ),
+        (
+            "a_member_commits_twice",
+            "one commitment per member",
+            scenario(json!({"committed": ["x", "x"]}), json!([]), json!({})),
+            Err("duplicate"),
+        ),
+        (
+            "the_deadline_passed_in_the_commit_phase",
+            "the deadline comes after the commit phase",
+            scenario(
+                json!({"committed": ["x"]}),
+                json!([]),
+                json!({"deadline_passed": true}),
+            ),
+            Err("malformed"),
+        ),
+        (
+            "a_sealed_stake_proposal_in_its_commit_phase",
+            "method stake (§20.2), granted stakes p 7, x 1, y 1, z 1 (S = 10): the proposer's 7 > 2/3 x 10 would approve at once unsealed, but nothing closes early in the commit phase: open",
+            scenario(
+                json!({"committed": ["x", "y", "z"]}),
+                json!([]),
+                json!({"method": "stake", "electorate": staked(&[("p", 7), ("x", 1), ("y", 1), ("z", 1)])}),
+            ),
+            Ok(
+                json!({"status": "open", "reason": null, "early": false, "tally": {"endorse": "7", "challenge": "0", "voted": "7", "potential": "10"}}),
+            ),
+        ),
+        (
+            "a_sealed_stake_proposal_closes_when_its_commit_phase_ends",
+            "the same once the commit phase is over, x committed and has not revealed: E = 7 > 20/3 holds whatever x reveals: approved early",
+            scenario(
+                json!({"committed": ["x"], "commit_phase_over": true}),
+                json!([]),
+                json!({"method": "stake", "electorate": staked(&[("p", 7), ("x", 1), ("y", 1), ("z", 1)])}),
+            ),
+            Ok(
+                json!({"status": "approved", "reason": null, "early": true, "tally": {"endorse": "7", "challenge": "0", "voted": "7", "potential": "10"}}),
+            ),
+        ),
+        (
+            "a_sealed_stake_challenge_rejects_early",
+            "stakes p 1, x 4, y 3, z 2 (S = 10); x and y committed; x reveals a challenge: C = 4 >= 10/3, approval is impossible: rejected early, y still waited for",
+            scenario(
+                json!({"committed": ["x", "y"], "commit_phase_over": true}),
+                json!([{"agent": "x", "stance": "challenge", "confidence": "0.7"}]),
+                json!({"method": "stake", "electorate": staked(&[("p", 1), ("x", 4), ("y", 3), ("z", 2)])}),
+            ),
+            Ok(
+                json!({"status": "rejected", "reason": null, "early": true, "tally": {"endorse": "1", "challenge": "4", "voted": "5", "potential": "10"}}),
+            ),
+        ),
+        (
+            "an_unrevealed_stake_counts_against_approval",
+            "stakes p 3, x 3, y 2, z 2 (S = 10); all committed, x reveals endorse, the deadline passes: E = 6 is not more than 20/3 and C = 0 < 10/3: escalated (no_quorum); y's and z's unrevealed stake weighs against approval as silence does",
+            scenario(
+                json!({"committed": ["x", "y", "z"], "commit_phase_over": true}),
+                json!([{"agent": "x", "stance": "endorse", "confidence": "0.9"}]),
+                json!({"method": "stake", "deadline_passed": true, "electorate": staked(&[("p", 3), ("x", 3), ("y", 2), ("z", 2)])}),
+            ),
+            Ok(
+                json!({"status": "escalated", "reason": "no_quorum", "early": false, "tally": {"endorse": "6", "challenge": "0", "voted": "6", "potential": "10"}}),
+            ),
+        ),
+        (
+            "a_commitment_from_outside_the_committee",
+            "a committee of 2 drawn by stake among x (1), y (0), z (0) and the proposer p (0): only x has stake, so only x sits; y is not on the committee and may not commit",
+            scenario(
+                json!({"committed": ["y"]}),
+                json!([]),
+                json!({"method": "stake", "committee": 2, "seed": committee_seed, "electorate": staked(&[("p", 0), ("x", 1), ("y", 0), ("z", 0)])}),
+            ),
+            Err("not_eligible"),
+        ),
+        (
+            "a_sealed_committee_proposal",
+            "the same committee (x alone, S = 1); x commits and reveals endorse: E = 1 > 2/3 and nobody is left: approved",
+            scenario(
+                json!({"committed": ["x"], "commit_phase_over": true}),
+                json!([{"agent": "x", "stance": "endorse", "confidence": "0.6"}]),
+                json!({"method": "stake", "committee": 2, "seed": committee_seed, "electorate": staked(&[("p", 0), ("x", 1), ("y", 0), ("z", 0)])}),
+            ),
+            Ok(
+                json!({"status": "approved", "reason": null, "early": false, "tally": {"endorse": "1", "challenge": "0", "voted": "1", "potential": "1"}, "committee": ["x"]}),
+            ),
+        ),
+        (
+            "a_sealed_hierarchy_proposal",
+            "a hierarchy's evaluations and objections are public: it cannot be sealed (§18)",
+            scenario(
+                json!({"committed": []}),
+                json!([]),
+                json!({"method": "hierarchy", "workers": ["w"], "electorate": [{"agent": "s", "authority": "1", "trust": "0.5"}], "proposer": "w"}),
+            ),
+            Err("malformed"),
+        ),
+        (
+            "an_unknown_sealed_member",
+            "sealed has committed and commit_phase_over only",
+            scenario(
+                json!({"committed": [], "reveal_deadline": 1}),
+                json!([]),
+                json!({}),
+            ),
+            Err("malformed"),
+        ),
+    ];
+    let mut out_cases = Vec::new();
+    for (name, why, s, expected) in cases {
+        let got = scenario::run(&s.to_string());
+        match (&got, &expected) {
+            (Ok(r), Ok(e)) => assert_eq!(serde_json::to_value(r).unwrap(), *e, "{name}"),
+            (Err(r), Err(k)) => assert_eq!(r.kind.as_str(), *k, "{name}: {}", r.message),
+            _ => panic!("{name}: {got:?}"),
+        }
+        let mut case = json!({"name": name, "why": why, "scenario": s});
+        match expected {
+            Ok(e) => case["expected"] = e,
+            Err(k) => case["error"] = json!(k),
+        }
+        out_cases.push(case);
+    }
+    let doc = json!({
+        "description": "Sealed responses (docs/PROTOCOL.md §18). commitments: commitment = SHA-256(\"synod/seal/v1\" || proposal (32 bytes) || be64(len(signer)) || signer || be64(len(salt)) || salt || JCS(answer)), answer = the reveal's body without created_at, proposal, salt and space; opens says whether the reveal hashes to the commitment. cases: sealed scenarios in the synod resolve format (§11), worked out by hand in why. Generated by crates/synod-core/tests/vectors.rs.",
+        "commitments": commitments,
+        "cases": out_cases,
+    });
+    pinned(
+        "sealed.json",
+        &(serde_json::to_string_pretty(&doc).unwrap() + "\n"),
+    );
+}
+
+/// A small space deciding a sealed vote: commitments, the commit deadline,
+/// reveals (one never comes), the close, an outcome.
+fn sealed_log() -> Vec<String> {
+    use synod_core::sealed::commitment;
+    let mut h = Harness::closed();
+    for name in ["planner", "scout", "ledger-bot", "critic"] {
+        h.agent(name, &[("ops.*", "1")]);
+    }
+    h.person("auditor", &["oracle"]);
+    let body = json!({
+        "domain": "ops.deploy",
+        "action": {"kind": "deploy", "summary": "Deploy build 42 to production"},
+        "confidence": "0.9", "stakes": "medium",
+        "deadline": h.time + 10 * MINUTE,
+        "sealed": {"commit_deadline": h.time + 5 * MINUTE},
+    });
+    let p = h.propose_with("planner", body).unwrap();
+    let answers = [
+        (
+            "scout",
+            json!({"stance": "endorse", "confidence": "0.9", "reasoning": "canary green"}),
+        ),
+        (
+            "ledger-bot",
+            json!({"stance": "endorse", "confidence": "0.7", "reasoning": "costs fine"}),
+        ),
+        (
+            "critic",
+            json!({"stance": "challenge", "confidence": "0.6", "reasoning": "flaky test"}),
+        ),
+    ];
+    let salt_of = |who: &str| Digest::of(who.as_bytes()).0[..16].to_vec();
+    for (who, answer) in &answers {
+        let c = commitment(&p, &h.id(who), &salt_of(who), answer);
+        h.send(
+            who,
+            MessageType::Response,
+            json!({"proposal": p, "commitment": c}),
+        )
+        .unwrap();
+    }
+    h.advance(5 * MINUTE);
+    // critic never reveals: its commitment counts as an abstention.
+    for (who, answer) in &answers[..2] {
+        let mut body = answer.clone();
+        body["proposal"] = json!(p);
+        body["salt"] = json!(hex_encode(&salt_of(who)));
+        h.send(who, MessageType::Response, body).unwrap();
+    }
+    h.advance(5 * MINUTE);
+    h.send(
+        "auditor",
+        MessageType::Outcome,
+        json!({"proposal": p, "result": "success"}),
+    )
+    .unwrap();
+    h.lines
+}
+
+#[test]
+fn sealed_log_export() {
+    let lines = sealed_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/sealed.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/sealed.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.trust_updates, 3);
+}
+
+/// vectors/open.json: open questions (PROTOCOL.md §19) in the `synod
+/// resolve` format, expected results worked out by hand in `why`.
+#[test]
+fn open_vectors() {
+    // A linear medium-stakes question (quorum 0.5, pool_threshold 0.7); p
+    // asks; p, x, y, z, w have authority 1 and trust 0.5: pool weight 0.5
+    // and influence 0.5 each, P = 2.5.
+    let members: Vec<Value> = ["p", "x", "y", "z", "w"]
+        .iter()
+        .map(|a| json!({"agent": a, "authority": "1", "trust": "0.5"}))
+        .collect();
+    let scenario = |answers: &[(&str, &str)], extra: Value| {
+        let responses: Vec<Value> = answers
+            .iter()
+            .map(|(a, t)| match *t {
+                "abstain" => json!({"agent": a, "stance": "abstain", "confidence": "0"}),
+                _ => json!({"agent": a, "answer": t, "confidence": "0.8"}),
+            })
+            .collect();
+        let mut s = json!({"stakes": "medium", "policy": {"weighting": "linear"}, "method": "open",
+            "electorate": members, "proposer": "p", "proposer_confidence": "1",
+            "responses": responses, "deadline_passed": true});
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    };
+    let tally = |v: &str| json!({"endorse": "0", "challenge": "0", "voted": v, "potential": "2.5"});
+    let cluster = |answer: &str, answers: &[&str], weight: &str| json!({"answer": answer, "answers": answers, "weight": weight});
+    let result = |status: &str,
+                  reason: Value,
+                  v: &str,
+                  choice: Value,
+                  leader: Value,
+                  agreement: &str,
+                  clusters: Vec<Value>| {
+        json!({"status": status, "reason": reason, "early": false, "tally": tally(v),
+               "open": {"choice": choice, "clusters": {"leader": leader, "agreement": agreement, "clusters": clusters}}})
+    };
+    let four = [("x", "100.9"), ("y", "100.40"), ("z", "100"), ("w", "250")];
+    let cases: Vec<(&str, &str, Value, Result<Value, &str>)> = vec![
+        (
+            "texts_cluster_after_normalisation",
+            "Paris, ' paris' and 'PARIS ' normalise to paris (1.5 of 2); Lyon is its own cluster (0.5); V = 2 >= 0.5 x 2.5; 1.5 / 2 = 0.75 >= 0.7: paris",
+            scenario(
+                &[
+                    ("x", "Paris"),
+                    ("y", " paris"),
+                    ("z", "PARIS "),
+                    ("w", "Lyon"),
+                ],
+                json!({}),
+            ),
+            Ok(result(
+                "approved",
+                Value::Null,
+                "2",
+                json!("paris"),
+                json!("paris"),
+                "0.75",
+                vec![
+                    cluster("paris", &["paris"], "1.5"),
+                    cluster("lyon", &["lyon"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "a_tie_between_clusters_escalates",
+            "blue and green weigh 1 each: no single leader, contested; equal clusters are listed in byte order",
+            scenario(
+                &[("x", "blue"), ("y", "green"), ("z", "Blue"), ("w", "GREEN")],
+                json!({}),
+            ),
+            Ok(result(
+                "escalated",
+                json!("contested"),
+                "2",
+                Value::Null,
+                Value::Null,
+                "0",
+                vec![
+                    cluster("blue", &["blue"], "1"),
+                    cluster("green", &["green"], "1"),
+                ],
+            )),
+        ),
+        (
+            "numbers_chain_within_the_tolerance",
+            "tolerance 0.5: 100 ~ 100.4 (0.4) and 100.4 ~ 100.9 (0.5) join one cluster although 100 and 100.9 are 0.9 apart; 100.40 is written 100.4; equal weights, so 100 (first in byte order) names it; 1.5 / 2 = 0.75: approved",
+            scenario(&four, json!({"open": {"tolerance": "0.5"}})),
+            Ok(result(
+                "approved",
+                Value::Null,
+                "2",
+                json!("100"),
+                json!("100"),
+                "0.75",
+                vec![
+                    cluster("100", &["100", "100.4", "100.9"], "1.5"),
+                    cluster("250", &["250"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "numbers_without_a_tolerance",
+            "the same answers with tolerance 0: four clusters of 0.5, a tie",
+            scenario(&four, json!({})),
+            Ok(result(
+                "escalated",
+                json!("contested"),
+                "2",
+                Value::Null,
+                Value::Null,
+                "0",
+                vec![
+                    cluster("100", &["100"], "0.5"),
+                    cluster("100.4", &["100.4"], "0.5"),
+                    cluster("100.9", &["100.9"], "0.5"),
+                    cluster("250", &["250"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "a_leader_below_the_threshold",
+            "a leads with 1 of 2 = 0.5 < 0.7: contested, the leader and the dissent reported",
+            scenario(&[("x", "a"), ("y", "a"), ("z", "b"), ("w", "c")], json!({})),
+            Ok(result(
+                "escalated",
+                json!("contested"),
+                "2",
+                Value::Null,
+                json!("a"),
+                "0.5",
+                vec![
+                    cluster("a", &["a"], "1"),
+                    cluster("b", &["b"], "0.5"),
+                    cluster("c", &["c"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "an_abstention_adds_nothing",
+            "w abstains: it is not waited for but adds no weight; paris 1 of 1.5 = 0.666666 < 0.7 (compared exactly: 1 x 10^6 < 0.7 x 1.5 x 10^6); V = 1.5",
+            scenario(
+                &[
+                    ("x", "paris"),
+                    ("y", "paris"),
+                    ("z", "rome"),
+                    ("w", "abstain"),
+                ],
+                json!({}),
+            ),
+            Ok(result(
+                "escalated",
+                json!("contested"),
+                "1.5",
+                Value::Null,
+                json!("paris"),
+                "0.666666",
+                vec![
+                    cluster("paris", &["paris"], "1"),
+                    cluster("rome", &["rome"], "0.5"),
+                ],
+            )),
+        ),
+        (
+            "no_quorum",
+            "one answer: V = 0.5 < 0.5 x 2.5",
+            scenario(&[("x", "paris")], json!({})),
+            Ok(result(
+                "escalated",
+                json!("no_quorum"),
+                "0.5",
+                Value::Null,
+                json!("paris"),
+                "1",
+                vec![cluster("paris", &["paris"], "0.5")],
+            )),
+        ),
+        (
+            "open_until_the_deadline",
+            "three agree but w has not answered and the deadline has not passed: open questions never close early",
+            scenario(
+                &[("x", "paris"), ("y", "paris"), ("z", "paris")],
+                json!({"deadline_passed": false}),
+            ),
+            Ok(result(
+                "open",
+                Value::Null,
+                "1.5",
+                Value::Null,
+                json!("paris"),
+                "1",
+                vec![cluster("paris", &["paris"], "1.5")],
+            )),
+        ),
+        (
+            "a_stance_on_an_open_question",
+            "an open question takes answers or abstentions",
+            scenario(
+                &[],
+                json!({"responses": [{"agent": "x", "stance": "endorse", "confidence": "0.9"}]}),
+            ),
+            Err("malformed"),
+        ),
+        (
+            "options_on_an_open_question",
+            "an open question has no options",
+            scenario(&[], json!({"options": ["a", "b"]})),
+            Err("malformed"),
+        ),
+        (
+            "an_answer_in_a_vote",
+            "only an open question takes answers",
+            scenario(&[("x", "a")], json!({"method": "vote"})),
+            Err("malformed"),
+        ),
+        (
+            "a_negative_tolerance",
+            "the tolerance is a non-negative decimal",
+            scenario(&[], json!({"open": {"tolerance": "-1"}})),
+            Err("malformed"),
+        ),
+        (
+            "an_open_question_with_a_committee",
+            "a committee validates by stance and stake (§20.3); an open question has neither: malformed",
+            scenario(
+                &[],
+                json!({"committee": 2, "seed": seed_hex("open-committee")}),
+            ),
+            Err("malformed"),
+        ),
+        (
+            "an_empty_answer",
+            "an answer is not empty after normalisation",
+            scenario(&[("x", " \t ")], json!({})),
+            Err("malformed"),
+        ),
+        (
+            "a_long_answer",
+            "257 bytes after normalisation",
+            scenario(&[("x", &"a".repeat(257))], json!({})),
+            Err("too_large"),
+        ),
+    ];
+    let mut out_cases = Vec::new();
+    for (name, why, s, expected) in cases {
+        let got = scenario::run(&s.to_string());
+        match (&got, &expected) {
+            (Ok(r), Ok(e)) => assert_eq!(serde_json::to_value(r).unwrap(), *e, "{name}"),
+            (Err(r), Err(k)) => assert_eq!(r.kind.as_str(), *k, "{name}: {}", r.message),
+            _ => panic!("{name}: {got:?}"),
+        }
+        let mut case = json!({"name": name, "why": why, "scenario": s});
+        match expected {
+            Ok(e) => case["expected"] = e,
+            Err(k) => case["error"] = json!(k),
+        }
+        out_cases.push(case);
+    }
+    let doc = json!({
+        "description": "Open questions (docs/PROTOCOL.md §19) as synod resolve scenarios (§11), worked out by hand in why. Generated by crates/synod-core/tests/vectors.rs.",
+        "cases": out_cases,
+    });
+    pinned(
+        "open.json",
+        &(serde_json::to_string_pretty(&doc).unwrap() + "\n"),
+    );
+}
+
+/// A small space deciding two open questions: one adopted, one tied and
+/// decided by a reviewer; outcomes name the right answers.
+fn open_log() -> Vec<String> {
+    let mut h = Harness::closed();
+    for name in ["planner", "scout", "ledger-bot", "critic"] {
+        h.agent(name, &[("ops.*", "1")]);
+    }
+    h.person("reviewer", &["reviewer"]);
+    h.person("auditor", &["oracle"]);
+    let ask = |h: &mut Harness, summary: &str, tolerance: &str| {
+        let body = json!({
+            "domain": "ops.capacity", "action": {"kind": "estimate", "summary": summary},
+            "confidence": "1", "stakes": "low", "deadline": h.time + 10 * MINUTE,
+            "method": "open", "open": {"tolerance": tolerance},
+        });
+        h.propose_with("planner", body).unwrap()
+    };
+    let answer = |h: &mut Harness, who: &str, p: Digest, a: &str, c: &str| {
+        h.send(
+            who,
+            MessageType::Response,
+            json!({"proposal": p, "answer": a, "confidence": c}),
+        )
+        .unwrap();
+    };
+    let nodes = ask(&mut h, "How many nodes does the cluster need?", "1");
+    answer(&mut h, "scout", nodes, "12", "0.8");
+    answer(&mut h, "ledger-bot", nodes, "13", "0.7");
+    answer(&mut h, "critic", nodes, "20", "0.6");
+    let region = ask(&mut h, "Which region hosts it?", "0");
+    answer(&mut h, "scout", region, "eu-west", "0.7");
+    answer(&mut h, "ledger-bot", region, "US-East", "0.6");
+    h.advance(10 * MINUTE);
+    h.send(
+        "reviewer",
+        MessageType::Decision,
+        json!({"proposal": region, "decision": "approve", "answer": "eu-west", "note": "data residency"}),
+    )
+    .unwrap();
+    h.send(
+        "auditor",
+        MessageType::Outcome,
+        json!({"proposal": nodes, "answer": "12.5"}),
+    )
+    .unwrap();
+    h.send(
+        "auditor",
+        MessageType::Outcome,
+        json!({"proposal": region, "answer": "eu-west"}),
+    )
+    .unwrap();
+    h.lines
+}
+
+#[test]
+fn open_log_export() {
+    let lines = open_log();
+    let generated = lines.join("\n") + "\n";
+    pinned("log/open.jsonl", &generated);
+    let text = std::fs::read_to_string(vectors_dir().join("log/open.jsonl")).unwrap();
+    let summary = audit::verify(text.lines()).unwrap();
+    assert_eq!(summary.entries, lines.len() as u64);
+    assert_eq!(summary.proposals.get("approved"), Some(&1));
+    assert_eq!(summary.proposals.get("approved_by_human"), Some(&1));
+    assert_eq!(summary.trust_updates, 5);
+}

@@ -147,6 +147,9 @@ enum Identity {
 pub struct Synod {
     api: Arc<dyn Api>,
     identity: Identity,
+    /// Salts of the sealed answers this server committed, by (agent,
+    /// proposal), so that a reveal needs no salt from the agent (§18).
+    salts: Arc<std::sync::Mutex<std::collections::BTreeMap<(String, String), String>>>,
 }
 
 impl std::fmt::Debug for Synod {
@@ -236,6 +239,20 @@ pub struct ProposeArgs {
     /// drawn by stake, where the space allows committees.
     #[serde(default)]
     pub committee: Option<u32>,
+    /// Seal the answers (commit, then reveal): seconds of the commit phase,
+    /// during which agents send only a commitment, so nobody sees a stance
+    /// before fixing their own. Must be less than the deadline.
+    #[serde(default)]
+    pub commit_seconds: Option<u32>,
+    /// Ask an open question instead (no options): the agents answer in free
+    /// text, equivalent answers are clustered, and the heaviest cluster's
+    /// answer is adopted if it holds enough of the weight.
+    #[serde(default)]
+    pub open: Option<bool>,
+    /// With `open`: numbers within this distance are the same answer
+    /// (e.g. "0.5"; default 0).
+    #[serde(default)]
+    pub tolerance: Option<String>,
 }
 
 /// Parameters of `decide_as_executive`.
@@ -279,6 +296,14 @@ pub struct RespondArgs {
     /// Why: the evidence you relied on. Kept in the audit log and shown to
     /// the humans who review escalations.
     pub reasoning: String,
+    /// A sealed proposal's reveal: the salt `respond` returned when you
+    /// committed (not needed if this server committed for you).
+    #[serde(default)]
+    pub salt: Option<String>,
+    /// An open question's answer (free text), with `confidence`: your
+    /// probability that it is right.
+    #[serde(default)]
+    pub answer: Option<String>,
 }
 
 /// A distribution as the protocol wants it: each probability as text.
@@ -306,6 +331,9 @@ pub struct OutcomeArgs {
     /// right, instead of `result` or `score`.
     #[serde(default)]
     pub option: Option<String>,
+    /// For an open question: the answer that turned out right.
+    #[serde(default)]
+    pub answer: Option<String>,
 }
 
 /// A decimal from 0 to 1, as text ("0.85") or as a number (0.85). Numbers
@@ -367,11 +395,54 @@ fn check_id(id: &str) -> Result<(), Failure> {
 }
 
 impl Synod {
+    /// Commits to `answer` on a sealed proposal in its commit phase
+    /// (PROTOCOL.md §18): a fresh 16-byte salt (or the one given), the
+    /// commitment sent, the salt remembered and returned for the reveal.
+    async fn commit(
+        &self,
+        key: Arc<Keypair>,
+        path: String,
+        answer: Value,
+        salt: Option<String>,
+        slot: (String, String),
+    ) -> Result<Value, Failure> {
+        let salt = match salt {
+            Some(salt) => salt,
+            None => {
+                let mut bytes = [0u8; synod_core::sealed::MIN_SALT_BYTES];
+                getrandom::fill(&mut bytes)
+                    .map_err(|e| failure("internal", format!("no randomness: {e}")))?;
+                synod_core::wire::hex_encode(&bytes)
+            }
+        };
+        let raw = synod_core::sealed::decode_salt(&salt)
+            .map_err(|r| failure(r.kind.as_str(), r.message))?;
+        let proposal = synod_core::Digest::from_hex(&slot.1)
+            .ok_or_else(|| failure("malformed", "a proposal id is 64 lowercase hex characters"))?;
+        let commitment = synod_core::sealed::commitment(
+            &proposal,
+            key.id(),
+            &raw,
+            &synod_core::sealed::answer_of(&answer),
+        );
+        let body = json!({"proposal": slot.1, "commitment": commitment});
+        let mut sent = self
+            .send(key, path, MessageType::Response, body, None)
+            .await?;
+        self.salts.lock().expect("salts").insert(slot, salt.clone());
+        sent["salt"] = json!(salt);
+        sent["sealed"] = json!(
+            "committed: your answer stays hidden until the commit deadline; then call respond again with the same answer (and this salt) to reveal it"
+        );
+        Ok(sent)
+    }
+
     /// A server that signs everything with `key` (stdio).
     pub fn with_key(api: Arc<dyn Api>, key: Keypair) -> Synod {
         Synod {
             api,
             identity: Identity::Key(Arc::new(key)),
+            salts: Arc::default(),
         }
     }
 
@@ -381,6 +452,7 @@ impl Synod {
         Synod {
             api,
             identity: Identity::BearerToken,
+            salts: Arc::default(),
         }
     }
 
@@ -432,6 +504,10 @@ impl Synod {
             if let Some(ms) = deadline_ms {
                 let now = space["time"].as_u64().unwrap_or(0);
                 body["deadline"] = json!(now.saturating_add(ms));
+                // A sealed proposal's commit phase, given in ms from now.
+                if let Some(commit_ms) = body["sealed"]["commit_in_ms"].as_u64() {
+                    body["sealed"] = json!({"commit_deadline": now.saturating_add(commit_ms)});
+                }
             }
             if kind == MessageType::Proposal {
                 stamp_if_required(api, &space, &mut body, key.id())?;
@@ -594,7 +670,7 @@ impl Synod {
     }
 
     #[tool(
-        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. With method \"stake\" it needs endorsements from more than two thirds of the whole electorate's stake; `committee` lets that many members drawn by stake decide a low-stakes proposal. With method \"hierarchy\" (a domain with a hierarchy; you are one of its workers) the supervisors evaluate it, the executive decides, and workers may object with a challenge response before the decision is final. If the space asks proof of work of agents without a track record in the domain, the stamp is minted for you (a fraction of a second). Returns the proposal id."
+        description = "Propose an action for the agents of its domain to judge. Proposals cannot be edited: to change one, propose again. Stakes set how sure the agents must be: low, medium, high; critical always goes to a human. Confidence is your probability, 0 to 1, that the action is right; it is scored against the outcome. Or ask a question with `options` (2 to 16 labels): the agents answer with a probability per option, and the pooled answer is adopted when it is probable enough (0.6, 0.7, 0.8 by stakes), else a human picks. Or ask an open question with `open: true`: the agents answer in free text, equivalent answers are clustered (numbers within `tolerance`), and the heaviest cluster's answer is adopted when it holds enough of the weight. `commit_seconds` seals the answers: commitments first, reveals after (not for a hierarchy). With method \"stake\" it needs endorsements from more than two thirds of the whole electorate's stake; `committee` lets that many members drawn by stake decide a low-stakes vote or stake proposal. With method \"hierarchy\" (a domain with a hierarchy; you are one of its workers) the supervisors evaluate it, the executive decides, and workers may object with a challenge response before the decision is final. If the space asks proof of work of agents without a track record in the domain, the stamp is minted for you (a fraction of a second). Returns the proposal id."
     )]
     async fn propose(
         &self,
@@ -609,10 +685,12 @@ impl Synod {
                 if let Some(payload) = args.payload {
                     action["payload"] = payload;
                 }
+                let open = args.open.unwrap_or(false);
                 let confidence = match (&args.confidence, &args.options) {
                     (Some(c), _) => c.text(),
                     // A question records a confidence but does not use it.
                     (None, Some(_)) => "1".to_string(),
+                    (None, None) if open => "1".to_string(),
                     (None, None) => {
                         return Err(failure(
                             "malformed",
@@ -626,14 +704,29 @@ impl Synod {
                     body["method"] = json!("belief");
                     body["options"] = json!(options);
                 }
+                if open {
+                    body["method"] = json!("open");
+                    if let Some(t) = &args.tolerance {
+                        body["open"] = json!({"tolerance": t});
+                    }
+                }
                 if let Some(d) = &args.distribution {
                     body["distribution"] = distribution_json(d);
                 }
                 if let Some(method) = &args.method {
+                    if open || args.options.is_some() {
+                        return Err(failure(
+                            "malformed",
+                            "`open` and `options` choose the method: leave out `method`",
+                        ));
+                    }
                     body["method"] = json!(method);
                 }
                 if let Some(k) = args.committee {
                     body["committee"] = json!(k);
+                }
+                if let Some(s) = args.commit_seconds {
+                    body["sealed"] = json!({"commit_in_ms": u64::from(s) * 1_000});
                 }
                 let path = "/v1/proposals".to_string();
                 self.send(
@@ -660,7 +753,9 @@ impl Synod {
                 let key = self.key(&context)?;
                 check_id(&args.proposal_id)?;
                 let path = format!("/v1/proposals/{}/responses", args.proposal_id);
-                let body = match (&args.stance, &args.confidence, &args.distribution) {
+                let mut body = match (&args.stance, &args.confidence, &args.distribution) {
+                    (None, Some(c), None) if args.answer.is_some() => json!({"proposal": args.proposal_id,
+                                  "answer": args.answer, "confidence": c.text(), "reasoning": args.reasoning}),
                     (Some(stance), Some(c), None) => json!({"proposal": args.proposal_id, "stance": stance,
                                   "confidence": c.text(), "reasoning": args.reasoning}),
                     (None, None, Some(d)) => json!({"proposal": args.proposal_id,
@@ -668,11 +763,38 @@ impl Synod {
                     _ => {
                         return Err(failure(
                             "malformed",
-                            "give `stance` and `confidence`, or (for a question with options) `distribution`",
+                            "give `stance` and `confidence`, or (for a question with options) `distribution`, or (for an open question) `answer` and `confidence`",
                         ));
                     }
                 };
-                self.send(key, path, MessageType::Response, body, None).await
+                let id = args.proposal_id.clone();
+                let phase = self
+                    .call(move |api| {
+                        let p = api.get(&format!("/v1/proposals/{id}"))?;
+                        Ok(p["sealed"]["phase"].as_str().map(str::to_string))
+                    })
+                    .await?;
+                let slot = (key.id().to_string(), args.proposal_id.clone());
+                match phase.as_deref() {
+                    Some("commit") => self.commit(key, path, body, args.salt, slot).await,
+                    Some(_) => {
+                        let remembered = self.salts.lock().expect("salts").get(&slot).cloned();
+                        let salt = args.salt.or(remembered).ok_or_else(|| {
+                            failure(
+                                "malformed",
+                                "this sealed proposal is in its reveal phase: give the `salt` you committed with, and the same answer",
+                            )
+                        })?;
+                        body["salt"] = json!(salt);
+                        self.send(key, path, MessageType::Response, body, None).await
+                    }
+                    None => {
+                        if let Some(salt) = args.salt {
+                            body["salt"] = json!(salt);
+                        }
+                        self.send(key, path, MessageType::Response, body, None).await
+                    }
+                }
             }
             .await,
         )
@@ -735,6 +857,13 @@ impl Synod {
                     let mut out = json!({"id": p["id"], "status": p["status"], "reason": p["reason"], "tally": p["tally"],
                               "leaning": p["leaning"], "responses": p["responses"].as_array().map_or(0, Vec::len),
                               "outcome": p["outcome"]});
+                    if p["sealed"].is_object() {
+                        out["sealed"] = p["sealed"].clone();
+                    }
+                    if p["method"] == "open" {
+                        out["clusters"] = p["clusters"].clone();
+                        out["choice"] = p["choice"].clone();
+                    }
                     if p["method"] == "belief" {
                         out["options"] = p["options"].clone();
                         out["pool"] = p["pool"].clone();
@@ -762,6 +891,13 @@ impl Synod {
                 check_id(&args.proposal_id)?;
                 let mut body = json!({"proposal": args.proposal_id});
                 match (args.result, args.score, args.option) {
+                    (None, None, None) if args.answer.is_some() => body["answer"] = json!(args.answer),
+                    _ if args.answer.is_some() => {
+                        return Err(failure(
+                            "malformed",
+                            "an open question's outcome is an `answer` alone",
+                        ));
+                    }
                     (Some(r), None, None) => body["result"] = json!(r),
                     (None, Some(s), None) => body["score"] = json!(s.text()),
                     (None, None, Some(o)) => body["option"] = json!(o),
@@ -834,6 +970,11 @@ const RESPOND_DESCRIPTION: &str = concat!(
     "unless you are sure (a 0 counts as 0.01 in the pool). ",
     "As a worker of a domain's hierarchy, a challenge of a hierarchy proposal the executive has decided is an objection; ",
     "more than half of the workers objecting sends the decision to humans. ",
+    "An open question (method \"open\") takes an `answer` in free text with `confidence`, your probability that it is ",
+    "right; answers that mean the same are clustered (case and spacing do not matter; numbers within the tolerance are one answer). ",
+    "A sealed proposal (`sealed` in read_proposal) is answered twice with the same answer: during its commit phase ",
+    "respond sends only a commitment and returns a salt; after the commit deadline, respond again with the same ",
+    "answer and reasoning (and the salt) to reveal it. An answer never revealed counts as an abstention. ",
     "You can answer each proposal once; the answer is final."
 );
 

@@ -77,13 +77,15 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         ErrorKind::UnknownProposal => StatusCode::NOT_FOUND,
-        ErrorKind::Duplicate | ErrorKind::ProposalClosed | ErrorKind::InvalidState => {
-            StatusCode::CONFLICT
-        }
+        ErrorKind::Duplicate
+        | ErrorKind::ProposalClosed
+        | ErrorKind::InvalidState
+        | ErrorKind::WrongPhase => StatusCode::CONFLICT,
         ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::OutOfRange
         | ErrorKind::PolicyViolation
         | ErrorKind::InsufficientWork
+        | ErrorKind::BadReveal
         | ErrorKind::BadDeadline
         | ErrorKind::ClockSkew => StatusCode::UNPROCESSABLE_ENTITY,
     }
@@ -526,6 +528,9 @@ struct TokenDecision {
     /// The option a belief proposal's approval adopts.
     #[serde(default)]
     option: Option<String>,
+    /// The answer an open question's approval adopts (§19).
+    #[serde(default)]
+    answer: Option<String>,
     #[serde(default)]
     note: String,
 }
@@ -563,10 +568,16 @@ pub(crate) async fn decide_as(
     option: Option<&str>,
     note: &str,
 ) -> ApiResult<crate::Receipt> {
-    let space = node.read(|s| s.id().to_string());
+    let (space, open) = node.read(|s| {
+        let open = s
+            .proposal(&id)
+            .is_some_and(|p| p.method == synod_core::message::Method::Open);
+        (s.id().to_string(), open)
+    });
     let mut body = json!({"space": space, "created_at": now_ms(), "proposal": id, "decision": decision, "note": note});
+    // `option` is a belief proposal's option, or an open question's answer.
     if let Some(option) = option {
-        body["option"] = json!(option);
+        body[if open { "answer" } else { "option" }] = json!(option);
     }
     let message = Verified::sign(MessageType::Decision, body, key);
     // A note that breaks a limit is refused like any other message.
@@ -592,7 +603,7 @@ async fn decide(
                     format!("decision: {e}"),
                 )
             })?;
-            let option = request.option.as_deref();
+            let option = request.option.as_deref().or(request.answer.as_deref());
             decide_as(&node, &key, id, request.decision, option, &request.note).await?
         }
         None => {
@@ -697,7 +708,28 @@ pub(crate) fn proposal_summary(space: &Space, p: &ProposalRecord) -> Value {
         out["pool"] = json!(p.pool_report());
         out["choice"] = json!(p.choice.map(|c| p.option_label(c)));
     }
+    if let Some(s) = &p.sealed {
+        out["sealed"] = sealed_json(space, s);
+    }
+    if let Some(open) = &p.open {
+        out["clusters"] = json!(p.clusters());
+        out["choice"] = json!(open.choice);
+    }
     out
+}
+
+/// A sealed proposal's phase and who committed (§18): never a stance.
+fn sealed_json(space: &Space, s: &synod_core::sealed::SealedState) -> Value {
+    let commits = s.in_log_order();
+    let ids = |unrevealed: bool| -> Vec<&AgentId> {
+        commits
+            .iter()
+            .filter(|c| !unrevealed || !c.revealed)
+            .map(|c| &space.agent_at(c.agent).id)
+            .collect()
+    };
+    json!({"commit_deadline": s.commit_deadline, "phase": s.phase(),
+           "committed": ids(false), "unrevealed": ids(true)})
 }
 
 /// A proposal with everything about it.
@@ -712,6 +744,9 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
                    "reasoning": r.reasoning, "index": r.index});
             if let Some(d) = &r.distribution {
                 out["distribution"] = distribution_json(p, d);
+            }
+            if let Some(a) = &r.answer {
+                out["answer"] = json!(a);
             }
             out
         })
@@ -732,7 +767,7 @@ pub(crate) fn proposal_detail(space: &Space, p: &ProposalRecord) -> Value {
         match (o.score, o.option) {
             (Some(score), _) => out["score"] = json!(score),
             (None, Some(i)) => out["option"] = json!(p.option_label(i)),
-            (None, None) => {}
+            (None, None) => out["answer"] = json!(o.answer),
         }
         out
     }));

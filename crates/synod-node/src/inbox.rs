@@ -272,6 +272,9 @@ fn reason_text(reason: Option<Reason>, method: synod_core::message::Method) -> &
 
 /// An outcome as text: a vote's score, or the option that turned out right.
 fn outcome_text(record: &ProposalRecord, o: &synod_core::space::OutcomeRecord) -> String {
+    if let Some(answer) = &o.answer {
+        return esc(answer);
+    }
     match (o.score, o.option) {
         (Some(score), _) => score.to_string(),
         (None, Some(option)) => esc(&record.option_label(option)),
@@ -310,8 +313,11 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         stakes = record.stakes.as_str(),
         pid = esc(proposer.id.as_str()),
         pname = esc(&proposer.name),
-        // A belief proposal's confidence decides nothing: its options do.
-        conf = if record.options.is_empty() {
+        // A belief proposal's confidence decides nothing: its options do;
+        // an open question's neither.
+        conf = if record.open.is_some() {
+            "; an open question".to_string()
+        } else if record.options.is_empty() {
             format!(" at confidence {}", record.confidence)
         } else {
             format!(
@@ -336,6 +342,8 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
     }
     out.push_str(if pkg.belief.is_some() {
         r#"<table class="positions"><thead><tr><th>Agent</th><th>Distribution</th><th>From the pool</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#
+    } else if pkg.open.is_some() {
+        r#"<table class="positions"><thead><tr><th>Agent</th><th>Answer</th><th>Confidence</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#
     } else {
         r#"<table class="positions"><thead><tr><th>Agent</th><th>Stance</th><th>Confidence</th><th>Authority</th><th>Trust</th><th>Weight</th><th>Reasoning</th></tr></thead><tbody>"#
     });
@@ -344,6 +352,11 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
         // A belief proposal's position is a distribution; the confidence
         // column then shows how far it is from the pool.
         let (cls, stance, conf) = match (&p.distribution, p.stance, p.confidence) {
+            _ if p.answer.is_some() => (
+                "answer",
+                esc(p.answer.as_deref().unwrap_or("")),
+                p.confidence.map_or(String::new(), |c| c.to_string()),
+            ),
             (Some(d), _, _) => (
                 "belief",
                 in_option_order(record, d),
@@ -438,6 +451,35 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
             qn = th.quorum_needed,
         );
         match (&pkg.belief, p.weighting) {
+            _ if pkg.open.is_some() => {
+                // Every cluster, the dissenting ones included (§19.5).
+                let o = pkg.open.as_ref().expect("an open question");
+                let rows: String = o
+                    .clusters
+                    .clusters
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "<tr class=\"cluster\"><td>Cluster {}</td><td>{}</td><td>weight {}</td></tr>",
+                            esc(&c.answer),
+                            c.answers.iter().map(|a| esc(a)).collect::<Vec<_>>().join(" · "),
+                            c.weight
+                        )
+                    })
+                    .collect();
+                let _ = write!(
+                    out,
+                    r#"
+{rows}<tr><td>Leading answer</td><td>{leader} at {lead}</td><td>≥ {threshold}</td></tr></tbody></table>"#,
+                    leader = o
+                        .clusters
+                        .leader
+                        .as_deref()
+                        .map_or("none (tie)".to_string(), esc),
+                    lead = th.margin,
+                    threshold = th.approve_needed,
+                );
+            }
             (Some(b), _) => {
                 let pooled = in_option_order(record, &b.pooled);
                 let _ = write!(
@@ -482,8 +524,9 @@ fn package_html(space: &Space, record: &ProposalRecord) -> String {
             }
         }
     }
-    // Confidences mean nothing for a belief proposal's distributions.
-    if pkg.belief.is_none() {
+    // Confidences mean nothing for a belief proposal's distributions, and
+    // an open question's are only scored.
+    if pkg.belief.is_none() && pkg.open.is_none() {
         let max = pkg
             .confidences
             .histogram
@@ -548,7 +591,15 @@ async fn inbox(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
             } else {
                 // A belief proposal's approval adopts one of its options,
                 // the pool's leader first.
-                let choose = if record.options.is_empty() {
+                let choose = if let Some(clusters) = record.clusters() {
+                    // An open question's approval adopts an answer: the
+                    // leading cluster's, or whatever the reviewer types.
+                    let leader = clusters
+                        .leader
+                        .or_else(|| clusters.clusters.first().map(|c| c.answer.clone()))
+                        .unwrap_or_default();
+                    format!(r#"<label for="option-{id}">Answer to adopt</label><input id="option-{id}" name="option" maxlength="256" value="{v}">"#, id = record.id, v = esc(&leader))
+                } else if record.options.is_empty() {
                     String::new()
                 } else {
                     let leader = record.pool_report().and_then(|r| r.leader);
@@ -660,6 +711,19 @@ async fn proposal_page(
                 .map(|r| format!(" — {}", reason_text(Some(r), record.method)))
                 .unwrap_or_default(),
         );
+        if let Some(sealed) = &record.sealed {
+            // Only who committed, never what: the answers stay sealed
+            // until the commit deadline (PROTOCOL.md §18).
+            let commits = sealed.in_log_order();
+            let _ = write!(
+                out,
+                r#"<p class="sealed">Sealed responses: {} phase, commitments until {}; {} committed, {} not revealed</p>"#,
+                sealed.phase(),
+                when(sealed.commit_deadline),
+                commits.len(),
+                commits.iter().filter(|c| !c.revealed).count()
+            );
+        }
         out.push_str(&package_html(s, record));
         out.push_str("<h3>History</h3><ol class=\"history\">");
         let _ = write!(
@@ -670,6 +734,14 @@ async fn proposal_page(
             when(record.entered_time),
             when(record.deadline)
         );
+        for c in record.sealed.iter().flat_map(|s| s.in_log_order()) {
+            let _ = write!(
+                out,
+                "<li>Entry {}: {} commits to a sealed answer</li>",
+                c.index,
+                esc(&s.agent_at(c.agent).name),
+            );
+        }
         for r in &record.responses {
             let what = match (&r.distribution, r.stance, r.confidence) {
                 (Some(d), _, _) => format!(
@@ -681,6 +753,11 @@ async fn proposal_page(
                         .map(|(o, &m)| format!("{} {}", esc(o), synod_core::fixed::Probability::from_micros(m)))
                         .collect::<Vec<_>>()
                         .join(" · ")
+                ),
+                _ if r.answer.is_some() => format!(
+                    "answers {} at confidence {}",
+                    esc(r.answer.as_deref().unwrap_or("")),
+                    r.confidence.map_or(String::new(), |c| c.to_string())
                 ),
                 (None, Some(stance), Some(c)) => format!("{}s at confidence {c}", stance.as_str()),
                 _ => "responds".to_string(),

@@ -161,6 +161,8 @@ pub struct TrustPoint {
 
 /// Where a node's space lives: its own store behind the local sequencer, or
 /// a replica of a cluster.
+// One per node, so the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Backend {
     /// Both boxed: the two differ in size by more than the state a

@@ -37,6 +37,7 @@ from .messages import (
     set_change,
     sign_message,
 )
+from .sealed import SealedAnswer
 from .wire import MESSAGE_TYPES, SignedMessage, canonical_json, message_id, sign, signed_bytes, to_decimal
 
 __version__ = "0.1.0"
@@ -58,6 +59,7 @@ __all__ = [
     "Keypair",
     "MESSAGE_TYPES",
     "PROTOCOL_ERROR_KINDS",
+    "SealedAnswer",
     "SignedMessage",
     "SynodError",
     "canonical_json",

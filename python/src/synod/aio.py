@@ -23,8 +23,10 @@ from .messages import (
     registration_body,
     response_body,
     belief_response_body,
+    answer_body,
     set_change,
 )
+from .sealed import SealedAnswer, answer_of, commitment, new_salt
 from .types import (
     AgentDetail,
     AgentList,
@@ -330,6 +332,7 @@ class AsyncClient(ClientBase):
         supersedes: str | None = None,
         method: str | None = None,
         committee: int | None = None,
+        commit_ms: int | None = None,
         key: Keypair | None = None,
     ) -> ProposalReceipt:
         """Proposes an action. ``confidence`` is the proposer's probability
@@ -337,8 +340,11 @@ class AsyncClient(ClientBase):
         from now, or at log time ``deadline``. ``method="stake"`` asks for
         more than two thirds of the whole electorate's stake; ``committee``
         lets that many members drawn by stake decide a low-stakes proposal
-        (PROTOCOL §20). The receipt's ``id`` is the proposal id."""
-        when = deadline if deadline is not None else await self.now() + deadline_ms
+        (PROTOCOL §20). With ``commit_ms`` the answers are sealed
+        (PROTOCOL §18): commitments for that long, then reveals (see
+        :meth:`commit`). The receipt's ``id`` is the proposal id."""
+        now = await self.now() if deadline is None or commit_ms is not None else 0
+        when = deadline if deadline is not None else now + deadline_ms
         body = proposal_body(
             domain=domain,
             kind=kind,
@@ -352,7 +358,46 @@ class AsyncClient(ClientBase):
             method=method,
             committee=committee,
         )
+        if commit_ms is not None:
+            body["sealed"] = {"commit_deadline": now + commit_ms}
         return cast(ProposalReceipt, await self._send_proposal(body, key))
+
+    async def commit(
+        self,
+        proposal_id: str,
+        stance: str | None = None,
+        confidence: DecimalLike | None = None,
+        reasoning: str = "",
+        *,
+        distribution: Mapping[str, DecimalLike] | None = None,
+        salt: bytes | None = None,
+        key: Keypair | None = None,
+    ) -> SealedAnswer:
+        """Commits to an answer on a sealed proposal during its commit phase
+        (PROTOCOL §18): ``stance`` and ``confidence``, or a ``distribution``,
+        with its ``reasoning``. Only the commitment is sent; keep the returned
+        :class:`SealedAnswer` and pass it to :meth:`reveal` after the commit
+        deadline."""
+        signer = self._signer(key)
+        if distribution is not None:
+            body = belief_response_body(proposal=proposal_id, probabilities=distribution, reasoning=reasoning)
+        elif stance is not None and confidence is not None:
+            body = response_body(proposal=proposal_id, stance=stance, confidence=confidence, reasoning=reasoning)
+        else:
+            raise ValueError("give stance and confidence, or a distribution")
+        raw = salt if salt is not None else new_salt()
+        sealed = SealedAnswer(
+            proposal=proposal_id,
+            body=body,
+            salt=raw.hex(),
+            commitment=commitment(proposal_id, signer.did, raw, answer_of(body)),
+        )
+        sealed.receipt = await self._send("response", {"proposal": proposal_id, "commitment": sealed.commitment}, signer)
+        return sealed
+
+    async def reveal(self, sealed: SealedAnswer, *, key: Keypair | None = None) -> ResponseReceipt:
+        """Reveals a committed answer after the commit deadline."""
+        return cast(ResponseReceipt, await self._send("response", sealed.reveal_body(), key))
 
     async def respond(
         self,
@@ -405,6 +450,53 @@ class AsyncClient(ClientBase):
         )
         return cast(ProposalReceipt, await self._send_proposal(body, key))
 
+    async def ask_open(
+        self,
+        domain: str,
+        kind: str,
+        summary: str,
+        *,
+        tolerance: DecimalLike | None = None,
+        stakes: str = "medium",
+        deadline_ms: int = 600_000,
+        payload: Any = UNSET,
+        policy: Mapping[str, Any] | None = None,
+        key: Keypair | None = None,
+    ) -> ProposalReceipt:
+        """Asks an open question (PROTOCOL §19): the electorate answers in
+        free text; equivalent answers are clustered (numbers within
+        ``tolerance`` are one answer) and the heaviest cluster's answer is
+        adopted when it holds the policy's ``pool_threshold`` of the weight,
+        or a human picks."""
+        body = proposal_body(
+            domain=domain,
+            kind=kind,
+            summary=summary,
+            confidence=1,
+            stakes=stakes,
+            deadline=await self.now() + deadline_ms,
+            payload=payload,
+            policy=policy,
+            open_question=True,
+            open_tolerance=tolerance,
+        )
+        return cast(ProposalReceipt, await self._send_proposal(body, key))
+
+    async def answer(
+        self,
+        proposal_id: str,
+        answer: str,
+        confidence: DecimalLike,
+        reasoning: str = "",
+        *,
+        key: Keypair | None = None,
+    ) -> ResponseReceipt:
+        """Answers an open question in free text; ``confidence`` is the
+        probability that the answer is right, scored against the outcome's
+        answer."""
+        body = answer_body(proposal=proposal_id, answer=answer, confidence=confidence, reasoning=reasoning)
+        return cast(ResponseReceipt, await self._send("response", body, key))
+
     async def believe(
         self,
         proposal_id: str,
@@ -427,12 +519,14 @@ class AsyncClient(ClientBase):
         result: str | None = None,
         score: DecimalLike | None = None,
         option: str | None = None,
+        answer: str | None = None,
         key: Keypair | None = None,
     ) -> Receipt:
         """Reports how a decided action turned out (an oracle or reviewer that
         took no part): ``result="success"|"failure"`` or a graded ``score``;
-        for a question, the ``option`` that turned out right."""
-        body = outcome_body(proposal=proposal_id, result=result, score=score, option=option)
+        for a question, the ``option`` that turned out right; for an open
+        question, the ``answer``."""
+        body = outcome_body(proposal=proposal_id, result=result, score=score, option=option, answer=answer)
         return cast(Receipt, await self._send("outcome", body, key))
 
     async def decide(
@@ -442,6 +536,7 @@ class AsyncClient(ClientBase):
         note: str = "",
         *,
         option: str | None = None,
+        answer: str | None = None,
         reviewer_token: str | None = None,
         key: Keypair | None = None,
     ) -> DecisionReceipt:
@@ -454,12 +549,14 @@ class AsyncClient(ClientBase):
             request: dict[str, Any] = {"decision": decision, "note": note}
             if option is not None:
                 request["option"] = option
+            if answer is not None:
+                request["answer"] = answer
             data = json.dumps(request).encode()
             return cast(
                 DecisionReceipt,
                 await self.post_bytes(path, data, headers={"authorization": f"Bearer {reviewer_token}"}),
             )
-        body = decision_body(proposal=proposal_id, decision=decision, note=note, option=option)
+        body = decision_body(proposal=proposal_id, decision=decision, note=note, option=option, answer=answer)
         return cast(DecisionReceipt, await self._send("decision", body, key))
 
     # Administration --------------------------------------------------------

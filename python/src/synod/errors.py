@@ -22,6 +22,8 @@ PROTOCOL_ERROR_KINDS: tuple[str, ...] = (
     "wrong_space",
     "invalid_state",
     "insufficient_work",
+    "wrong_phase",
+    "bad_reveal",
 )
 
 #: Kinds the HTTP API adds to the protocol's (crates/synod-node/src/openapi.json).

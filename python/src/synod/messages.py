@@ -38,7 +38,7 @@ Stakes = Literal["low", "medium", "high", "critical"]
 HumanDecision = Literal["approve", "reject"]
 OutcomeResult = Literal["success", "failure"]
 Role = Literal["agent", "reviewer", "oracle", "admin"]
-Method = Literal["vote", "belief"]
+Method = Literal["vote", "belief", "open", "stake", "hierarchy"]
 Pool = Literal["log", "linear"]
 
 
@@ -135,6 +135,9 @@ def proposal_body(
     own_distribution: Mapping[str, DecimalLike] | None = None,
     method: str | None = None,
     committee: int | None = None,
+    commit_deadline: int | None = None,
+    open_tolerance: DecimalLike | None = None,
+    open_question: bool = False,
 ) -> dict[str, Any]:
     """§4.4. ``deadline`` is absolute log time in ms; ``confidence`` is the
     proposer's probability that the action succeeds, in (0, 1]. With
@@ -142,7 +145,9 @@ def proposal_body(
     responses are distributions over the options, and ``own_distribution``
     is the proposer's own. ``method="stake"`` decides it by stake, and
     ``committee`` by a committee of that many members drawn by stake
-    (§20)."""
+    (§20). With ``commit_deadline`` (log time in ms, before
+    ``deadline``) the responses are sealed (§18): commitments until then,
+    reveals after."""
     action: dict[str, Any] = {"kind": kind, "summary": summary}
     if payload is not UNSET:
         action["payload"] = payload
@@ -166,6 +171,12 @@ def proposal_body(
         body["method"] = method
     if committee is not None:
         body["committee"] = committee
+    if commit_deadline is not None:
+        body["sealed"] = {"commit_deadline": commit_deadline}
+    if open_question:
+        body["method"] = "open"
+        if open_tolerance is not None:
+            body["open"] = {"tolerance": to_decimal(open_tolerance)}
     return body
 
 
@@ -175,6 +186,12 @@ def response_body(
     """§4.5. ``confidence`` is the responder's probability that its stance is
     right, in [0, 1]; ``reasoning`` is kept in the audit log."""
     return {"proposal": proposal, "stance": stance, "confidence": to_decimal(confidence), "reasoning": reasoning}
+
+
+def answer_body(*, proposal: str, answer: str, confidence: DecimalLike, reasoning: str = "") -> dict[str, Any]:
+    """§4.5, §19: an open question's answer in free text, with the
+    responder's probability that it is right."""
+    return {"proposal": proposal, "answer": answer, "confidence": to_decimal(confidence), "reasoning": reasoning}
 
 
 def belief_response_body(
@@ -192,12 +209,13 @@ def outcome_body(
     result: str | None = None,
     score: DecimalLike | None = None,
     option: str | None = None,
+    answer: str | None = None,
 ) -> dict[str, Any]:
     """§4.6: exactly one of ``result`` (``success``/``failure``), ``score``
-    (a graded outcome in [0, 1]) and, for a belief proposal, ``option`` (the
-    option that turned out right)."""
-    if sum(x is not None for x in (result, score, option)) != 1:
-        raise ValueError("give exactly one of result, score and option")
+    (a graded outcome in [0, 1]), for a belief proposal ``option`` (the
+    option that turned out right) and for an open question ``answer``."""
+    if sum(x is not None for x in (result, score, option, answer)) != 1:
+        raise ValueError("give exactly one of result, score, option and answer")
     body: dict[str, Any] = {"proposal": proposal}
     if result is not None:
         body["result"] = result
@@ -205,15 +223,22 @@ def outcome_body(
         body["score"] = to_decimal(score)
     if option is not None:
         body["option"] = option
+    if answer is not None:
+        body["answer"] = answer
     return body
 
 
-def decision_body(*, proposal: str, decision: str, note: str = "", option: str | None = None) -> dict[str, Any]:
+def decision_body(
+    *, proposal: str, decision: str, note: str = "", option: str | None = None, answer: str | None = None
+) -> dict[str, Any]:
     """§4.7: a reviewer's ``approve`` or ``reject`` of an escalated proposal;
-    approving a belief proposal names the ``option`` it adopts."""
+    approving a belief proposal names the ``option`` it adopts, approving an
+    open question the ``answer``."""
     body: dict[str, Any] = {"proposal": proposal, "decision": decision, "note": note}
     if option is not None:
         body["option"] = option
+    if answer is not None:
+        body["answer"] = answer
     return body
 
 

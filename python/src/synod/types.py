@@ -39,6 +39,9 @@ __all__ = [
     "Pool",
     "BeliefPackage",
     "DecisionPackage",
+    "Cluster",
+    "Clusters",
+    "SealedInfo",
     "ProposalSummary",
     "Membership",
     "ProposalDetail",
@@ -198,6 +201,8 @@ class ResponseRecord(TypedDict):
     index: int
     #: A belief proposal's answer: a probability per option.
     distribution: NotRequired[dict[str, str]]
+    #: An open question's answer, normalised (PROTOCOL §19).
+    answer: NotRequired[str]
 
 
 class Closure(TypedDict):
@@ -212,6 +217,8 @@ class OutcomeRecord(TypedDict):
     score: NotRequired[str]
     #: A belief proposal's outcome: the option that turned out right.
     option: NotRequired[str]
+    #: An open question's outcome: the answer that turned out right.
+    answer: NotRequired[str]
     reporter: str
     index: int
 
@@ -237,6 +244,8 @@ class Position(TypedDict):
     #: the pool.
     distribution: NotRequired[dict[str, str]]
     divergence: NotRequired[str]
+    #: An open question's answer, normalised.
+    answer: NotRequired[str]
     authority: str
     trust: str
     weight: str
@@ -306,6 +315,32 @@ class DecisionPackage(TypedDict):
     hierarchy: NotRequired[dict[str, Any]]
 
 
+class Cluster(TypedDict):
+    """Equivalent answers of an open question (PROTOCOL §19.2)."""
+
+    answer: str
+    answers: list[str]
+    weight: str
+
+
+class Clusters(TypedDict):
+    """An open question's clusters, heaviest first (PROTOCOL §19.5)."""
+
+    leader: str | None
+    agreement: str
+    clusters: list[Cluster]
+
+
+class SealedInfo(TypedDict):
+    """A sealed proposal's phase and who committed (PROTOCOL §18): never a
+    stance."""
+
+    commit_deadline: int
+    phase: Literal["commit", "reveal"]
+    committed: list[str]
+    unrevealed: list[str]
+
+
 class ProposalSummary(TypedDict):
     id: str
     status: Status
@@ -318,13 +353,18 @@ class ProposalSummary(TypedDict):
     entered_index: int
     tally: Tally
     reason: str | None
-    method: Literal["vote", "belief", "stake", "hierarchy"]
+    method: Literal["vote", "belief", "open", "stake", "hierarchy"]
     #: A proposal decided by a committee drawn by stake: its size (§20.3).
     committee: NotRequired[int]
-    #: Belief proposals only: the options, the pool, the adopted option.
+    #: Belief proposals only: the options, the pool, the adopted option
+    #: (an open question's adopted answer too).
     options: NotRequired[list[str]]
     pool: NotRequired[Pool]
     choice: NotRequired[str | None]
+    #: Open questions only: the clusters of answers.
+    clusters: NotRequired[Clusters]
+    #: Sealed proposals only: the phase and the commitments.
+    sealed: NotRequired[SealedInfo]
 
 
 class Membership(TypedDict):
