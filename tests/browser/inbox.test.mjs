@@ -331,6 +331,7 @@ describe("the web inbox in a browser", { timeout: 180_000 }, () => {
     await first.getByRole("heading", { name: "Recent decisions" }).waitFor();
     const listed = (await rows(first.locator("table.recent"))).map((r) => [r[1], r[3]]);
     assert.deepEqual(listed, [
+      ["Waive the 35 EUR late fee on account #2290", "approved"],
       ["What credit limit (EUR) should account #5127 get?", "approved"],
       ["Refund 480 EUR for disputed order #7731", "approved"],
       ["Refund order #3391 (240 EUR) to the customer's card", "approved"],

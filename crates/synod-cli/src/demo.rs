@@ -633,6 +633,7 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
     decisions.push(crate::demo_hierarchy::play(&client, admin, &agents)?);
     decisions.push(sealed_vote(&client, &agents)?);
     decisions.push(open_question(&client, &agents)?);
+    decisions.push(crate::demo_admission::play(&client, admin, &agents)?);
     println!("\nDecisions:");
     table::print(
         &["SCENARIO", "STATUS", "REASON", "E", "C", "CLOSED"],

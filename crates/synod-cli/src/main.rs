@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod commands;
 mod demo;
+mod demo_admission;
 mod demo_hierarchy;
 mod demo_stake;
 mod etcd;
