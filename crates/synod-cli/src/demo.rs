@@ -362,21 +362,9 @@ fn sealed_vote(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<Vec<
             answer["reasoning"].as_str().unwrap_or("")
         );
     }
-    let p = client.get(&format!("/v1/proposals/{id}"))?;
-    let status = p["status"].as_str().unwrap_or("?").to_string();
-    let how = p["closure"]["cause"]
-        .as_str()
-        .unwrap_or("")
-        .replace('_', " ");
-    println!("  → {status} ({how})");
-    Ok(vec![
-        TITLE.to_string(),
-        status,
-        p["reason"].as_str().unwrap_or("").to_string(),
-        p["tally"]["endorse"].as_str().unwrap_or("").to_string(),
-        p["tally"]["challenge"].as_str().unwrap_or("").to_string(),
-        how,
-    ])
+    let row = decision_row(TITLE, &client.get(&format!("/v1/proposals/{id}"))?);
+    println!("  → {} ({})", row[1], row[5]);
+    Ok(row)
 }
 
 /// The open question (PROTOCOL.md §19): free answers, numbers within a
@@ -602,29 +590,14 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
             )?;
             println!("  {who} {stance}s at {confidence}: {why}");
         }
-        let p = client.get(&format!("/v1/proposals/{id}"))?;
-        let status = p["status"].as_str().unwrap_or("?").to_string();
-        let how = p["closure"]["cause"]
-            .as_str()
-            .unwrap_or("")
-            .replace('_', " ");
-        let reason = p["reason"].as_str().unwrap_or("");
-        println!(
-            "  → {status}{} ({how})",
-            if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {reason}")
-            }
-        );
-        decisions.push(vec![
-            s.title.to_string(),
-            status,
-            reason.to_string(),
-            p["tally"]["endorse"].as_str().unwrap_or("").to_string(),
-            p["tally"]["challenge"].as_str().unwrap_or("").to_string(),
-            how,
-        ]);
+        let row = decision_row(s.title, &client.get(&format!("/v1/proposals/{id}"))?);
+        let reason = if row[2].is_empty() {
+            String::new()
+        } else {
+            format!(": {}", row[2])
+        };
+        println!("  → {}{reason} ({})", row[1], row[5]);
+        decisions.push(row);
         ids.push(id);
     }
     let (question, row) = ask(&client, &agents)?;
@@ -689,6 +662,33 @@ fn play(base: &str, admin: &Keypair, key_dir: &std::path::Path) -> Result<String
     println!("\nTrust after outcomes (confident and right gains, confident and wrong loses):");
     table::print(&["AGENT", "DOMAIN", "BEFORE", "AFTER"], &rows);
     Ok(token)
+}
+
+/// A proposal's row of the demo's decisions table: title, status, reason,
+/// endorsed and challenged weight, and how it closed.
+pub(crate) fn decision_row(title: &str, p: &Value) -> Vec<String> {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    vec![
+        title.to_string(),
+        p["status"].as_str().unwrap_or("?").to_string(),
+        text(&p["reason"]),
+        text(&p["tally"]["endorse"]),
+        text(&p["tally"]["challenge"]),
+        text(&p["closure"]["cause"]).replace('_', " "),
+    ]
+}
+
+/// Polls proposal `id` until it is no longer open (a deadline closing
+/// through the log), for at most ten seconds; returns its last view.
+pub(crate) fn await_close(client: &Client, id: &str) -> Result<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let p = client.get(&format!("/v1/proposals/{id}"))?;
+        if p["status"] != "open" || started.elapsed() > std::time::Duration::from_secs(10) {
+            return Ok(p);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn trust_by_agent(

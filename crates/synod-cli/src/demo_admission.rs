@@ -5,7 +5,7 @@
 //! proposal is refused because a stamp is bound to the body it was found for.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -104,26 +104,7 @@ pub fn play(
         admin,
         json!({"set": {"admission_trust_below": "0"}}),
     )?;
-    let started = Instant::now();
-    let p = loop {
-        let p = client.get(&format!("/v1/proposals/{id}"))?;
-        if p["status"] != "open" || started.elapsed() > Duration::from_secs(10) {
-            break p;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let status = p["status"].as_str().unwrap_or("?").to_string();
-    let how = p["closure"]["cause"]
-        .as_str()
-        .unwrap_or("")
-        .replace('_', " ");
-    println!("  → {status} ({how}); admission is off again");
-    Ok(vec![
-        title.to_string(),
-        status,
-        p["reason"].as_str().unwrap_or("").to_string(),
-        p["tally"]["endorse"].as_str().unwrap_or("").to_string(),
-        p["tally"]["challenge"].as_str().unwrap_or("").to_string(),
-        how,
-    ])
+    let row = crate::demo::decision_row(title, &crate::demo::await_close(client, &id)?);
+    println!("  → {} ({}); admission is off again", row[1], row[5]);
+    Ok(row)
 }

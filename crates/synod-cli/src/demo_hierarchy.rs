@@ -4,11 +4,9 @@
 //! three is not more than half, so the decision stands when the objection
 //! window closes through the log.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
 use anyhow::{Context, Result, bail};
 use serde_json::json;
+use std::collections::BTreeMap;
 use synod_core::Keypair;
 use synod_core::wire::MessageType;
 use synod_node::keys;
@@ -101,26 +99,10 @@ pub fn play(
     )?;
     println!("  Fraud Sentinel objects: {objection} (1 of 3 workers: not more than half)");
     // The window closes through the log: the node ticks at the deadline.
-    let started = Instant::now();
-    let p = loop {
-        let p = client.get(&format!("/v1/proposals/{id}"))?;
-        if p["status"] != "open" || started.elapsed() > Duration::from_secs(10) {
-            break p;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let status = p["status"].as_str().unwrap_or("?").to_string();
-    let how = p["closure"]["cause"]
-        .as_str()
-        .unwrap_or("")
-        .replace('_', " ");
-    println!("  → {status} ({how}): the objection window closed and the decision stood");
-    Ok(vec![
-        title.to_string(),
-        status,
-        p["reason"].as_str().unwrap_or("").to_string(),
-        p["tally"]["endorse"].as_str().unwrap_or("").to_string(),
-        p["tally"]["challenge"].as_str().unwrap_or("").to_string(),
-        how,
-    ])
+    let row = crate::demo::decision_row(title, &crate::demo::await_close(client, &id)?);
+    println!(
+        "  → {} ({}): the objection window closed and the decision stood",
+        row[1], row[5]
+    );
+    Ok(row)
 }

@@ -65,21 +65,10 @@ pub fn play(client: &Client, agents: &BTreeMap<&str, Keypair>) -> Result<Vec<Str
         let (status, endorsed, whole) = share(client)?;
         println!("  {who} {stance}s: {why} → endorsed {endorsed} of {whole}, {status}");
     }
-    let p = client.get(&format!("/v1/proposals/{id}"))?;
-    let status = p["status"].as_str().unwrap_or("?").to_string();
-    let how = p["closure"]["cause"]
-        .as_str()
-        .unwrap_or("")
-        .replace('_', " ");
+    let row = crate::demo::decision_row(title, &client.get(&format!("/v1/proposals/{id}"))?);
     println!(
-        "  → {status} ({how}): the abstention counted against it until Compliance's stake took it past two thirds"
+        "  → {} ({}): the abstention counted against it until Compliance's stake took it past two thirds",
+        row[1], row[5]
     );
-    Ok(vec![
-        title.to_string(),
-        status,
-        p["reason"].as_str().unwrap_or("").to_string(),
-        p["tally"]["endorse"].as_str().unwrap_or("").to_string(),
-        p["tally"]["challenge"].as_str().unwrap_or("").to_string(),
-        how,
-    ])
+    Ok(row)
 }
