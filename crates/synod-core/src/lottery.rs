@@ -13,8 +13,9 @@ use crate::wire::Digest;
 const TAG: &[u8] = b"synod/lottery/v1";
 
 /// The seed of a lottery: SHA-256 of the tag, then each part as its length
-/// (8 bytes, big-endian) and its bytes. Parts are, for a committee, the hash
-/// of the log entry before the proposal and the proposal id.
+/// (8 bytes, big-endian) and its bytes. What the parts are is the caller's:
+/// a committee's are in `stake::committee_seed` (the proposal's own log
+/// entry's hash, PROTOCOL.md §20.3), a round proposer's in §20.4.
 pub fn seed(parts: &[&[u8]]) -> Digest {
     let mut h = Sha256::new();
     h.update(TAG);

@@ -1374,6 +1374,21 @@ impl Space {
                     format!("proposal {old} is already superseded"),
                 );
             }
+            // Once the executive has decided, the objection window decides
+            // (§21.2): the proposer may not withdraw the decision.
+            if Self::is_open_at(old_record, time)
+                && old_record
+                    .hierarchy
+                    .as_ref()
+                    .is_some_and(|h| h.decision.is_some())
+            {
+                return reject(
+                    ErrorKind::InvalidState,
+                    format!(
+                        "the executive has decided proposal {old}: it closes when its objection window does, and cannot be superseded"
+                    ),
+                );
+            }
         }
         // Proposals past their deadline at `time`, or closed by the end of
         // their commit phase (§18), are closed by this entry before the

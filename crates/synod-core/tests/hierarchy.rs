@@ -379,3 +379,28 @@ fn the_audit_and_a_replica_re_derive_hierarchies() {
     }
     assert_eq!(restored.state_hash(), h.space.state_hash());
 }
+
+#[test]
+fn a_decided_proposal_cannot_be_superseded_before_its_window_closes() {
+    let mut h = space_with(&WORKERS);
+    let p = evaluated(&mut h);
+    // Before the executive decides, the proposer may still replace it.
+    let mut early = body(&h, "ship 3.0, revised");
+    early["supersedes"] = json!(p);
+    let mut probe = space_with(&WORKERS);
+    let q = evaluated(&mut probe);
+    let mut revised = body(&probe, "ship 3.0, revised");
+    revised["supersedes"] = json!(q);
+    probe.propose_with("w1", revised).unwrap();
+    assert_eq!(probe.status(&q), "superseded");
+
+    decide(&mut h, "boss", p, "reject").unwrap();
+    let before = h.space.state_hash();
+    let r = h.propose_with("w1", early);
+    assert_eq!(kind(r), ErrorKind::InvalidState);
+    assert_eq!(h.space.state_hash(), before);
+    assert_eq!(h.status(&p), "open");
+    // The window decides it.
+    h.advance(WINDOW + 1);
+    assert_eq!(h.status(&p), "rejected");
+}
