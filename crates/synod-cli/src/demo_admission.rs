@@ -20,8 +20,8 @@ pub const SUMMARY: &str = "Waive the 35 EUR late fee on account #2290";
 /// The demo's difficulty: about 65,000 hashes, a fraction of a second.
 const DIFFICULTY: u32 = 16;
 
-/// A signed proposal body from `key` in the space's current time, without
-/// a stamp (`Client::send` would mint one itself).
+/// A proposal body at the space's current time, without a stamp (signed
+/// and posted by [`post`], since `Client::send` would mint one itself).
 fn body(client: &Client, summary: &str) -> Result<Value> {
     let space = client.get("/v1/space")?;
     Ok(json!({"space": space["space"], "created_at": space["time"],

@@ -202,14 +202,11 @@ fn audit_verify_passes_the_sample_and_names_a_tampered_entry() {
     assert!(stderr.contains("bad_signature"), "{stderr}");
 }
 
-#[test]
-fn audit_verify_re_derives_the_sealed_sample() {
-    // PROTOCOL.md §18 through §10.3: commitments, the end of the commit
-    // phase and the reveals are re-derived from the signed entries.
-    let sample = repo().join("vectors/log/sealed.jsonl");
+/// `synod audit verify --json` of `sample`, which must pass; its summary.
+fn audit_summary(sample: &std::path::Path) -> Value {
     let out = synod()
         .args(["audit", "verify", "--json"])
-        .arg(&sample)
+        .arg(sample)
         .output()
         .unwrap();
     assert!(
@@ -217,21 +214,22 @@ fn audit_verify_re_derives_the_sealed_sample() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn audit_verify_re_derives_the_sealed_sample() {
+    // PROTOCOL.md §18 through §10.3: commitments, the end of the commit
+    // phase and the reveals are re-derived from the signed entries.
+    let sample = repo().join("vectors/log/sealed.jsonl");
+    let summary = audit_summary(&sample);
     assert_eq!(summary["proposals"]["approved"], 1);
     assert_eq!(summary["trust_updates"], 3);
     // An altered count of commitments no longer verifies.
     let text = std::fs::read_to_string(&sample).unwrap();
     let tampered = text.replace("\"committed\":3", "\"committed\":2");
     assert_ne!(tampered, text);
-    let path = std::env::temp_dir().join(format!("sealed-{}.jsonl", std::process::id()));
-    std::fs::write(&path, tampered).unwrap();
-    let out = synod()
-        .args(["audit", "verify"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&path).ok();
+    let out = run_with_stdin(&["audit", "verify", "-"], &tampered);
     assert!(!out.status.success());
 }
 
@@ -240,31 +238,14 @@ fn audit_verify_re_derives_the_open_sample() {
     // PROTOCOL.md §19 through §10.3: clusters, the adopted answers and the
     // trust updates of each answer are re-derived from the signed entries.
     let sample = repo().join("vectors/log/open.jsonl");
-    let out = synod()
-        .args(["audit", "verify", "--json"])
-        .arg(&sample)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = audit_summary(&sample);
     assert_eq!(summary["proposals"]["approved"], 1);
     assert_eq!(summary["proposals"]["approved_by_human"], 1);
     assert_eq!(summary["trust_updates"], 5);
     let text = std::fs::read_to_string(&sample).unwrap();
     let tampered = text.replace("\"agreement\":\"0.666666\"", "\"agreement\":\"0.7\"");
     assert_ne!(tampered, text);
-    let path = std::env::temp_dir().join(format!("open-{}.jsonl", std::process::id()));
-    std::fs::write(&path, tampered).unwrap();
-    let out = synod()
-        .args(["audit", "verify"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    std::fs::remove_file(&path).ok();
+    let out = run_with_stdin(&["audit", "verify", "-"], &tampered);
     assert!(!out.status.success());
 }
 
@@ -273,17 +254,7 @@ fn audit_verify_re_derives_the_belief_sample() {
     // PROTOCOL.md §15 through §10.3: pools, choices, a reviewer's option and
     // the quadratic trust updates are re-derived from the signed entries.
     let sample = repo().join("vectors/log/belief.jsonl");
-    let out = synod()
-        .args(["audit", "verify", "--json"])
-        .arg(&sample)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = audit_summary(&sample);
     assert_eq!(summary["proposals"]["approved"], 1);
     assert_eq!(summary["proposals"]["approved_by_human"], 1);
     assert_eq!(summary["trust_updates"], 8);
@@ -308,17 +279,7 @@ fn audit_verify_re_derives_the_stake_sample() {
     // PROTOCOL.md §20 through §10.3: stakes, the two-thirds rule, a
     // committee and round proposers are re-derived from the signed entries.
     let sample = repo().join("vectors/log/stake.jsonl");
-    let out = synod()
-        .args(["audit", "verify", "--json"])
-        .arg(&sample)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = audit_summary(&sample);
     assert_eq!(summary["proposals"]["rejected"], 1);
     // The exactly-two-thirds proposal recorded as approved no longer
     // verifies: the rule says escalated.
@@ -343,17 +304,7 @@ fn audit_verify_re_derives_the_hierarchy_sample() {
     // PROTOCOL.md §21 through §10.3: executive decisions, objections and
     // windows closing through the log are re-derived from the entries.
     let sample = repo().join("vectors/log/hierarchy.jsonl");
-    let out = synod()
-        .args(["audit", "verify", "--json"])
-        .arg(&sample)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = audit_summary(&sample);
     assert_eq!(summary["proposals"]["rejected_by_human"], 1);
     // Claiming the overruled decision stood no longer verifies.
     let text = std::fs::read_to_string(&sample).unwrap();
